@@ -1,0 +1,88 @@
+//! The command line (clap derive), nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::Severity;
+
+/// Read-only credential-hygiene auditor: finds every credential, reconciles it with the declared
+/// inventory and rotation policy, and reports what is out of policy.
+#[derive(Debug, Parser)]
+#[command(name = "credaudit", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect, record a run in the snapshot, evaluate every rule, and write findings.
+    Scan(ScanArgs),
+    /// List every rule with its severity and a one-line description.
+    Rules(RulesArgs),
+    /// Explain one rule: what it finds, why it matters, what to do.
+    Explain {
+        /// Rule id, e.g. rotation-overdue.
+        rule: String,
+    },
+    /// Write a synthetic fleet (export directory, inventory, history, expected findings).
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Export directory to scan (see docs/export-format.md).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// Declared inventory [default: DIR/inventory.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Rotation history, JSON Lines [default: DIR/history.jsonl when present].
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// SQLite snapshot to append the run to.
+    #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
+    pub db: PathBuf,
+    /// Evaluate as of this time (RFC 3339) [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+    /// Write findings.json and findings.csv here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Exit 1 when a finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write the fleet into (must be empty or a previous fleet).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of agents.
+    #[arg(long, default_value_t = 40)]
+    pub agents: usize,
+    /// Seed of the generator; the same seed gives the same fleet.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// The time the fleet's ages are relative to (RFC 3339).
+    #[arg(long, value_name = "TIME", default_value = "2026-11-01T00:00:00Z")]
+    pub as_of: String,
+}

@@ -1,0 +1,210 @@
+//! What each subcommand does, on top of the library; returns an [`Outcome`] that `main` maps
+//! to an exit code. The only place below `main` that reads the clock (for the default as-of).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use crate::cli::{Format, GenerateArgs, RulesArgs, ScanArgs};
+use crate::error::{Error, Result};
+use crate::model::{Facts, Severity, Timestamp};
+use crate::report::Summary;
+use crate::rules::RULES;
+use crate::snapshot::Snapshot;
+use crate::{collect, history, inventory, report, rules};
+
+/// How a command ended, short of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: findings at or above `--fail-on`.
+    FindingsAtThreshold,
+    /// Exit 3: some source could not be read; partial results were recorded.
+    Incomplete,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::FindingsAtThreshold => 1,
+            Outcome::Incomplete => 3,
+        }
+    }
+}
+
+/// Parses `--as-of`, defaulting to now.
+pub fn as_of(arg: Option<&str>) -> Result<Timestamp> {
+    match arg {
+        None => Ok(Utc::now()),
+        Some(s) => history::parse_time(s).map_err(|m| Error::Usage(format!("--as-of {s:?}: {m}"))),
+    }
+}
+
+/// The file given, or `default` inside `dir` when it exists.
+fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<Option<PathBuf>> {
+    match given {
+        Some(p) if !p.is_file() => Err(Error::Usage(format!("{} does not exist", p.display()))),
+        Some(p) => Ok(Some(p.to_path_buf())),
+        None => {
+            let p = dir.join(default);
+            Ok(p.is_file().then_some(p))
+        }
+    }
+}
+
+/// `credaudit scan`: read every input first (so bad input leaves the snapshot untouched), then
+/// record the run and its findings in one transaction, then write the outputs.
+pub fn scan(args: &ScanArgs) -> Result<Outcome> {
+    let as_of = as_of(args.as_of.as_deref())?;
+    if !args.from.is_dir() {
+        return Err(Error::Usage(format!(
+            "--from {}: not a directory (expected an export directory, see docs/export-format.md)",
+            args.from.display()
+        )));
+    }
+    let inventory_path = input_or_default(args.inventory.as_deref(), &args.from, "inventory.toml")?;
+    let history_path = input_or_default(args.history.as_deref(), &args.from, "history.jsonl")?;
+
+    let export = collect::read_export_dir(&args.from)?;
+    let inventory = match &inventory_path {
+        Some(p) => inventory::load(p)?,
+        None => {
+            if !args.quiet {
+                eprintln!(
+                    "warning: no inventory given and none in {}: every credential is unmanaged",
+                    args.from.display()
+                );
+            }
+            inventory::Inventory::default()
+        }
+    };
+    let events = match &history_path {
+        Some(p) => history::load(p)?,
+        None => Vec::new(),
+    };
+    let raw = collect::raw::gather(
+        &args.from,
+        inventory_path.as_deref(),
+        history_path.as_deref(),
+    )?;
+    let facts = Facts {
+        inventory,
+        observed: export.observed,
+        events,
+        coverage: export.coverage,
+    };
+
+    let mut snapshot = Snapshot::open(&args.db)?;
+    let source = format!("export:{}", args.from.display());
+    let (run, facts, findings) =
+        snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
+            rules::evaluate(f, as_of)
+        })?;
+
+    if let Some(out) = &args.out {
+        report::write_findings(out, as_of, &findings)?;
+    }
+
+    let summary = Summary::of(&findings);
+    let failed: Vec<_> = facts.coverage.iter().filter(|c| !c.ok).collect();
+    if !args.quiet {
+        eprintln!(
+            "run {} as of {}: {} credentials observed in {} account(s), {} declared; {} findings ({})",
+            run.id,
+            report::ReportHeader::new(as_of).as_of,
+            facts.observed.len(),
+            facts.scanned_accounts().len(),
+            facts.inventory.credentials.len(),
+            summary.total,
+            summary.severity_line()
+        );
+        for c in &failed {
+            eprintln!(
+                "incomplete: {} {} {}: {}",
+                c.account,
+                c.region,
+                c.api,
+                c.error.as_deref().unwrap_or("failed")
+            );
+        }
+        if let Some(out) = &args.out {
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    if !failed.is_empty() {
+        return Ok(Outcome::Incomplete);
+    }
+    if let Some(threshold) = args.fail_on
+        && findings.iter().any(|f| f.severity >= threshold)
+    {
+        return Ok(Outcome::FindingsAtThreshold);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit rules`.
+pub fn rules_list(args: &RulesArgs, out: &mut impl Write) -> Result<Outcome> {
+    let stdout = |e| Error::io(Path::new("<stdout>"), e);
+    match args.format {
+        Format::Json => {
+            let rules: Vec<_> = RULES
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.meta.id,
+                        "title": r.meta.title,
+                        "default_severity": r.meta.default_severity,
+                        "rationale": r.meta.rationale,
+                        "remediation": r.meta.remediation,
+                    })
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&rules).expect("plain data");
+            writeln!(out, "{text}").map_err(stdout)?;
+        }
+        Format::Table => {
+            let width = RULES.iter().map(|r| r.meta.id.len()).max().unwrap_or(0);
+            writeln!(out, "{:width$}  {:8}  DESCRIPTION", "RULE", "SEVERITY").map_err(stdout)?;
+            for r in RULES {
+                writeln!(
+                    out,
+                    "{:width$}  {:8}  {}",
+                    r.meta.id,
+                    r.meta.default_severity.as_str(),
+                    r.meta.title
+                )
+                .map_err(stdout)?;
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit explain RULE`.
+pub fn explain(id: &str, out: &mut impl Write) -> Result<Outcome> {
+    let rule = rules::find(id)
+        .ok_or_else(|| Error::Usage(format!("no rule {id:?}; `credaudit rules` lists them all")))?;
+    let m = &rule.meta;
+    writeln!(
+        out,
+        "{}  ({} by default)\n\n{}\n\nWhy it matters:\n  {}\n\nWhat to do:\n  {}",
+        m.id, m.default_severity, m.title, m.rationale, m.remediation
+    )
+    .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit generate`.
+pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
+    // GENERATE-WIRING: replaced once the generator lands.
+    let _ = as_of(Some(&args.as_of))?;
+    Err(Error::Usage("generate is not available yet".into()))
+}
+
+/// Whether any finding reaches `threshold`.
+pub fn any_at_or_above(findings: &[crate::model::Finding], threshold: Severity) -> bool {
+    findings.iter().any(|f| f.severity >= threshold)
+}

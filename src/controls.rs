@@ -1,0 +1,1088 @@
+//! Control catalogues: loads `controls/*.toml` (the five built in, plus any a user drops in a
+//! folder), maps rule ids to the controls they test, and computes each control's status for a
+//! run (pass, fail, not-applicable or manual).
+//!
+//! A control fails on an open finding of one of its rules, or, where it carries its own threshold
+//! (CIS 1.14's 90 days, PCI 8.2.6's 90 days unused), on any in-scope credential beyond it, even
+//! when no rule fired because the organisation's class policy allows more.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{CredentialKind, Finding};
+
+/// Every rule id a catalogue may name, in catalogue order. Stands in for the rule registry until
+/// the registry lists all of them.
+pub const RULE_IDS: &[&str] = &[
+    "unmanaged-credential",
+    "orphaned-inventory-entry",
+    "rotation-overdue",
+    "rotation-due-soon",
+    "unclassified-credential",
+    "unowned-credential",
+    "unused-credential",
+    "multiple-active-keys",
+    "root-access-key",
+    "inactive-key-lingering",
+    "rotation-not-automated",
+    "rotation-schedule-drift",
+    "rotation-failing",
+    "audit-trail-gap",
+    "tag-drift",
+    "credential-reuse",
+    "usage-limit-exceeded",
+    "anomalous-usage",
+    "auth-failure-spike",
+    "secret-unused",
+    "waiver-expired",
+];
+
+/// The built-in catalogues: (file name under `controls/`, text).
+const BUILTIN: [(&str, &str); 5] = [
+    ("soc2.toml", include_str!("../controls/soc2.toml")),
+    ("pci-dss.toml", include_str!("../controls/pci-dss.toml")),
+    ("iso27001.toml", include_str!("../controls/iso27001.toml")),
+    (
+        "nist-800-53.toml",
+        include_str!("../controls/nist-800-53.toml"),
+    ),
+    ("cis-aws.toml", include_str!("../controls/cis-aws.toml")),
+];
+
+/// `Framework::source` of a catalogue compiled into the binary.
+pub const BUILTIN_SOURCE: &str = "built-in";
+
+/// One compliance framework's catalogue of controls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Framework {
+    /// Kebab-case id used on the command line, e.g. `pci-dss`.
+    pub id: String,
+    /// Display name, e.g. `PCI DSS`.
+    pub name: String,
+    /// The version of the framework the control ids belong to, e.g. `4.0.1`.
+    pub version: String,
+    /// Controls in file order.
+    pub controls: Vec<Control>,
+    /// The file it was read from, or `built-in`.
+    pub source: String,
+}
+
+impl Framework {
+    /// The control with this id.
+    pub fn control(&self, id: &str) -> Option<&Control> {
+        self.controls.iter().find(|c| c.id == id)
+    }
+
+    /// The controls that name `rule` among their rules.
+    pub fn controls_for_rule<'a>(
+        &'a self,
+        rule: &'a str,
+    ) -> impl Iterator<Item = &'a Control> + 'a {
+        self.controls.iter().filter(move |c| c.tests_rule(rule))
+    }
+}
+
+/// One control (criterion, requirement, recommendation) and how a scan tests it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Control {
+    /// The framework's own id, always a string: `CC6.1`, `8.6.3`, `A.5.17`, `IA-5(f)`, `1.14`.
+    pub id: String,
+    /// The official title (or criterion text) where known.
+    pub title: String,
+    /// One line: why it applies to credentials.
+    pub reason: String,
+    /// Rule ids whose open findings fail it.
+    pub rules: Vec<String>,
+    /// Needs evidence no scan gives: its status is always `manual`.
+    pub manual: bool,
+    /// The control's own rotation age limit in days, whatever the class policy says.
+    pub max_age_days: Option<u32>,
+    /// The control's own inactivity limit in days, whatever the policy says.
+    pub max_unused_days: Option<u32>,
+    /// The credential kinds it covers; `None` covers all.
+    pub kinds: Option<Vec<CredentialKind>>,
+}
+
+impl Control {
+    /// Whether `rule` is one of the rules that test it.
+    pub fn tests_rule(&self, rule: &str) -> bool {
+        self.rules.iter().any(|r| r == rule)
+    }
+
+    /// Whether credentials of `kind` are in its scope.
+    pub fn covers(&self, kind: CredentialKind) -> bool {
+        self.kinds
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(&kind))
+    }
+}
+
+/// A control's status for one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlStatus {
+    /// Its rules and thresholds ran over in-scope credentials and found nothing open.
+    Pass,
+    /// An open finding of its rules, or a credential beyond its own threshold.
+    Fail,
+    /// Nothing of the kinds it covers was evaluated.
+    NotApplicable,
+    /// Needs evidence no scan gives.
+    Manual,
+}
+
+impl ControlStatus {
+    /// The status as written in reports: `pass`, `fail`, `not-applicable`, `manual`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::NotApplicable => "not-applicable",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+impl fmt::Display for ControlStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The five built-in catalogues, embedded from `controls/*.toml`, checked against [`RULE_IDS`].
+pub fn builtin() -> Result<Vec<Framework>> {
+    let mut frameworks = BUILTIN
+        .iter()
+        .map(|(file, text)| {
+            let path = Path::new("controls").join(file);
+            let mut framework = parse(text, &path, RULE_IDS)?;
+            framework.source = BUILTIN_SOURCE.to_string();
+            Ok(framework)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(frameworks)
+}
+
+/// The built-ins plus every `*.toml` in `dir` (a user can drop a framework file in). A file whose
+/// framework id equals a built-in one replaces it; two files in `dir` with the same id are an
+/// error. Sorted by framework id.
+pub fn load(dir: Option<&Path>) -> Result<Vec<Framework>> {
+    let mut by_id: BTreeMap<String, Framework> =
+        builtin()?.into_iter().map(|f| (f.id.clone(), f)).collect();
+    let Some(dir) = dir else {
+        return Ok(by_id.into_values().collect());
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.extension().is_some_and(|ext| ext == "toml") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut from_user: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in files {
+        let text = crate::error::read_to_string(&path)?;
+        let framework = parse(&text, &path, RULE_IDS)?;
+        if let Some(earlier) = from_user.insert(framework.id.clone(), path.clone()) {
+            return Err(Error::input(
+                &path,
+                "framework.id",
+                format!(
+                    "framework `{}` is also defined in {}; keep one file per framework",
+                    framework.id,
+                    earlier.display()
+                ),
+            ));
+        }
+        by_id.insert(framework.id.clone(), framework);
+    }
+    Ok(by_id.into_values().collect())
+}
+
+/// The catalogue file as written. Unknown keys are errors, so a typo cannot silently drop a
+/// threshold.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalogue {
+    framework: toml::Spanned<toml::Value>,
+    #[serde(default)]
+    controls: Vec<toml::Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFramework {
+    id: String,
+    name: String,
+    version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    id: String,
+    title: String,
+    reason: String,
+    rules: Vec<String>,
+    status: Option<RawStatus>,
+    max_age_days: Option<u32>,
+    max_unused_days: Option<u32>,
+    kinds: Option<Vec<CredentialKind>>,
+}
+
+/// The only status a catalogue may declare; the others are computed.
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum RawStatus {
+    Manual,
+}
+
+/// Parses one catalogue. Errors name `source` and the place (`controls[3]`, zero-based, with its
+/// line): unknown rule ids (checked against `known_rules`), duplicate control ids, missing or
+/// unknown fields, and controls that could never fail.
+pub fn parse(text: &str, source: &Path, known_rules: &[&str]) -> Result<Framework> {
+    let raw: RawCatalogue = toml::from_str(text).map_err(|e| {
+        let location = e
+            .span()
+            .map(|span| format!("line {}", line_of(text, span.start)))
+            .unwrap_or_else(|| "document".to_string());
+        // toml's syntax messages can span lines; keep the error on one.
+        let message = e.message().trim().replace('\n', "; ");
+        Error::input(source, location, message)
+    })?;
+
+    let framework_location = format!(
+        "framework (line {})",
+        line_of(text, raw.framework.span().start)
+    );
+    let framework: RawFramework =
+        raw.framework
+            .into_inner()
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                Error::input(source, &framework_location, e.message().to_string())
+            })?;
+    if !is_kebab_case(&framework.id) {
+        return Err(Error::input(
+            source,
+            &framework_location,
+            format!(
+                "id `{}` must be kebab-case (a-z, 0-9, single dashes)",
+                framework.id
+            ),
+        ));
+    }
+    for (field, value) in [("name", &framework.name), ("version", &framework.version)] {
+        if value.trim().is_empty() {
+            return Err(Error::input(
+                source,
+                &framework_location,
+                format!("`{field}` is empty"),
+            ));
+        }
+    }
+    if raw.controls.is_empty() {
+        return Err(Error::input(source, "controls", "no [[controls]] entries"));
+    }
+
+    let mut controls = Vec::with_capacity(raw.controls.len());
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, spanned) in raw.controls.into_iter().enumerate() {
+        let location = format!(
+            "controls[{index}] (line {})",
+            line_of(text, spanned.span().start)
+        );
+        let fail = |message: String| Error::input(source, &location, message);
+        let control: RawControl = spanned
+            .into_inner()
+            .try_into()
+            .map_err(|e: toml::de::Error| fail(e.message().to_string()))?;
+        let control = check_control(control, known_rules).map_err(fail)?;
+        if let Some(first) = seen.insert(control.id.clone(), index) {
+            return Err(fail(format!(
+                "duplicate control id `{}` (first at controls[{first}])",
+                control.id
+            )));
+        }
+        controls.push(control);
+    }
+
+    Ok(Framework {
+        id: framework.id,
+        name: framework.name,
+        version: framework.version,
+        controls,
+        source: source.display().to_string(),
+    })
+}
+
+/// Checks one control's fields and turns it into a [`Control`]; the message names the field.
+fn check_control(raw: RawControl, known_rules: &[&str]) -> std::result::Result<Control, String> {
+    for (field, value) in [
+        ("id", &raw.id),
+        ("title", &raw.title),
+        ("reason", &raw.reason),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("`{field}` is empty"));
+        }
+    }
+    let id = &raw.id;
+    let mut rules_seen = BTreeSet::new();
+    for rule in &raw.rules {
+        if !known_rules.contains(&rule.as_str()) {
+            return Err(format!(
+                "control `{id}`: unknown rule id `{rule}`; known rules: {}",
+                known_rules.join(", ")
+            ));
+        }
+        if !rules_seen.insert(rule.as_str()) {
+            return Err(format!("control `{id}`: rule `{rule}` is listed twice"));
+        }
+    }
+    for (field, value) in [
+        ("max_age_days", raw.max_age_days),
+        ("max_unused_days", raw.max_unused_days),
+    ] {
+        if value == Some(0) {
+            return Err(format!("control `{id}`: `{field}` must be at least 1"));
+        }
+    }
+    let manual = raw.status == Some(RawStatus::Manual);
+    let has_threshold = raw.max_age_days.is_some() || raw.max_unused_days.is_some();
+    if manual && has_threshold {
+        return Err(format!(
+            "control `{id}`: a manual control is not judged, so it cannot carry max_age_days or max_unused_days"
+        ));
+    }
+    if !manual && !has_threshold && raw.rules.is_empty() {
+        return Err(format!(
+            "control `{id}`: no rules and no threshold, so it could never fail; add rules, a threshold, or status = \"manual\""
+        ));
+    }
+    let kinds = match raw.kinds {
+        Some(kinds) if kinds.is_empty() => {
+            return Err(format!(
+                "control `{id}`: `kinds` is empty; leave it out to cover every kind"
+            ));
+        }
+        Some(mut kinds) => {
+            kinds.sort();
+            kinds.dedup();
+            Some(kinds)
+        }
+        None => None,
+    };
+    Ok(Control {
+        id: raw.id,
+        title: raw.title,
+        reason: raw.reason,
+        rules: raw.rules,
+        manual,
+        max_age_days: raw.max_age_days,
+        max_unused_days: raw.max_unused_days,
+        kinds,
+    })
+}
+
+/// One-based line of a byte offset (clamped to the text, so any span is safe).
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn is_kebab_case(id: &str) -> bool {
+    !id.is_empty()
+        && id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+}
+
+/// Facts to judge a control for one run.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlFacts<'a> {
+    /// Open (unwaived) findings of the run.
+    pub findings: &'a [Finding],
+    /// Every credential evaluated.
+    pub in_scope: &'a [ScopeItem],
+}
+
+/// A credential the run evaluated, with the facts that controls' own thresholds judge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeItem {
+    /// Public id, as in [`Finding::credential`].
+    pub id: String,
+    /// What kind of credential it is; a control's `kinds` filter applies to it.
+    pub kind: CredentialKind,
+    /// Days since the current value was issued (key creation, secret's last rotation), as of the
+    /// run. `None` where unknown or not applicable, e.g. a deactivated key: an age limit is
+    /// about usable credentials.
+    pub rotation_age_days: Option<f64>,
+    /// Days since last use of a usable credential, counted from creation if never used.
+    /// `None` where unknown or for a disabled one (disabled is what inactivity controls ask).
+    pub unused_days: Option<f64>,
+}
+
+/// A control's judgement for one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlResult {
+    /// The judgement: pass, fail, not-applicable or manual.
+    pub status: ControlStatus,
+    /// Open findings of its rules on credentials of the kinds it covers (for a manual control:
+    /// the related findings an auditor may want to see).
+    pub findings: usize,
+    /// Distinct credentials of the kinds it covers.
+    pub in_scope: usize,
+    /// Credentials that fail it (by finding or by its own threshold), sorted, without
+    /// duplicates. Empty for a manual control, which is not judged.
+    pub failing_credentials: Vec<String>,
+}
+
+/// Judges one control: manual → `manual`; nothing of its kinds evaluated → `not-applicable`;
+/// an open finding of its rules, or an in-scope credential beyond its own `max_age_days` or
+/// `max_unused_days` → `fail`; otherwise `pass`.
+pub fn evaluate(control: &Control, facts: &ControlFacts) -> ControlResult {
+    let findings: Vec<&Finding> = facts
+        .findings
+        .iter()
+        .filter(|f| control.covers(f.kind) && control.tests_rule(&f.rule))
+        .collect();
+    let scope: Vec<&ScopeItem> = facts
+        .in_scope
+        .iter()
+        .filter(|c| control.covers(c.kind))
+        .collect();
+    // A credential with a finding counts as in scope even if the caller left it out of
+    // `in_scope`: a control with an open finding is never "not applicable".
+    let in_scope: BTreeSet<&str> = scope
+        .iter()
+        .map(|c| c.id.as_str())
+        .chain(findings.iter().map(|f| f.credential.as_str()))
+        .collect();
+
+    if control.manual {
+        return ControlResult {
+            status: ControlStatus::Manual,
+            findings: findings.len(),
+            in_scope: in_scope.len(),
+            failing_credentials: Vec::new(),
+        };
+    }
+    if in_scope.is_empty() {
+        return ControlResult {
+            status: ControlStatus::NotApplicable,
+            findings: 0,
+            in_scope: 0,
+            failing_credentials: Vec::new(),
+        };
+    }
+
+    let beyond = |value: Option<f64>, limit: Option<u32>| match (value, limit) {
+        (Some(value), Some(limit)) => value > f64::from(limit),
+        _ => false,
+    };
+    let failing: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f.credential.as_str())
+        .chain(
+            scope
+                .iter()
+                .filter(|c| {
+                    beyond(c.rotation_age_days, control.max_age_days)
+                        || beyond(c.unused_days, control.max_unused_days)
+                })
+                .map(|c| c.id.as_str()),
+        )
+        .collect();
+
+    ControlResult {
+        status: if failing.is_empty() {
+            ControlStatus::Pass
+        } else {
+            ControlStatus::Fail
+        },
+        findings: findings.len(),
+        in_scope: in_scope.len(),
+        failing_credentials: failing.into_iter().map(str::to_string).collect(),
+    }
+}
+
+/// For each rule id, the `(framework id, control id)` pairs that it tests, in framework then
+/// file order. Rules no control names are absent.
+pub fn rule_map(frameworks: &[Framework]) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut map: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for framework in frameworks {
+        for control in &framework.controls {
+            for rule in &control.rules {
+                map.entry(rule.clone())
+                    .or_default()
+                    .push((framework.id.clone(), control.id.clone()));
+            }
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+
+    fn finding(rule: &str, credential: &str, kind: CredentialKind) -> Finding {
+        Finding {
+            rule: rule.to_string(),
+            severity: Severity::High,
+            credential: credential.to_string(),
+            kind,
+            account: None,
+            region: None,
+            owner: None,
+            message: String::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    fn item(id: &str, kind: CredentialKind, age: Option<f64>, unused: Option<f64>) -> ScopeItem {
+        ScopeItem {
+            id: id.to_string(),
+            kind,
+            rotation_age_days: age,
+            unused_days: unused,
+        }
+    }
+
+    fn builtin_control(framework: &str, control: &str) -> Control {
+        let frameworks = builtin().expect("built-ins parse");
+        let framework = frameworks
+            .iter()
+            .find(|f| f.id == framework)
+            .unwrap_or_else(|| panic!("no framework {framework}"));
+        framework
+            .control(control)
+            .unwrap_or_else(|| panic!("no control {control} in {}", framework.id))
+            .clone()
+    }
+
+    fn parse_str(text: &str) -> Result<Framework> {
+        parse(text, Path::new("user/custom.toml"), RULE_IDS)
+    }
+
+    const MINIMAL: &str = r#"
+[framework]
+id = "acme"
+name = "ACME policy"
+version = "1"
+
+[[controls]]
+id = "K-1"
+title = "Keys rotate"
+reason = "because"
+rules = ["rotation-overdue"]
+"#;
+
+    #[test]
+    fn builtin_loads_all_five_frameworks() {
+        let frameworks = builtin().expect("built-ins parse");
+        let ids: Vec<_> = frameworks.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["cis-aws", "iso27001", "nist-800-53", "pci-dss", "soc2"]
+        );
+        for f in &frameworks {
+            assert_eq!(f.source, BUILTIN_SOURCE);
+            assert!(!f.controls.is_empty(), "{} has no controls", f.id);
+            assert!(!f.version.is_empty() && !f.name.is_empty());
+        }
+        let pci = frameworks.iter().find(|f| f.id == "pci-dss").unwrap();
+        assert_eq!(pci.version, "4.0.1");
+        let cis = frameworks.iter().find(|f| f.id == "cis-aws").unwrap();
+        assert_eq!(cis.version, "3.0.0");
+    }
+
+    #[test]
+    fn every_rule_is_mapped_by_some_control() {
+        let map = rule_map(&builtin().unwrap());
+        let unmapped: Vec<_> = RULE_IDS.iter().filter(|r| !map.contains_key(**r)).collect();
+        assert!(
+            unmapped.is_empty(),
+            "rules mapped to no control: {unmapped:?}"
+        );
+    }
+
+    #[test]
+    fn every_rule_in_the_files_exists() {
+        // parse() already rejects unknown ids; check the files directly too, so this holds even
+        // if the parser changes.
+        for (file, text) in BUILTIN {
+            let doc: toml::Table = text.parse().unwrap();
+            for control in doc["controls"].as_array().unwrap() {
+                for rule in control["rules"].as_array().unwrap() {
+                    let rule = rule.as_str().unwrap();
+                    assert!(RULE_IDS.contains(&rule), "{file}: unknown rule {rule}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rule_ids_are_unique() {
+        let unique: BTreeSet<_> = RULE_IDS.iter().collect();
+        assert_eq!(unique.len(), RULE_IDS.len());
+        assert_eq!(RULE_IDS.len(), 21);
+    }
+
+    #[test]
+    fn builtin_control_ids_are_unique_per_framework() {
+        for f in builtin().unwrap() {
+            let ids: BTreeSet<_> = f.controls.iter().map(|c| &c.id).collect();
+            assert_eq!(ids.len(), f.controls.len(), "{} repeats a control id", f.id);
+        }
+    }
+
+    #[test]
+    fn parser_rejects_duplicate_control_ids() {
+        let text = format!(
+            "{MINIMAL}\n[[controls]]\nid = \"K-1\"\ntitle = \"again\"\nreason = \"r\"\nrules = [\"tag-drift\"]\n"
+        );
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("duplicate control id `K-1`"), "{err}");
+        assert!(err.contains("controls[1]"), "{err}");
+    }
+
+    #[test]
+    fn unknown_rule_in_a_user_file_names_the_file_and_control() {
+        let text = MINIMAL.replace("rotation-overdue", "rotaton-overdue");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("user/custom.toml"), "{err}");
+        assert!(err.contains("controls[0] (line 7)"), "{err}");
+        assert!(err.contains("unknown rule id `rotaton-overdue`"), "{err}");
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_rejected() {
+        let missing = MINIMAL.replace("title = \"Keys rotate\"\n", "");
+        let err = parse_str(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("controls[0]") && err.contains("title"),
+            "{err}"
+        );
+
+        let unknown = MINIMAL.replace("rules =", "max_age = 3\nrules =");
+        let err = parse_str(&unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("controls[0]") && err.contains("max_age"),
+            "{err}"
+        );
+
+        let top = format!("{MINIMAL}\n[extra]\nx = 1\n");
+        let err = parse_str(&top).unwrap_err().to_string();
+        assert!(err.contains("extra"), "{err}");
+
+        let no_framework = MINIMAL.replace("[framework]", "[framewrk]");
+        assert!(parse_str(&no_framework).is_err());
+
+        let numeric_id = MINIMAL.replace("id = \"K-1\"", "id = 8.6");
+        let err = parse_str(&numeric_id).unwrap_err().to_string();
+        assert!(err.contains("controls[0]"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_without_panicking() {
+        for (from, to, expect) in [
+            ("id = \"acme\"", "id = \"ACME\"", "kebab-case"),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = []",
+                "could never fail",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = [\"tag-drift\", \"tag-drift\"]",
+                "twice",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = []\nstatus = \"pass\"",
+                "unknown variant",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = []\nmax_age_days = 0",
+                "at least 1",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = []\nmax_age_days = -3",
+                "controls[0]",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = []\nstatus = \"manual\"\nmax_age_days = 9",
+                "manual",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = [\"tag-drift\"]\nkinds = []",
+                "kinds",
+            ),
+            (
+                "rules = [\"rotation-overdue\"]",
+                "rules = [\"tag-drift\"]\nkinds = [\"api-key\"]",
+                "api-key",
+            ),
+            ("[[controls]]", "[[controls]\n", "line"),
+        ] {
+            let text = MINIMAL.replace(from, to);
+            let err = parse_str(&text).expect_err(to).to_string();
+            assert!(err.contains(expect), "{to}: {err}");
+            assert!(err.starts_with("user/custom.toml"), "{err}");
+        }
+        assert!(parse_str("").is_err());
+        assert!(parse_str("[framework]\nid = \"x\"\nname = \"x\"\nversion = \"1\"\n").is_err());
+    }
+
+    #[test]
+    fn parses_optional_fields() {
+        let text = MINIMAL.replace(
+            "rules = [\"rotation-overdue\"]",
+            "rules = []\nmax_age_days = 90\nmax_unused_days = 45\nkinds = [\"secret\", \"iam-access-key\", \"secret\"]",
+        );
+        let f = parse_str(&text).unwrap();
+        let c = &f.controls[0];
+        assert_eq!(f.source, "user/custom.toml");
+        assert!(!c.manual);
+        assert_eq!((c.max_age_days, c.max_unused_days), (Some(90), Some(45)));
+        assert_eq!(
+            c.kinds.as_deref(),
+            Some(&[CredentialKind::IamAccessKey, CredentialKind::Secret][..])
+        );
+    }
+
+    #[test]
+    fn manual_control_is_manual_whatever_the_facts() {
+        let control = builtin_control("nist-800-53", "CA-5");
+        assert!(control.manual);
+        let findings = [finding(
+            "rotation-due-soon",
+            "AKIA1",
+            CredentialKind::IamAccessKey,
+        )];
+        let scope = [item(
+            "AKIA1",
+            CredentialKind::IamAccessKey,
+            Some(12.0),
+            None,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &findings,
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Manual);
+        assert_eq!(result.findings, 1);
+        assert!(result.failing_credentials.is_empty());
+    }
+
+    #[test]
+    fn control_with_nothing_of_its_kinds_is_not_applicable() {
+        let control = builtin_control("cis-aws", "1.14");
+        let scope = [item(
+            "arn:aws:secretsmanager:eu-west-1:1:secret:db",
+            CredentialKind::Secret,
+            Some(400.0),
+            None,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &[],
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::NotApplicable);
+        assert_eq!(result.in_scope, 0);
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &[],
+                in_scope: &[],
+            },
+        );
+        assert_eq!(result.status, ControlStatus::NotApplicable);
+    }
+
+    #[test]
+    fn control_fails_on_an_open_finding_of_its_rules_in_scope() {
+        let control = builtin_control("pci-dss", "8.6.3");
+        let scope = [
+            item("AKIA2", CredentialKind::IamAccessKey, Some(20.0), None),
+            item("AKIA1", CredentialKind::IamAccessKey, Some(20.0), None),
+            item("cert-1", CredentialKind::Certificate, Some(900.0), None),
+        ];
+        let findings = [
+            finding("rotation-overdue", "AKIA2", CredentialKind::IamAccessKey),
+            finding("credential-reuse", "AKIA2", CredentialKind::IamAccessKey),
+            finding("rotation-overdue", "AKIA1", CredentialKind::IamAccessKey),
+            // Not one of 8.6.3's rules.
+            finding("tag-drift", "AKIA1", CredentialKind::IamAccessKey),
+        ];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &findings,
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Fail);
+        assert_eq!(result.findings, 3);
+        assert_eq!(result.in_scope, 2, "certificates are outside 8.6.3");
+        assert_eq!(result.failing_credentials, ["AKIA1", "AKIA2"]);
+
+        // A finding on a kind the control does not cover does not fail it.
+        let cert_only = [finding(
+            "rotation-overdue",
+            "cert-1",
+            CredentialKind::Certificate,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &cert_only,
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Pass);
+    }
+
+    #[test]
+    fn cis_1_14_fails_a_120_day_key_with_no_finding() {
+        // A class D key (365-day policy) at 120 days: rotation-overdue did not fire, CIS 1.14
+        // still fails on its own 90 days.
+        let control = builtin_control("cis-aws", "1.14");
+        assert_eq!(control.max_age_days, Some(90));
+        let scope = [
+            item(
+                "AKIAOLD",
+                CredentialKind::IamAccessKey,
+                Some(120.0),
+                Some(1.0),
+            ),
+            item(
+                "AKIANEW",
+                CredentialKind::IamAccessKey,
+                Some(89.5),
+                Some(1.0),
+            ),
+            item("arn:secret", CredentialKind::Secret, Some(300.0), None),
+        ];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &[],
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Fail);
+        assert_eq!(result.findings, 0);
+        assert_eq!(result.in_scope, 2);
+        assert_eq!(result.failing_credentials, ["AKIAOLD"]);
+    }
+
+    #[test]
+    fn own_inactivity_threshold_fails_and_passes() {
+        let control = builtin_control("pci-dss", "8.2.6");
+        assert_eq!(control.max_unused_days, Some(90));
+        let stale = [item(
+            "AKIA1",
+            CredentialKind::IamAccessKey,
+            Some(10.0),
+            Some(91.0),
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &[],
+                in_scope: &stale,
+            },
+        );
+        assert_eq!(
+            (result.status, result.failing_credentials.len()),
+            (ControlStatus::Fail, 1)
+        );
+        // 60 days unused breaks the 45-day policy (unused-credential) but not PCI's 90 days.
+        let recent = [item(
+            "AKIA1",
+            CredentialKind::IamAccessKey,
+            Some(10.0),
+            Some(60.0),
+        )];
+        let policy_only = [finding(
+            "unused-credential",
+            "AKIA1",
+            CredentialKind::IamAccessKey,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &policy_only,
+                in_scope: &recent,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Pass);
+    }
+
+    #[test]
+    fn control_passes_when_its_scope_is_clean() {
+        let control = builtin_control("cis-aws", "1.4");
+        let scope = [
+            item("AKIA1", CredentialKind::IamAccessKey, Some(10.0), Some(0.5)),
+            item(
+                "AKIA2",
+                CredentialKind::IamAccessKey,
+                Some(200.0),
+                Some(100.0),
+            ),
+        ];
+        let unrelated = [finding(
+            "rotation-overdue",
+            "AKIA2",
+            CredentialKind::IamAccessKey,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &unrelated,
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Pass);
+        assert_eq!((result.findings, result.in_scope), (0, 2));
+        assert!(result.failing_credentials.is_empty());
+
+        let root = [finding(
+            "root-access-key",
+            "arn:aws:iam::1:root/access-key-1",
+            CredentialKind::RootAccessKey,
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                findings: &root,
+                in_scope: &scope,
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Fail);
+        assert_eq!(
+            result.in_scope, 3,
+            "a credential with a finding is in scope"
+        );
+    }
+
+    #[test]
+    fn status_serialises_kebab_case() {
+        assert_eq!(
+            serde_json::to_string(&ControlStatus::NotApplicable).unwrap(),
+            "\"not-applicable\""
+        );
+        for s in [
+            ControlStatus::Pass,
+            ControlStatus::Fail,
+            ControlStatus::NotApplicable,
+            ControlStatus::Manual,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn load_adds_user_files_and_overrides_builtins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("acme.toml"), MINIMAL).unwrap();
+        let own_cis = r#"
+[framework]
+id = "cis-aws"
+name = "CIS AWS (house copy)"
+version = "5.0.0"
+
+[[controls]]
+id = "1.13"
+title = "Ensure access keys are rotated every 90 days or less"
+reason = "v5 numbering"
+rules = []
+max_age_days = 90
+kinds = ["iam-access-key"]
+"#;
+        std::fs::write(dir.path().join("cis-v5.toml"), own_cis).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a catalogue").unwrap();
+
+        let frameworks = load(Some(dir.path())).unwrap();
+        let ids: Vec<_> = frameworks.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "acme",
+                "cis-aws",
+                "iso27001",
+                "nist-800-53",
+                "pci-dss",
+                "soc2"
+            ]
+        );
+        let cis = frameworks.iter().find(|f| f.id == "cis-aws").unwrap();
+        assert_eq!(cis.version, "5.0.0");
+        assert_eq!(cis.controls.len(), 1);
+        assert!(cis.source.ends_with("cis-v5.toml"), "{}", cis.source);
+        let acme = frameworks.iter().find(|f| f.id == "acme").unwrap();
+        assert!(acme.source.ends_with("acme.toml"));
+
+        assert_eq!(load(None).unwrap(), builtin().unwrap());
+    }
+
+    #[test]
+    fn load_rejects_bad_user_files_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = MINIMAL.replace("rotation-overdue", "no-such-rule");
+        std::fs::write(dir.path().join("broken.toml"), bad).unwrap();
+        let err = load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("broken.toml") && err.contains("no-such-rule"),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), MINIMAL).unwrap();
+        std::fs::write(dir.path().join("b.toml"), MINIMAL).unwrap();
+        let err = load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("b.toml") && err.contains("a.toml"), "{err}");
+
+        let missing = dir.path().join("nope");
+        assert!(load(Some(&missing)).is_err());
+    }
+
+    #[test]
+    fn rule_map_lists_controls_per_rule() {
+        let map = rule_map(&builtin().unwrap());
+        let overdue = &map["rotation-overdue"];
+        assert!(overdue.contains(&("pci-dss".to_string(), "8.6.3".to_string())));
+        assert!(overdue.contains(&("nist-800-53".to_string(), "IA-5(f)".to_string())));
+        assert!(overdue.contains(&("soc2".to_string(), "CC6.1".to_string())));
+    }
+}

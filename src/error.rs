@@ -1,0 +1,72 @@
+//! Errors the library reports: each names what the user can fix (file, record, expectation).
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can stop a command. All of them map to exit code 2 at the top.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input file is malformed: names the file, the line or record, and what was expected.
+    #[error("{}{}: {message}", file.display(), location.as_deref().map(|l| format!(": {l}")).unwrap_or_default())]
+    Input {
+        file: PathBuf,
+        location: Option<String>,
+        message: String,
+    },
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The snapshot database refused an operation.
+    #[error("snapshot {}: {source}", path.display())]
+    Snapshot {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The snapshot exists but is not one this version can use.
+    #[error("snapshot {}: {message}", path.display())]
+    SnapshotFormat { path: PathBuf, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An input error at a location (line, record) in a file.
+    pub fn input(file: &Path, location: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Input {
+            file: file.to_path_buf(),
+            location: Some(location.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An input error about a whole file.
+    pub fn input_file(file: &Path, message: impl Into<String>) -> Self {
+        Error::Input {
+            file: file.to_path_buf(),
+            location: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Reads a whole input file, naming it when that fails.
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => Error::input_file(path, "expected UTF-8 text"),
+        _ => Error::io(path, e),
+    })
+}

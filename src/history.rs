@@ -1,0 +1,143 @@
+//! Rotation history: `history.jsonl`, one event per line, as a rotation pipeline records it.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::model::{EventType, RotationEvent, Trigger};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    time: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    credential_id: String,
+    trigger: Option<String>,
+    fingerprint: Option<String>,
+    details: Option<serde_json::Value>,
+}
+
+/// Reads a history file. Blank lines are skipped; anything else that is not a valid event stops
+/// the read with the file and line named.
+pub fn load(path: &Path) -> Result<Vec<RotationEvent>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut events = Vec::new();
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = index + 1;
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                Error::input(path, format!("line {line_no}"), "expected UTF-8 text")
+            }
+            _ => Error::io(path, e),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        events.push(parse_line(&line, path, line_no)?);
+    }
+    events.sort_by(|a, b| {
+        (a.time, &a.credential_id, a.event_type).cmp(&(b.time, &b.credential_id, b.event_type))
+    });
+    Ok(events)
+}
+
+/// Parses one JSON Lines record.
+pub fn parse_line(line: &str, path: &Path, line_no: usize) -> Result<RotationEvent> {
+    let at = format!("line {line_no}");
+    let raw: RawEvent = serde_json::from_str(line)
+        .map_err(|e| Error::input(path, &at, format!("expected a history event: {e}")))?;
+    let time = parse_time(&raw.time)
+        .map_err(|m| Error::input(path, &at, format!("time \"{}\": {m}", raw.time)))?;
+    let event_type: EventType = raw.event_type.parse().map_err(|e| {
+        Error::input(
+            path,
+            &at,
+            format!("type \"{}\": expected {e}", raw.event_type),
+        )
+    })?;
+    let trigger = raw
+        .trigger
+        .as_deref()
+        .map(|t| {
+            t.parse::<Trigger>()
+                .map_err(|e| Error::input(path, &at, format!("trigger \"{t}\": expected {e}")))
+        })
+        .transpose()?;
+    if raw.credential_id.trim().is_empty() {
+        return Err(Error::input(path, &at, "credential_id must not be empty"));
+    }
+    let details = match raw.details {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(RotationEvent {
+        time,
+        credential_id: raw.credential_id,
+        event_type,
+        trigger,
+        fingerprint: raw.fingerprint.filter(|f| !f.is_empty()),
+        details,
+        source: "history".to_string(),
+    })
+}
+
+/// An RFC 3339 time, e.g. `2026-10-01T02:00:00Z`; impossible dates are rejected.
+pub fn parse_time(s: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-10-01T02:00:00Z ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Result<RotationEvent> {
+        parse_line(line, Path::new("history.jsonl"), 3)
+    }
+
+    #[test]
+    fn parses_an_event() {
+        let e = p(r#"{"time":"2026-10-01T02:00:00+02:00","type":"rotation.completed","credential_id":"AKIA1","trigger":"scheduled","fingerprint":"sha256:ab","details":{"by":"pipeline"}}"#).unwrap();
+        assert_eq!(e.time.to_rfc3339(), "2026-10-01T00:00:00+00:00");
+        assert_eq!(e.event_type, EventType::RotationCompleted);
+        assert_eq!(e.trigger, Some(Trigger::Scheduled));
+        assert_eq!(e.details.as_deref(), Some(r#"{"by":"pipeline"}"#));
+    }
+
+    #[test]
+    fn names_the_line_and_the_problem() {
+        let err =
+            p(r#"{"time":"2026-02-30T00:00:00Z","type":"rotation.completed","credential_id":"x"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("history.jsonl: line 3: time \"2026-02-30T00:00:00Z\""),
+            "{err}"
+        );
+        let err = p(r#"{"time":"2026-02-03T00:00:00Z","type":"rotated","credential_id":"x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("type \"rotated\": expected one of rotation.initiated"),
+            "{err}"
+        );
+        let err = p(r#"{"time":"2026-02-03T00:00:00Z","type":"rotation.completed""#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3: expected a history event"), "{err}");
+        let err = p(r#"{"time":"2026-02-03T00:00:00Z","type":"rotation.completed","credential_id":"x","who":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `who`"), "{err}");
+        let err = p(r#"{"time":1,"type":"rotation.completed","credential_id":"x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+}

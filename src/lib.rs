@@ -1,0 +1,19 @@
+//! credaudit: a read-only credential-hygiene auditor. Collect (AWS export or live) into a SQLite
+//! snapshot, evaluate rules at an explicit as-of time, map findings to controls, render evidence.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod collect;
+pub mod commands;
+pub mod controls;
+pub mod error;
+pub mod generate;
+pub mod history;
+pub mod inventory;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod rules;
+pub mod snapshot;
+
+pub use error::{Error, Result};

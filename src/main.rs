@@ -1,0 +1,24 @@
+//! Thin entry point: parse the command line, run the command, map the outcome to an exit code.
+
+use clap::Parser;
+
+use credaudit::cli::{Cli, Command};
+use credaudit::commands;
+
+fn main() {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    let result = match &cli.command {
+        Command::Scan(args) => commands::scan(args),
+        Command::Rules(args) => commands::rules_list(args, &mut stdout),
+        Command::Explain { rule } => commands::explain(rule, &mut stdout),
+        Command::Generate(args) => commands::generate(args),
+    };
+    match result {
+        Ok(outcome) => std::process::exit(outcome.exit_code()),
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The owned domain types every stage shares: what was observed in AWS, what was declared, what
+//! happened (rotation events), and what the rules found.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A point in time, always UTC.
+pub type Timestamp = DateTime<Utc>;
+
+/// The kind of credential. AWS kinds are discovered by scanning; the others are declared only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    /// An IAM user's access key (AKIA…).
+    IamAccessKey,
+    /// The root user's access key, known only from the credential report.
+    RootAccessKey,
+    /// A Secrets Manager secret (database password, LLM provider key, …).
+    Secret,
+    /// An API key of an LLM or other SaaS provider, held outside AWS.
+    LlmApiKey,
+    /// A database password held outside Secrets Manager.
+    DbPassword,
+    /// An OAuth client secret.
+    OauthClient,
+    /// An X.509 certificate or its private key.
+    Certificate,
+    /// Anything else the organisation declares.
+    Other,
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 8] = [
+        Self::IamAccessKey,
+        Self::RootAccessKey,
+        Self::Secret,
+        Self::LlmApiKey,
+        Self::DbPassword,
+        Self::OauthClient,
+        Self::Certificate,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IamAccessKey => "iam-access-key",
+            Self::RootAccessKey => "root-access-key",
+            Self::Secret => "secret",
+            Self::LlmApiKey => "llm-api-key",
+            Self::DbPassword => "db-password",
+            Self::OauthClient => "oauth-client",
+            Self::Certificate => "certificate",
+            Self::Other => "other",
+        }
+    }
+
+    /// Whether a scan of AWS can discover credentials of this kind (and so can tell that a
+    /// declared one is missing).
+    pub fn is_discoverable(self) -> bool {
+        matches!(
+            self,
+            Self::IamAccessKey | Self::RootAccessKey | Self::Secret
+        )
+    }
+}
+
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CredentialKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Risk class of a credential; decides its rotation interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RiskClass {
+    A,
+    B,
+    C,
+    D,
+}
+
+impl RiskClass {
+    pub const ALL: [RiskClass; 4] = [Self::A, Self::B, Self::C, Self::D];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+            Self::C => "C",
+            Self::D => "D",
+        }
+    }
+}
+
+impl fmt::Display for RiskClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RiskClass {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "A" => Ok(Self::A),
+            "B" => Ok(Self::B),
+            "C" => Ok(Self::C),
+            "D" => Ok(Self::D),
+            _ => Err("one of A, B, C, D".to_string()),
+        }
+    }
+}
+
+/// Whether an access key can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+/// A credential as found in AWS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedCredential {
+    /// Public id: access key id, secret ARN, or `arn:aws:iam::ACCOUNT:root/key-N` for root keys.
+    pub id: String,
+    pub kind: CredentialKind,
+    pub account: String,
+    /// `global` for IAM.
+    pub region: String,
+    /// The IAM user holding the key, or the secret's name.
+    pub name: String,
+    pub status: KeyStatus,
+    pub created_at: Option<Timestamp>,
+    /// When its value last changed by rotation (the key's creation; a secret's LastRotatedDate).
+    pub last_rotated_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+    pub last_used_region: Option<String>,
+    pub last_used_service: Option<String>,
+    /// Secrets only: whether AWS rotation is switched on.
+    pub rotation_enabled: Option<bool>,
+    /// Secrets only: the AWS rotation interval in days (from AutomaticallyAfterDays or the
+    /// ScheduleExpression).
+    pub rotation_interval_days: Option<u32>,
+    pub schedule_expression: Option<String>,
+    pub next_rotation_at: Option<Timestamp>,
+    pub last_changed_at: Option<Timestamp>,
+    /// Secrets only: a version carries AWSPENDING without also being AWSCURRENT.
+    pub pending_version: bool,
+    /// The secret's tags, or the IAM user's tags for a key.
+    pub tags: BTreeMap<String, String>,
+    /// IAM only: the user has a console password.
+    pub password_enabled: bool,
+}
+
+/// Whether a declared owner still works here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerStatus {
+    Active,
+    Departed,
+}
+
+impl OwnerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Departed => "departed",
+        }
+    }
+}
+
+/// A person or team that answers for credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owner {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub status: OwnerStatus,
+}
+
+/// A credential as the organisation declared it in its inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeclaredCredential {
+    pub id: String,
+    pub kind: CredentialKind,
+    pub class: Option<RiskClass>,
+    pub owner: Option<String>,
+    pub consumers: Vec<String>,
+    pub automated: bool,
+    pub interval_days: Option<u32>,
+    pub max_uses: Option<u64>,
+    /// The account it lives in, where the declaration names one.
+    pub account: Option<String>,
+    pub description: Option<String>,
+    /// Line of the declaration in the inventory file (for SARIF and error messages).
+    pub line: usize,
+}
+
+/// What happened in a rotation history record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "rotation.initiated")]
+    RotationInitiated,
+    #[serde(rename = "rotation.completed")]
+    RotationCompleted,
+    #[serde(rename = "rotation.failed")]
+    RotationFailed,
+    #[serde(rename = "anomaly.detected")]
+    AnomalyDetected,
+    #[serde(rename = "access.denied")]
+    AccessDenied,
+    #[serde(rename = "policy.updated")]
+    PolicyUpdated,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        Self::RotationInitiated,
+        Self::RotationCompleted,
+        Self::RotationFailed,
+        Self::AnomalyDetected,
+        Self::AccessDenied,
+        Self::PolicyUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RotationInitiated => "rotation.initiated",
+            Self::RotationCompleted => "rotation.completed",
+            Self::RotationFailed => "rotation.failed",
+            Self::AnomalyDetected => "anomaly.detected",
+            Self::AccessDenied => "access.denied",
+            Self::PolicyUpdated => "policy.updated",
+        }
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What started a rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Scheduled,
+    Emergency,
+    Anomaly,
+    Event,
+    Usage,
+    Manual,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 6] = [
+        Self::Scheduled,
+        Self::Emergency,
+        Self::Anomaly,
+        Self::Event,
+        Self::Usage,
+        Self::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Emergency => "emergency",
+            Self::Anomaly => "anomaly",
+            Self::Event => "event",
+            Self::Usage => "usage",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+impl FromStr for Trigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("one of {}", names.join(", "))
+            })
+    }
+}
+
+/// One record of rotation history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RotationEvent {
+    pub time: Timestamp,
+    pub credential_id: String,
+    pub event_type: EventType,
+    pub trigger: Option<Trigger>,
+    /// Fingerprint of the credential a rotation issued (never the value itself).
+    pub fingerprint: Option<String>,
+    pub details: Option<String>,
+    /// Where the record came from: `history` or `cloudtrail`.
+    pub source: String,
+}
+
+/// Whether one API of one account and region could be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoverageEntry {
+    pub account: String,
+    pub region: String,
+    /// The API or export file read, e.g. `iam:GenerateCredentialReport`.
+    pub api: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// How many records it gave.
+    pub records: u64,
+}
+
+/// How bad a finding is. Ordered, so gates are comparisons.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "info" => Ok(Self::Info),
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            "critical" => Ok(Self::Critical),
+            _ => Err("one of info, low, medium, high, critical".to_string()),
+        }
+    }
+}
+
+/// One thing a rule found wrong with one credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub severity: Severity,
+    /// Public id of the credential: access key id, secret ARN, or declared id.
+    pub credential: String,
+    pub kind: CredentialKind,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub owner: Option<String>,
+    pub message: String,
+    /// Ordered (key, value) pairs that back the finding.
+    pub evidence: Vec<(String, String)>,
+}
+
+impl Finding {
+    /// Stable identity across runs: the rule and the credential, nothing that changes with time.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.rule, &self.credential)
+    }
+}
+
+/// The stable fingerprint of a (rule, credential) pair: 16 hex digits of SHA-256.
+pub fn fingerprint(rule: &str, credential: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{rule}\u{0}{credential}").as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Everything an evaluation needs, as stored in one run of the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub inventory: crate::inventory::Inventory,
+    pub observed: Vec<ObservedCredential>,
+    /// Rotation history and lifecycle evidence, sorted by time.
+    pub events: Vec<RotationEvent>,
+    pub coverage: Vec<CoverageEntry>,
+}
+
+impl Facts {
+    /// Whether `api` (e.g. `iam:list-access-keys`) was read successfully for `account`.
+    pub fn covered(&self, account: &str, api_prefix: &str) -> bool {
+        self.coverage
+            .iter()
+            .any(|c| c.ok && c.account == account && c.api.starts_with(api_prefix))
+    }
+
+    /// Accounts with at least one successful read, sorted.
+    pub fn scanned_accounts(&self) -> Vec<&str> {
+        let mut accounts: Vec<&str> = self
+            .coverage
+            .iter()
+            .filter(|c| c.ok)
+            .map(|c| c.account.as_str())
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        accounts
+    }
+}

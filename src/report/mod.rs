@@ -1,0 +1,152 @@
+//! Rendering: a versioned view model built from a run's findings, written as JSON and CSV.
+//! Reports never compute findings; they only present them.
+
+pub mod csv;
+pub mod json;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Finding, Severity, Timestamp};
+
+/// Version of the report view model; bumped on any incompatible change to its JSON shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One finding as every report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingView {
+    pub rule: String,
+    pub severity: Severity,
+    pub credential: String,
+    pub kind: String,
+    pub account: String,
+    pub region: String,
+    pub owner: String,
+    pub message: String,
+    pub fingerprint: String,
+    pub evidence: Vec<EvidenceView>,
+}
+
+/// One (key, value) pair of evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceView {
+    pub key: String,
+    pub value: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(f: &Finding) -> Self {
+        FindingView {
+            rule: f.rule.clone(),
+            severity: f.severity,
+            credential: f.credential.clone(),
+            kind: f.kind.to_string(),
+            account: f.account.clone().unwrap_or_default(),
+            region: f.region.clone().unwrap_or_default(),
+            owner: f.owner.clone().unwrap_or_default(),
+            message: f.message.clone(),
+            fingerprint: f.fingerprint(),
+            evidence: f
+                .evidence
+                .iter()
+                .map(|(key, value)| EvidenceView {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Counts of findings, for summaries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub by_severity: BTreeMap<String, usize>,
+    pub by_rule: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut summary = Summary {
+            total: findings.len(),
+            ..Default::default()
+        };
+        for severity in [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+            Severity::Info,
+        ] {
+            summary.by_severity.insert(severity.to_string(), 0);
+        }
+        for f in findings {
+            *summary
+                .by_severity
+                .entry(f.severity.to_string())
+                .or_default() += 1;
+            *summary.by_rule.entry(f.rule.clone()).or_default() += 1;
+        }
+        summary
+    }
+
+    /// "3 critical, 12 high, …" with the zero counts left out.
+    pub fn severity_line(&self) -> String {
+        let parts: Vec<String> = ["critical", "high", "medium", "low", "info"]
+            .iter()
+            .filter_map(|s| {
+                let n = self.by_severity.get(*s).copied().unwrap_or(0);
+                (n > 0).then(|| format!("{n} {s}"))
+            })
+            .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// What a set of output files is about (nothing here varies between identical evaluations).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportHeader {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub as_of: String,
+}
+
+impl ReportHeader {
+    pub fn new(as_of: Timestamp) -> Self {
+        ReportHeader {
+            tool: "credaudit",
+            version: env!("CARGO_PKG_VERSION"),
+            as_of: as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename, so a reader never sees
+/// a half-written file.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// Writes findings.json and findings.csv into `out`.
+pub fn write_findings(out: &Path, as_of: Timestamp, findings: &[Finding]) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let views: Vec<FindingView> = findings.iter().map(FindingView::from).collect();
+    let json = json::findings_json(&ReportHeader::new(as_of), &Summary::of(findings), &views);
+    let csv = csv::findings_csv(&views);
+    write_atomic(out, "findings.json", &json)?;
+    write_atomic(out, "findings.csv", &csv)?;
+    Ok(())
+}

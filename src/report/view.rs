@@ -1,0 +1,125 @@
+//! The versioned view model every bundle file renders from. Built from a stored run; the
+//! templates and writers see only these types, never the internal ones.
+
+use serde::Serialize;
+
+use super::{FindingView, Summary};
+use crate::model::CoverageEntry;
+use crate::plan::Plan;
+
+/// Everything the bundle shows about one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    pub schema_version: u32,
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub run: RunView,
+    pub summary: Summary,
+    /// In canonical order: severity (worst first), rule, credential.
+    pub findings: Vec<FindingView>,
+    pub frameworks: Vec<FrameworkView>,
+    pub plan: Plan,
+    /// Declared vs observed, one row per credential.
+    pub inventory: Vec<InventoryRow>,
+    /// Rotation history and lifecycle evidence, oldest first.
+    pub events: Vec<EventView>,
+    pub coverage: Vec<CoverageEntry>,
+    /// Rotations per calendar month (`YYYY-MM`), oldest first, for the chart.
+    pub rotations_by_month: Vec<MonthCount>,
+    /// Rules that ran, for the legend and drill-down.
+    pub rules: Vec<RuleView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub as_of: String,
+    pub recorded_at: String,
+    pub source: String,
+    /// `complete` or `partial`.
+    pub status: String,
+    pub content_hash: String,
+    pub accounts: Vec<String>,
+    pub credentials_observed: usize,
+    pub credentials_declared: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameworkView {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub pass: usize,
+    pub fail: usize,
+    pub not_applicable: usize,
+    pub manual: usize,
+    pub controls: Vec<ControlView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlView {
+    pub id: String,
+    pub title: String,
+    pub reason: String,
+    pub rules: Vec<String>,
+    /// `pass`, `fail`, `not-applicable` or `manual`.
+    pub status: String,
+    /// Open findings of its rules in scope.
+    pub findings: usize,
+    pub in_scope: usize,
+    /// Credentials that make it fail (by a finding or by the control's own threshold).
+    pub failing_credentials: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InventoryRow {
+    pub credential: String,
+    pub kind: String,
+    /// `reconciled` (declared and observed), `unmanaged` (observed only), `orphaned` (declared,
+    /// discoverable, not found), or `declared-only` (a kind no scan can see).
+    pub reconciliation: String,
+    pub declared: bool,
+    pub observed: bool,
+    pub class: String,
+    pub owner: String,
+    pub owner_status: String,
+    pub account: String,
+    pub region: String,
+    pub principal: String,
+    pub status: String,
+    pub automated: bool,
+    pub consumers: String,
+    pub last_rotation: String,
+    pub last_used: String,
+    /// Days since the last rotation (one decimal), if known.
+    pub age_days: Option<f64>,
+    pub interval_days: i64,
+    pub findings: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub time: String,
+    pub credential: String,
+    pub event_type: String,
+    pub trigger: String,
+    pub fingerprint: String,
+    pub details: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthCount {
+    pub month: String,
+    pub completed: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub severity: &'static str,
+    pub rationale: &'static str,
+    pub remediation: &'static str,
+}

@@ -1,0 +1,65 @@
+//! inactive-key-lingering: a deactivated key not deleted within 30 days.
+
+use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use crate::model::{CredentialKind, Finding, KeyStatus, Severity};
+
+pub static RULE: Rule = Rule {
+    meta: RuleMeta {
+        id: "inactive-key-lingering",
+        title: "Deactivated access key not deleted",
+        default_severity: Severity::Low,
+        rationale: "A deactivated key can be switched back on by anyone with iam:UpdateAccessKey. \
+                    Deactivation is a step before deletion, not a resting state. IAM does not \
+                    record when a key was deactivated, so the key's last sign of life (creation \
+                    or last use) is taken as the latest it can have been active.",
+        remediation: "Delete the key; a key kept \"just in case\" needs a waiver that says why.",
+    },
+    evaluate,
+};
+
+fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
+    let limit = chrono::Duration::days(i64::from(ctx.policy.inactive_key_days));
+    ctx.credentials
+        .iter()
+        .filter(|v| v.kind == CredentialKind::IamAccessKey)
+        .filter_map(|v| v.observed.map(|o| (v, o)))
+        .filter(|(_, o)| o.status == KeyStatus::Inactive)
+        .filter_map(|(v, o)| o.created_at.max(o.last_used_at).map(|since| (v, since)))
+        .filter(|(_, since)| ctx.as_of - *since > limit)
+        .map(|(v, since)| {
+            ctx.finding(
+                &RULE.meta,
+                RULE.meta.default_severity,
+                v,
+                format!(
+                    "inactive and not deleted; last active at least {} days ago",
+                    days(ctx.as_of - since)
+                ),
+                vec![("inactive_since_at_least", fmt_time(since))],
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit::*;
+
+    #[test]
+    fn flags_inactive_keys_past_the_limit() {
+        let mut old = key("AKIAOLDINACTIVE00001", "a", 200);
+        old.status = KeyStatus::Inactive;
+        old.last_used_at = Some(days_ago(31));
+        let mut recent = key("AKIARECENTINACTIVE01", "b", 200);
+        recent.status = KeyStatus::Inactive;
+        recent.last_used_at = Some(days_ago(10));
+        let active = key("AKIAACTIVE0000000001", "c", 200);
+        let all = vec![old, recent, active];
+        let declared = declare_all(&all);
+        assert_eq!(
+            flagged(&RULE, &facts(all, declared, vec![])),
+            vec!["AKIAOLDINACTIVE00001"]
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! The catalogue: every rule, in the order `credaudit rules` lists them.
+
+use super::Rule;
+
+/// Every rule credaudit runs. Adding a rule: its file, one line here, a fixture, a test, and
+/// the controls it tests.
+pub static RULES: &[&Rule] = &[
+    &super::unmanaged_credential::RULE,
+    &super::orphaned_inventory_entry::RULE,
+    &super::rotation_overdue::RULE,
+    &super::rotation_due_soon::RULE,
+    &super::unclassified_credential::RULE,
+    &super::unowned_credential::RULE,
+    &super::unused_credential::RULE,
+    &super::multiple_active_keys::RULE,
+    &super::root_access_key::RULE,
+    &super::inactive_key_lingering::RULE,
+    &super::rotation_not_automated::RULE,
+    &super::rotation_schedule_drift::RULE,
+    &super::rotation_failing::RULE,
+    &super::audit_trail_gap::RULE,
+    &super::tag_drift::RULE,
+    &super::credential_reuse::RULE,
+    &super::secret_unused::RULE,
+];
+
+/// The rule with this id.
+pub fn find(id: &str) -> Option<&'static Rule> {
+    RULES.iter().copied().find(|r| r.meta.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_kebab_case_and_documented() {
+        let mut seen = HashSet::new();
+        for rule in RULES {
+            let m = &rule.meta;
+            assert!(seen.insert(m.id), "duplicate rule id {}", m.id);
+            assert!(
+                !m.id.is_empty()
+                    && m.id.split('-').all(|part| !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())),
+                "{} is not kebab-case",
+                m.id
+            );
+            assert!(!m.title.is_empty(), "{} has no title", m.id);
+            assert!(m.rationale.len() > 40, "{} needs a rationale", m.id);
+            assert!(m.remediation.len() > 20, "{} needs a remediation", m.id);
+        }
+    }
+
+    #[test]
+    fn the_design_catalogue_is_implemented() {
+        for id in [
+            "unmanaged-credential",
+            "orphaned-inventory-entry",
+            "rotation-overdue",
+            "rotation-due-soon",
+            "unclassified-credential",
+            "unowned-credential",
+            "unused-credential",
+            "multiple-active-keys",
+            "root-access-key",
+            "inactive-key-lingering",
+            "rotation-not-automated",
+            "rotation-schedule-drift",
+            "rotation-failing",
+            "audit-trail-gap",
+            "tag-drift",
+            "credential-reuse",
+            "secret-unused",
+        ] {
+            assert!(find(id).is_some(), "rule {id} is missing");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! secret-unused: a Secrets Manager secret not accessed for 90 days.
+
+use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use crate::model::{CredentialKind, Finding, Severity};
+
+pub static RULE: Rule = Rule {
+    meta: RuleMeta {
+        id: "secret-unused",
+        title: "Secret not accessed for 90 days",
+        default_severity: Severity::Medium,
+        rationale: "A secret nothing reads is a credential nothing needs, still valid wherever it \
+                    is accepted. Secrets Manager records the last access to the day; a secret \
+                    never read counts from its creation (`secret_unused_days`).",
+        remediation: "Confirm no consumer needs it, revoke the credential it holds, then schedule \
+                      the secret for deletion.",
+    },
+    evaluate,
+};
+
+fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
+    let limit = chrono::Duration::days(i64::from(ctx.policy.secret_unused_days));
+    let mut findings = Vec::new();
+    for v in ctx
+        .credentials
+        .iter()
+        .filter(|v| v.kind == CredentialKind::Secret)
+    {
+        let Some(o) = v.observed else { continue };
+        let (message, evidence) = match (o.last_used_at, o.created_at) {
+            (Some(used), _) if ctx.as_of - used > limit => (
+                format!("last accessed {} days ago", days(ctx.as_of - used)),
+                vec![("last_accessed", fmt_time(used))],
+            ),
+            (None, Some(created)) if ctx.as_of - created > limit => (
+                format!(
+                    "never accessed since it was created {} days ago",
+                    days(ctx.as_of - created)
+                ),
+                vec![
+                    ("created", fmt_time(created)),
+                    ("last_accessed", "never".to_string()),
+                ],
+            ),
+            _ => continue,
+        };
+        findings.push(ctx.finding(&RULE.meta, RULE.meta.default_severity, v, message, evidence));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit::*;
+
+    #[test]
+    fn flags_secrets_unread_past_the_limit() {
+        let read = secret("prod/read", 3);
+        let mut stale = secret("prod/stale", 3);
+        stale.last_used_at = Some(days_ago(91));
+        let mut never = secret("prod/never", 3);
+        never.last_used_at = None;
+        let mut never_new = secret("prod/never-new", 3);
+        never_new.last_used_at = None;
+        never_new.created_at = Some(days_ago(20));
+        let all = vec![read, stale.clone(), never.clone(), never_new];
+        let declared = declare_all(&all);
+        let mut want = vec![stale.id, never.id];
+        want.sort();
+        assert_eq!(flagged(&RULE, &facts(all, declared, vec![])), want);
+    }
+}

@@ -1,0 +1,139 @@
+//! tag-drift: rotation tags (owner, class, last-rotation-date, next-rotation-date) disagree with
+//! the facts.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use crate::model::{Finding, Severity, Timestamp};
+
+pub static RULE: Rule = Rule {
+    meta: RuleMeta {
+        id: "tag-drift",
+        title: "Rotation tags disagree with the facts",
+        default_severity: Severity::Low,
+        rationale: "Rotation tooling, cost reports and people read the `owner`, `class`, \
+                    `last-rotation-date` and `next-rotation-date` tags. Tags that contradict the \
+                    inventory or the real rotation dates send them the wrong way. Dates may differ \
+                    by up to 24 h (`tag_tolerance_hours`).",
+        remediation: "Correct the tags (or let the rotation pipeline write them after each rotation).",
+    },
+    evaluate,
+};
+
+/// A date tag: `YYYY-MM-DD` (midnight UTC) or RFC 3339.
+fn parse_date_tag(value: &str) -> Option<Timestamp> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
+}
+
+fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
+    let tolerance = ctx.hours(ctx.policy.tag_tolerance_hours);
+    let mut findings = Vec::new();
+    for v in &ctx.credentials {
+        let (Some(o), Some(d)) = (v.observed, v.declared) else {
+            continue;
+        };
+        let mut problems = Vec::new();
+        let mut evidence = Vec::new();
+        if let Some(tag) = o.tags.get("owner")
+            && d.owner.as_deref() != Some(tag.as_str())
+        {
+            problems.push(format!(
+                "owner tag \"{tag}\" but declared owner \"{}\"",
+                d.owner.as_deref().unwrap_or("none")
+            ));
+            evidence.push(("tag_owner", tag.clone()));
+        }
+        if let Some(tag) = o.tags.get("class")
+            && d.class.map(|c| c.as_str()) != Some(tag.as_str())
+        {
+            problems.push(format!(
+                "class tag \"{tag}\" but declared class {}",
+                d.class.map(|c| c.as_str()).unwrap_or("none")
+            ));
+            evidence.push(("tag_class", tag.clone()));
+        }
+        for (tag_name, fact) in [
+            ("last-rotation-date", ctx.last_rotation(v)),
+            ("next-rotation-date", ctx.due(v)),
+        ] {
+            let Some(tag) = o.tags.get(tag_name) else {
+                continue;
+            };
+            match (parse_date_tag(tag), fact) {
+                (None, _) => {
+                    problems.push(format!("{tag_name} tag \"{tag}\" is not a date"));
+                    evidence.push((tag_name, tag.clone()));
+                }
+                (Some(t), Some(f)) if (t - f).abs() > tolerance => {
+                    problems.push(format!(
+                        "{tag_name} tag {tag} but the fact is {}",
+                        fmt_time(f)
+                    ));
+                    evidence.push((tag_name, tag.clone()));
+                }
+                _ => {}
+            }
+        }
+        if !problems.is_empty() {
+            findings.push(ctx.finding(
+                &RULE.meta,
+                RULE.meta.default_severity,
+                v,
+                problems.join("; "),
+                evidence,
+            ));
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit::*;
+
+    #[test]
+    fn flags_tags_that_contradict_facts() {
+        let mut good = secret("prod/good", 3);
+        good.tags.insert("owner".into(), "team".into());
+        good.tags.insert("class".into(), "A".into());
+        good.tags
+            .insert("last-rotation-date".into(), fmt_time(days_ago(3)));
+        good.tags.insert(
+            "next-rotation-date".into(),
+            (days_ago(3) + chrono::Duration::days(14))
+                .format("%Y-%m-%d")
+                .to_string(),
+        );
+        let mut wrong_owner = secret("prod/wrong-owner", 3);
+        wrong_owner
+            .tags
+            .insert("owner".into(), "someone-else".into());
+        let mut stale_date = secret("prod/stale-date", 3);
+        stale_date
+            .tags
+            .insert("last-rotation-date".into(), "2026-01-01".into());
+        let mut garbage = secret("prod/garbage", 3);
+        garbage
+            .tags
+            .insert("next-rotation-date".into(), "soon".into());
+        let all = vec![
+            good,
+            wrong_owner.clone(),
+            stale_date.clone(),
+            garbage.clone(),
+        ];
+        let declared = declare_all(&all);
+        let mut want = vec![wrong_owner.id, stale_date.id, garbage.id];
+        want.sort();
+        assert_eq!(flagged(&RULE, &facts(all, declared, vec![])), want);
+    }
+}

@@ -1,0 +1,798 @@
+//! The SQLite snapshot: versioned schema, append-only hash-chained runs, and typed reads.
+//!
+//! A run holds every fact a scan collected (observed and declared credentials, owners, policy,
+//! rotation events, coverage) and the findings evaluated from them. It is written in one
+//! transaction: an interrupted scan leaves no half run, and earlier runs are never changed
+//! (triggers refuse UPDATE and DELETE).
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use chrono::SecondsFormat;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::inventory::{Inventory, Policy};
+use crate::model::{
+    CoverageEntry, DeclaredCredential, Facts, Finding, KeyStatus, ObservedCredential, Owner,
+    OwnerStatus, RotationEvent, Timestamp,
+};
+
+/// What a run is, apart from its facts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunMeta {
+    pub id: i64,
+    /// Wall-clock time the run was recorded (from the CLI; never read here).
+    pub recorded_at: Timestamp,
+    /// The evaluation time.
+    pub as_of: Timestamp,
+    /// Where the facts came from, e.g. `export:fixtures/demo-fleet`.
+    pub source: String,
+    pub tool_version: String,
+    /// `complete`, or `partial` when coverage records a failure.
+    pub status: String,
+    pub content_hash: String,
+    pub prev_hash: String,
+}
+
+/// An open snapshot file.
+pub struct Snapshot {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn ts(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn ts_opt(t: &Option<Timestamp>) -> Option<String> {
+    t.as_ref().map(ts)
+}
+
+impl Snapshot {
+    /// Opens (creating if needed) a snapshot and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).map_err(|source| Error::Snapshot {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut snapshot = Snapshot {
+            conn,
+            path: path.to_path_buf(),
+        };
+        snapshot.migrate()?;
+        Ok(snapshot)
+    }
+
+    /// Opens an existing snapshot read-only; a missing file is an error, not a new snapshot.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::Usage(format!(
+                "snapshot {} does not exist: run `credaudit scan` first",
+                path.display()
+            )));
+        }
+        Self::open(path)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Snapshot {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let wrap = |source| Error::Snapshot {
+            path: path.clone(),
+            source,
+        };
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(wrap)?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(wrap)?;
+        let known = schema::MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(Error::SnapshotFormat {
+                path,
+                message: format!(
+                    "schema version {version} is newer than this credaudit understands ({known}); upgrade credaudit"
+                ),
+            });
+        }
+        for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(wrap)?;
+            tx.execute_batch(sql).map_err(wrap)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(wrap)?;
+            tx.commit().map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    /// Records a run: writes the facts, reads them back, lets `evaluate` compute findings from
+    /// what was stored, writes those, and commits, all in one transaction.
+    pub fn record_run(
+        &mut self,
+        source: &str,
+        recorded_at: Timestamp,
+        as_of: Timestamp,
+        facts: &Facts,
+        raw: &[(String, Vec<u8>)],
+        evaluate: impl FnOnce(&Facts) -> Vec<Finding>,
+    ) -> Result<(RunMeta, Facts, Vec<Finding>)> {
+        let path = self.path.clone();
+        let wrap = |source| Error::Snapshot {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let (run_id, prev_hash): (i64, String) = tx
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) + 1,
+                        COALESCE((SELECT content_hash FROM runs ORDER BY id DESC LIMIT 1), '')
+                 FROM runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(wrap)?;
+        let status = if facts.coverage.iter().all(|c| c.ok) {
+            "complete"
+        } else {
+            "partial"
+        };
+        write_facts(&tx, run_id, facts).map_err(wrap)?;
+        write_raw(&tx, run_id, raw).map_err(wrap)?;
+
+        let stored = read_facts(&tx, run_id, &path)?;
+        let findings = evaluate(&stored);
+        write_findings(&tx, run_id, &findings).map_err(wrap)?;
+
+        // The run row goes in last, so it can carry the hash of everything above.
+        let raw_hashes: Vec<(String, String)> = raw
+            .iter()
+            .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
+            .collect();
+        let content_hash = content_hash(&prev_hash, &ts(&as_of), &stored, &findings, &raw_hashes);
+        tx.execute(
+            "INSERT INTO runs (id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![run_id, ts(&recorded_at), ts(&as_of), source, env!("CARGO_PKG_VERSION"), status, content_hash, prev_hash],
+        )
+        .map_err(wrap)?;
+        let meta = read_meta(&tx, run_id).map_err(wrap)?;
+        tx.commit().map_err(wrap)?;
+        Ok((
+            meta.ok_or_else(|| Error::SnapshotFormat {
+                path: self.path.clone(),
+                message: "run vanished while being written".into(),
+            })?,
+            stored,
+            findings,
+        ))
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunMeta>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{META_SELECT} ORDER BY id"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], meta_from_row)
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        rows.into_iter().collect()
+    }
+
+    /// The newest run, if any.
+    pub fn latest_run(&self) -> Result<Option<RunMeta>> {
+        Ok(self.runs()?.pop())
+    }
+
+    /// The facts stored for a run.
+    pub fn facts(&self, run_id: i64) -> Result<Facts> {
+        read_facts(&self.conn, run_id, &self.path)
+    }
+
+    /// The findings stored for a run, in evaluation order.
+    pub fn findings(&self, run_id: i64) -> Result<Vec<Finding>> {
+        read_findings(&self.conn, run_id).map_err(|e| self.err(e))
+    }
+
+    /// The raw evidence files stored with a run, sorted by path.
+    pub fn raw_files(&self, run_id: i64) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, content FROM raw_files WHERE run_id = ?1 ORDER BY path")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A run's metadata.
+    pub fn run(&self, run_id: i64) -> Result<RunMeta> {
+        read_meta(&self.conn, run_id)
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| Error::Usage(format!("no run {run_id} in {}", self.path.display())))
+    }
+}
+
+/// The hash that chains a run to the one before it.
+fn content_hash(
+    prev_hash: &str,
+    as_of: &str,
+    facts: &Facts,
+    findings: &[Finding],
+    raw_hashes: &[(String, String)],
+) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update([0]);
+    hasher.update(as_of.as_bytes());
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(facts).expect("facts serialise: plain data"));
+    hasher.update([0]);
+    hasher.update(serde_json::to_vec(findings).expect("findings serialise: plain data"));
+    for (path, hash) in raw_hashes {
+        hasher.update([0]);
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(hash.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const META_SELECT: &str = "SELECT id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash FROM runs";
+
+fn meta_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<RunMeta>> {
+    let recorded_at: String = r.get(1)?;
+    let as_of: String = r.get(2)?;
+    Ok((|| {
+        Ok(RunMeta {
+            id: r.get(0)?,
+            recorded_at: parse_ts(&recorded_at)?,
+            as_of: parse_ts(&as_of)?,
+            source: r.get(3)?,
+            tool_version: r.get(4)?,
+            status: r.get(5)?,
+            content_hash: r.get(6)?,
+            prev_hash: r.get(7)?,
+        })
+    })()
+    .map_err(|e: rusqlite::Error| Error::SnapshotFormat {
+        path: PathBuf::new(),
+        message: e.to_string(),
+    }))
+}
+
+fn read_meta(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<RunMeta>> {
+    conn.query_row(&format!("{META_SELECT} WHERE id = ?1"), [run_id], |r| {
+        meta_from_row(r)
+    })
+    .optional()
+    .map(|o| o.and_then(|r| r.ok()))
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+}
+
+fn parse_ts_opt(s: Option<String>) -> rusqlite::Result<Option<Timestamp>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+}
+
+fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
+    s.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unexpected value {s:?}").into(),
+        )
+    })
+}
+
+fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO run_policy (run_id, policy_json) VALUES (?1, ?2)",
+        params![
+            run_id,
+            serde_json::to_string(&facts.inventory.policy).map_err(json_err)?
+        ],
+    )?;
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO observed_credentials (run_id, seq, id, kind, account, region, name, status, created_at,
+               last_rotated_at, last_used_at, last_used_region, last_used_service, rotation_enabled,
+               rotation_interval_days, schedule_expression, next_rotation_at, last_changed_at,
+               pending_version, tags_json, password_enabled)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        )?;
+        for (seq, o) in facts.observed.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                o.id,
+                o.kind.as_str(),
+                o.account,
+                o.region,
+                o.name,
+                match o.status {
+                    KeyStatus::Active => "active",
+                    KeyStatus::Inactive => "inactive",
+                },
+                ts_opt(&o.created_at),
+                ts_opt(&o.last_rotated_at),
+                ts_opt(&o.last_used_at),
+                o.last_used_region,
+                o.last_used_service,
+                o.rotation_enabled,
+                o.rotation_interval_days,
+                o.schedule_expression,
+                ts_opt(&o.next_rotation_at),
+                ts_opt(&o.last_changed_at),
+                o.pending_version,
+                serde_json::to_string(&o.tags).map_err(json_err)?,
+                o.password_enabled,
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO declared_credentials (run_id, seq, id, kind, class, owner, consumers_json, automated,
+               interval_days, max_uses, account, description, line)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for (seq, d) in facts.inventory.credentials.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                d.id,
+                d.kind.as_str(),
+                d.class.map(|c| c.as_str()),
+                d.owner,
+                serde_json::to_string(&d.consumers).map_err(json_err)?,
+                d.automated,
+                d.interval_days,
+                d.max_uses.map(|m| m as i64),
+                d.account,
+                d.description,
+                d.line as i64,
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (seq, o) in facts.inventory.owners.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                o.id,
+                o.name,
+                o.email,
+                o.status.as_str()
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO rotation_events (run_id, seq, time, credential_id, type, trigger, fingerprint, details, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (seq, e) in facts.events.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                ts(&e.time),
+                e.credential_id,
+                e.event_type.as_str(),
+                e.trigger.map(|t| t.as_str()),
+                e.fingerprint,
+                e.details,
+                e.source,
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO coverage (run_id, seq, account, region, api, ok, error, records)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (seq, c) in facts.coverage.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                c.account,
+                c.region,
+                c.api,
+                c.ok,
+                c.error,
+                c.records as i64
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn read_facts(conn: &Connection, run_id: i64, path: &Path) -> Result<Facts> {
+    read_facts_inner(conn, run_id).map_err(|source| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
+    let policy_json: String = conn.query_row(
+        "SELECT policy_json FROM run_policy WHERE run_id = ?1",
+        [run_id],
+        |r| r.get(0),
+    )?;
+    let policy: Policy = serde_json::from_str(&policy_json).map_err(json_err)?;
+
+    let mut stmt = conn.prepare(
+        "SELECT id, kind, account, region, name, status, created_at, last_rotated_at, last_used_at,
+           last_used_region, last_used_service, rotation_enabled, rotation_interval_days,
+           schedule_expression, next_rotation_at, last_changed_at, pending_version, tags_json,
+           password_enabled
+         FROM observed_credentials WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let observed = stmt
+        .query_map([run_id], |r| {
+            let kind: String = r.get(1)?;
+            let status: String = r.get(5)?;
+            let tags: String = r.get(17)?;
+            Ok(ObservedCredential {
+                id: r.get(0)?,
+                kind: parse_enum(&kind)?,
+                account: r.get(2)?,
+                region: r.get(3)?,
+                name: r.get(4)?,
+                status: if status == "inactive" {
+                    KeyStatus::Inactive
+                } else {
+                    KeyStatus::Active
+                },
+                created_at: parse_ts_opt(r.get(6)?)?,
+                last_rotated_at: parse_ts_opt(r.get(7)?)?,
+                last_used_at: parse_ts_opt(r.get(8)?)?,
+                last_used_region: r.get(9)?,
+                last_used_service: r.get(10)?,
+                rotation_enabled: r.get(11)?,
+                rotation_interval_days: r.get(12)?,
+                schedule_expression: r.get(13)?,
+                next_rotation_at: parse_ts_opt(r.get(14)?)?,
+                last_changed_at: parse_ts_opt(r.get(15)?)?,
+                pending_version: r.get(16)?,
+                tags: serde_json::from_str(&tags).map_err(json_err)?,
+                password_enabled: r.get(18)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT id, kind, class, owner, consumers_json, automated, interval_days, max_uses, account,
+           description, line
+         FROM declared_credentials WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let credentials = stmt
+        .query_map([run_id], |r| {
+            let kind: String = r.get(1)?;
+            let class: Option<String> = r.get(2)?;
+            let consumers: String = r.get(4)?;
+            let max_uses: Option<i64> = r.get(7)?;
+            let line: i64 = r.get(10)?;
+            Ok(DeclaredCredential {
+                id: r.get(0)?,
+                kind: parse_enum(&kind)?,
+                class: class.as_deref().map(parse_enum).transpose()?,
+                owner: r.get(3)?,
+                consumers: serde_json::from_str(&consumers).map_err(json_err)?,
+                automated: r.get(5)?,
+                interval_days: r.get(6)?,
+                max_uses: max_uses.map(|m| m as u64),
+                account: r.get(8)?,
+                description: r.get(9)?,
+                line: line as usize,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt =
+        conn.prepare("SELECT id, name, email, status FROM owners WHERE run_id = ?1 ORDER BY seq")?;
+    let owners = stmt
+        .query_map([run_id], |r| {
+            let status: String = r.get(3)?;
+            Ok(Owner {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                email: r.get(2)?,
+                status: if status == "departed" {
+                    OwnerStatus::Departed
+                } else {
+                    OwnerStatus::Active
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT time, credential_id, type, trigger, fingerprint, details, source
+         FROM rotation_events WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let events = stmt
+        .query_map([run_id], |r| {
+            let event_type: String = r.get(2)?;
+            let trigger: Option<String> = r.get(3)?;
+            Ok(RotationEvent {
+                time: parse_ts(&r.get::<_, String>(0)?)?,
+                credential_id: r.get(1)?,
+                event_type: parse_enum(&event_type)?,
+                trigger: trigger.as_deref().map(parse_enum).transpose()?,
+                fingerprint: r.get(4)?,
+                details: r.get(5)?,
+                source: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT account, region, api, ok, error, records FROM coverage WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let coverage = stmt
+        .query_map([run_id], |r| {
+            let records: i64 = r.get(5)?;
+            Ok(CoverageEntry {
+                account: r.get(0)?,
+                region: r.get(1)?,
+                api: r.get(2)?,
+                ok: r.get(3)?,
+                error: r.get(4)?,
+                records: records as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    Ok(Facts {
+        inventory: Inventory {
+            policy,
+            owners,
+            credentials,
+        },
+        observed,
+        events,
+        coverage,
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn write_raw(tx: &Transaction, run_id: i64, raw: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
+    let mut stmt = tx
+        .prepare("INSERT INTO raw_files (run_id, path, sha256, content) VALUES (?1, ?2, ?3, ?4)")?;
+    for (path, bytes) in raw {
+        stmt.execute(params![run_id, path, sha256_hex(bytes), bytes])?;
+    }
+    Ok(())
+}
+
+fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for (seq, f) in findings.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            f.fingerprint(),
+            f.rule,
+            f.severity.as_str(),
+            f.credential,
+            f.kind.as_str(),
+            f.account,
+            f.region,
+            f.owner,
+            f.message,
+            serde_json::to_string(&f.evidence).map_err(json_err)?,
+        ])?;
+    }
+    Ok(())
+}
+
+fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding>> {
+    let mut stmt = conn.prepare(
+        "SELECT rule, severity, credential, kind, account, region, owner, message, evidence_json
+         FROM findings WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    stmt.query_map([run_id], |r| {
+        let severity: String = r.get(1)?;
+        let kind: String = r.get(3)?;
+        let evidence: String = r.get(8)?;
+        Ok(Finding {
+            rule: r.get(0)?,
+            severity: parse_enum(&severity)?,
+            credential: r.get(2)?,
+            kind: parse_enum(&kind)?,
+            account: r.get(4)?,
+            region: r.get(5)?,
+            owner: r.get(6)?,
+            message: r.get(7)?,
+            evidence: serde_json::from_str(&evidence).map_err(json_err)?,
+        })
+    })?
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit;
+
+    fn sample_facts() -> Facts {
+        let k = testkit::key("AKIATEST000000000001", "svc", 3);
+        let declared = testkit::declare_all(std::slice::from_ref(&k));
+        testkit::facts(vec![k], declared, vec![])
+    }
+
+    #[test]
+    fn a_run_round_trips_and_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let facts = sample_facts();
+        let mut snap = Snapshot::open(&path).unwrap();
+        let (first, stored, _) = snap
+            .record_run(
+                "test",
+                testkit::as_of(),
+                testkit::as_of(),
+                &facts,
+                &[],
+                |f| crate::rules::evaluate(f, testkit::as_of()),
+            )
+            .unwrap();
+        assert_eq!(stored, facts, "what is read back is what was written");
+        let (second, _, _) = snap
+            .record_run(
+                "test",
+                testkit::as_of(),
+                testkit::as_of(),
+                &facts,
+                &[],
+                |_| vec![],
+            )
+            .unwrap();
+        assert_eq!(first.prev_hash, "");
+        assert_eq!(second.prev_hash, first.content_hash);
+        assert_eq!(second.id, first.id + 1);
+        drop(snap);
+        let reopened = Snapshot::open_existing(&path).unwrap();
+        assert_eq!(reopened.runs().unwrap().len(), 2);
+        assert_eq!(reopened.facts(first.id).unwrap(), facts);
+    }
+
+    #[test]
+    fn runs_are_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut snap = Snapshot::open(&path).unwrap();
+        let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
+        let (_, _, findings) = snap
+            .record_run(
+                "test",
+                testkit::as_of(),
+                testkit::as_of(),
+                &sample_facts(),
+                &raw,
+                |f| {
+                    let mut f = f.clone();
+                    f.inventory.credentials.clear();
+                    crate::rules::evaluate(&f, testkit::as_of())
+                },
+            )
+            .unwrap();
+        assert!(!findings.is_empty());
+        for sql in [
+            "DELETE FROM raw_files",
+            "UPDATE runs SET status = 'partial'",
+            "DELETE FROM runs",
+            "UPDATE observed_credentials SET id = 'x'",
+            "DELETE FROM findings",
+        ] {
+            let err = snap.conn.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains("append-only"), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_failed_run_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut snap = Snapshot::open(&path).unwrap();
+        snap.record_run(
+            "ok",
+            testkit::as_of(),
+            testkit::as_of(),
+            &sample_facts(),
+            &[],
+            |_| vec![],
+        )
+        .unwrap();
+        // The same raw path twice violates the primary key halfway through the write.
+        let raw = vec![
+            ("a.json".to_string(), b"{}".to_vec()),
+            ("a.json".to_string(), b"[]".to_vec()),
+        ];
+        assert!(
+            snap.record_run(
+                "broken",
+                testkit::as_of(),
+                testkit::as_of(),
+                &sample_facts(),
+                &raw,
+                |_| vec![]
+            )
+            .is_err()
+        );
+        assert_eq!(snap.runs().unwrap().len(), 1);
+        let orphans: i64 = snap
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM observed_credentials WHERE run_id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_and_a_non_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = Snapshot::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("newer than this credaudit understands"),
+            "{err}"
+        );
+        let junk = dir.path().join("junk.db");
+        std::fs::write(
+            &junk,
+            b"this is not a database, it is a text file of some length..........",
+        )
+        .unwrap();
+        assert!(Snapshot::open(&junk).is_err());
+    }
+}

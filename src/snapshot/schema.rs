@@ -1,0 +1,139 @@
+//! Versioned schema migrations. `PRAGMA user_version` records how many have been applied; a
+//! migration is never edited once released, only followed by a new one.
+
+/// Migrations in order; index + 1 is the schema version each one produces.
+pub const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY,
+    recorded_at   TEXT NOT NULL,
+    as_of         TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    tool_version  TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('complete', 'partial')),
+    content_hash  TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL
+);
+CREATE TABLE run_policy (
+    run_id       INTEGER NOT NULL,
+    policy_json  TEXT NOT NULL
+);
+CREATE TABLE observed_credentials (
+    run_id                 INTEGER NOT NULL,
+    seq                    INTEGER NOT NULL,
+    id                     TEXT NOT NULL,
+    kind                   TEXT NOT NULL,
+    account                TEXT NOT NULL,
+    region                 TEXT NOT NULL,
+    name                   TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    created_at             TEXT,
+    last_rotated_at        TEXT,
+    last_used_at           TEXT,
+    last_used_region       TEXT,
+    last_used_service      TEXT,
+    rotation_enabled       INTEGER,
+    rotation_interval_days INTEGER,
+    schedule_expression    TEXT,
+    next_rotation_at       TEXT,
+    last_changed_at        TEXT,
+    pending_version        INTEGER NOT NULL,
+    tags_json              TEXT NOT NULL,
+    password_enabled       INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX observed_by_id ON observed_credentials (id, run_id);
+CREATE TABLE declared_credentials (
+    run_id          INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,
+    id              TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    class           TEXT,
+    owner           TEXT,
+    consumers_json  TEXT NOT NULL,
+    automated       INTEGER NOT NULL,
+    interval_days   INTEGER,
+    max_uses        INTEGER,
+    account         TEXT,
+    description     TEXT,
+    line            INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE owners (
+    run_id  INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    id      TEXT NOT NULL,
+    name    TEXT,
+    email   TEXT,
+    status  TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE rotation_events (
+    run_id         INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    time           TEXT NOT NULL,
+    credential_id  TEXT NOT NULL,
+    type           TEXT NOT NULL,
+    trigger        TEXT,
+    fingerprint    TEXT,
+    details        TEXT,
+    source         TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX events_by_credential ON rotation_events (credential_id, time);
+CREATE TABLE coverage (
+    run_id   INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    account  TEXT NOT NULL,
+    region   TEXT NOT NULL,
+    api      TEXT NOT NULL,
+    ok       INTEGER NOT NULL,
+    error    TEXT,
+    records  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE findings (
+    run_id         INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    rule           TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    credential     TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    account        TEXT,
+    region         TEXT,
+    owner          TEXT,
+    message        TEXT NOT NULL,
+    evidence_json  TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX findings_by_fingerprint ON findings (fingerprint, run_id);
+CREATE TABLE raw_files (
+    run_id   INTEGER NOT NULL,
+    path     TEXT NOT NULL,
+    sha256   TEXT NOT NULL,
+    content  BLOB NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+"#, // Runs are append-only: no table of a run may be updated or deleted.
+    r#"
+CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER run_policy_no_update BEFORE UPDATE ON run_policy BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER run_policy_no_delete BEFORE DELETE ON run_policy BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER observed_no_update BEFORE UPDATE ON observed_credentials BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER observed_no_delete BEFORE DELETE ON observed_credentials BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER declared_no_update BEFORE UPDATE ON declared_credentials BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER declared_no_delete BEFORE DELETE ON declared_credentials BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER owners_no_update BEFORE UPDATE ON owners BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER owners_no_delete BEFORE DELETE ON owners BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON rotation_events BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON rotation_events BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER coverage_no_update BEFORE UPDATE ON coverage BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER coverage_no_delete BEFORE DELETE ON coverage BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER findings_no_update BEFORE UPDATE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER raw_no_update BEFORE UPDATE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+"#,
+];
