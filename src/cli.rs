@@ -28,6 +28,54 @@ pub enum Command {
     },
     /// Write a synthetic fleet (export directory, inventory, history, expected findings).
     Generate(GenerateArgs),
+    /// List the control catalogues and the rules that test each control.
+    Controls(ControlsArgs),
+    /// Re-render the evidence bundle of a stored run.
+    Report(ReportArgs),
+    /// Check an evidence bundle against its manifest.
+    Verify {
+        /// The bundle folder (holding manifest.json).
+        dir: PathBuf,
+    },
+}
+
+/// Where the bundle goes and what it maps to.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Write the evidence bundle here (index.html, CSVs, JSON, plan, raw/, manifest.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also write <DIR>.tar.gz of the bundle.
+    #[arg(long, requires = "out")]
+    pub archive: bool,
+    /// Extra control catalogues (*.toml) to load beside the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub controls_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlsArgs {
+    /// Only this framework (e.g. pci-dss, soc2, iso27001, nist-800-53, cis-aws).
+    #[arg(long, value_name = "ID")]
+    pub framework: Option<String>,
+    /// Extra control catalogues (*.toml) to load beside the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub controls_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run to render [default: the latest].
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+    /// SQLite snapshot holding the run.
+    #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
+    pub db: PathBuf,
+    #[command(flatten)]
+    pub bundle: BundleArgs,
 }
 
 #[derive(Debug, Args)]
@@ -47,9 +95,8 @@ pub struct ScanArgs {
     /// Evaluate as of this time (RFC 3339) [default: now].
     #[arg(long, value_name = "TIME")]
     pub as_of: Option<String>,
-    /// Write findings.json and findings.csv here.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub bundle: BundleArgs,
     /// Exit 1 when a finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,

@@ -6,13 +6,18 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use crate::cli::{Format, GenerateArgs, RulesArgs, ScanArgs};
+use crate::cli::{BundleArgs, ControlsArgs, Format, GenerateArgs, ReportArgs, RulesArgs, ScanArgs};
+use crate::collect::raw::RawFile;
 use crate::error::{Error, Result};
-use crate::model::{Facts, Severity, Timestamp};
+use crate::model::Finding;
+use crate::model::{Facts, Timestamp};
+use crate::plan::PlanConfig;
 use crate::report::Summary;
+use crate::report::bundle;
 use crate::rules::RULES;
+use crate::snapshot::RunMeta;
 use crate::snapshot::Snapshot;
-use crate::{collect, history, inventory, report, rules};
+use crate::{collect, controls, history, inventory, report, rules};
 
 /// How a command ended, short of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +100,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         observed: export.observed,
         events,
         coverage: export.coverage,
+        ..Facts::default()
     };
 
     let mut snapshot = Snapshot::open(&args.db)?;
@@ -104,8 +110,8 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
             rules::evaluate(f, as_of)
         })?;
 
-    if let Some(out) = &args.out {
-        report::write_findings(out, as_of, &findings)?;
+    if let Some(out) = &args.bundle.out {
+        write_bundle(&args.bundle, out, &run, &facts, &findings, &raw)?;
     }
 
     let summary = Summary::of(&findings);
@@ -130,7 +136,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
                 c.error.as_deref().unwrap_or("failed")
             );
         }
-        if let Some(out) = &args.out {
+        if let Some(out) = &args.bundle.out {
             eprintln!("wrote {}", out.display());
         }
     }
@@ -141,6 +147,135 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         && findings.iter().any(|f| f.severity >= threshold)
     {
         return Ok(Outcome::FindingsAtThreshold);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Writes the evidence bundle of a run (and its archive when asked).
+fn write_bundle(
+    args: &BundleArgs,
+    out: &Path,
+    run: &RunMeta,
+    facts: &Facts,
+    findings: &[Finding],
+    raw: &[RawFile],
+) -> Result<()> {
+    let frameworks = controls::load(args.controls_dir.as_deref())?;
+    let view = bundle::build_view(run, facts, findings, &frameworks, &PlanConfig::default());
+    let manifest = bundle::write_bundle(out, &view, raw)?;
+    if args.archive {
+        bundle::write_archive(out, &manifest)?;
+    }
+    Ok(())
+}
+
+/// `credaudit report`: re-render a stored run; nothing is re-evaluated or collected.
+pub fn report(args: &ReportArgs) -> Result<Outcome> {
+    let snapshot = Snapshot::open_existing(&args.db)?;
+    let run = match args.run {
+        Some(id) => snapshot.run(id)?,
+        None => snapshot
+            .latest_run()?
+            .ok_or_else(|| Error::Usage(format!("{} holds no run yet", args.db.display())))?,
+    };
+    let out = args
+        .bundle
+        .out
+        .as_deref()
+        .ok_or_else(|| Error::Usage("report needs --out DIR".to_string()))?;
+    let facts = snapshot.facts(run.id)?;
+    let findings = snapshot.findings(run.id)?;
+    let raw = snapshot.raw_files(run.id)?;
+    write_bundle(&args.bundle, out, &run, &facts, &findings, &raw)?;
+    eprintln!("wrote run {} to {}", run.id, out.display());
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit verify DIR`: exit 0 when the bundle matches its manifest, 1 naming each file
+/// that was changed, added or removed.
+pub fn verify(dir: &Path, out: &mut impl Write) -> Result<Outcome> {
+    let (manifest, problems) = bundle::verify(dir)?;
+    let stdout = |e| Error::io(Path::new("<stdout>"), e);
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "ok: {} files match the manifest of run {} (as of {})",
+            manifest.files.len(),
+            manifest.run_id,
+            manifest.as_of
+        )
+        .map_err(stdout)?;
+        return Ok(Outcome::Ok);
+    }
+    for p in &problems {
+        writeln!(out, "{p}").map_err(stdout)?;
+    }
+    writeln!(
+        out,
+        "FAILED: {} problem(s) in {}",
+        problems.len(),
+        dir.display()
+    )
+    .map_err(stdout)?;
+    Ok(Outcome::FindingsAtThreshold)
+}
+
+/// `credaudit controls`.
+pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcome> {
+    let frameworks = controls::load(args.controls_dir.as_deref())?;
+    let selected: Vec<_> = frameworks
+        .iter()
+        .filter(|f| args.framework.as_deref().is_none_or(|id| f.id == id))
+        .collect();
+    if selected.is_empty() {
+        let ids: Vec<_> = frameworks.iter().map(|f| f.id.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no framework {:?}; known: {}",
+            args.framework.as_deref().unwrap_or_default(),
+            ids.join(", ")
+        )));
+    }
+    let stdout = |e| Error::io(Path::new("<stdout>"), e);
+    match args.format {
+        Format::Json => {
+            let doc: Vec<_> = selected
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "id": f.id, "name": f.name, "version": f.version,
+                        "controls": f.controls.iter().map(|c| serde_json::json!({
+                            "id": c.id, "title": c.title, "reason": c.reason,
+                            "rules": c.rules, "manual": c.manual,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("plain data")
+            )
+            .map_err(stdout)?;
+        }
+        Format::Table => {
+            for f in selected {
+                writeln!(out, "{} {} ({})", f.name, f.version, f.id).map_err(stdout)?;
+                for c in &f.controls {
+                    let rules = if c.manual {
+                        "manual".to_string()
+                    } else {
+                        c.rules.join(", ")
+                    };
+                    writeln!(
+                        out,
+                        "  {:10} {}\n             tested by: {}",
+                        c.id, c.title, rules
+                    )
+                    .map_err(stdout)?;
+                }
+                writeln!(out).map_err(stdout)?;
+            }
+        }
     }
     Ok(Outcome::Ok)
 }
@@ -202,9 +337,4 @@ pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
     // GENERATE-WIRING: replaced once the generator lands.
     let _ = as_of(Some(&args.as_of))?;
     Err(Error::Usage("generate is not available yet".into()))
-}
-
-/// Whether any finding reaches `threshold`.
-pub fn any_at_or_above(findings: &[crate::model::Finding], threshold: Severity) -> bool {
-    findings.iter().any(|f| f.severity >= threshold)
 }

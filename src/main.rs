@@ -13,6 +13,9 @@ fn main() {
         Command::Rules(args) => commands::rules_list(args, &mut stdout),
         Command::Explain { rule } => commands::explain(rule, &mut stdout),
         Command::Generate(args) => commands::generate(args),
+        Command::Controls(args) => commands::controls_list(args, &mut stdout),
+        Command::Report(args) => commands::report(args),
+        Command::Verify { dir } => commands::verify(dir, &mut stdout),
     };
     match result {
         Ok(outcome) => std::process::exit(outcome.exit_code()),

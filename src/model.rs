@@ -139,7 +139,7 @@ pub enum KeyStatus {
 /// A credential as found in AWS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedCredential {
-    /// Public id: access key id, secret ARN, or `arn:aws:iam::ACCOUNT:root/key-N` for root keys.
+    /// Public id: access key id, secret ARN, or `arn:aws:iam::ACCOUNT:root/access-key-N` for root keys.
     pub id: String,
     pub kind: CredentialKind,
     pub account: String,
@@ -433,6 +433,12 @@ pub struct Facts {
     /// Rotation history and lifecycle evidence, sorted by time.
     pub events: Vec<RotationEvent>,
     pub coverage: Vec<CoverageEntry>,
+    /// Hourly CloudTrail usage per credential, sorted by (credential, hour).
+    #[serde(default)]
+    pub usage: Vec<UsageBucket>,
+    /// 5-minute windows with authentication failures, sorted by (credential, start).
+    #[serde(default)]
+    pub auth_windows: Vec<AuthWindow>,
 }
 
 impl Facts {
@@ -455,4 +461,35 @@ impl Facts {
         accounts.dedup();
         accounts
     }
+}
+
+/// What one credential did in one clock hour, aggregated from CloudTrail. Kept in the snapshot
+/// so a later scan's baseline needs no old logs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageBucket {
+    /// Access key id, or secret ARN/name for GetSecretValue calls on a secret.
+    pub credential_id: String,
+    /// Start of the hour (UTC, minutes and seconds zero).
+    pub hour: Timestamp,
+    pub calls: u64,
+    /// Calls that returned any error code.
+    pub errors: u64,
+    /// Calls that failed authentication or authorisation (AccessDenied, InvalidClientTokenId, …).
+    pub auth_errors: u64,
+    pub source_ips: BTreeMap<String, u64>,
+    pub regions: BTreeMap<String, u64>,
+    /// `eventSource:eventName`, e.g. `iam.amazonaws.com:CreateAccessKey`.
+    pub operations: BTreeMap<String, u64>,
+    pub error_codes: BTreeMap<String, u64>,
+}
+
+/// Calls and authentication failures of one credential in one 5-minute window; only windows
+/// with at least one authentication failure are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthWindow {
+    pub credential_id: String,
+    /// Start of the 5-minute window.
+    pub start: Timestamp,
+    pub calls: u64,
+    pub auth_errors: u64,
 }

@@ -6,6 +6,7 @@
 //! - [`schedule`] turns a Secrets Manager rotation schedule into an interval in days.
 
 pub mod awsjson;
+pub mod cloudtrail;
 pub mod credential_report;
 pub mod export;
 pub mod raw;

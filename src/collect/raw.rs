@@ -5,6 +5,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// One raw evidence file: its path relative to the export directory, and its bytes.
+pub type RawFile = (String, Vec<u8>);
+
 /// Extensions of the files an export directory holds.
 const EVIDENCE_EXTENSIONS: &[&str] = &["json", "csv", "gz", "jsonl", "toml"];
 
@@ -17,7 +20,7 @@ fn plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<RawFile>) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .collect::<std::io::Result<_>>()
@@ -53,7 +56,7 @@ pub fn gather(
     dir: &Path,
     inventory: Option<&Path>,
     history: Option<&Path>,
-) -> Result<Vec<(String, Vec<u8>)>> {
+) -> Result<Vec<RawFile>> {
     let mut out = Vec::new();
     for sub in ["aws", "cloudtrail"] {
         let path = dir.join(sub);

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::view::{
-    ControlView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView, RunView, RuleView,
+    ControlView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView, RuleView, RunView,
 };
-use super::{FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, plan_files, write_atomic};
+use super::{
+    FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, plan_files, write_atomic,
+};
 use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
 use crate::error::{Error, Result};
 use crate::model::{EventType, Facts, Finding, KeyStatus, OwnerStatus};
@@ -18,8 +20,7 @@ use crate::plan::{self, PlanConfig};
 use crate::rules::{EvalCtx, RULES, fmt_time};
 use crate::snapshot::RunMeta;
 
-/// One file of raw evidence, stored with the run: its path relative to the export directory.
-pub type RawFile = (String, Vec<u8>);
+use crate::collect::raw::RawFile;
 
 /// `framework:control` ids per rule id, from the catalogues.
 pub fn rule_controls(frameworks: &[Framework]) -> BTreeMap<String, Vec<String>> {
@@ -46,9 +47,7 @@ fn scope(ctx: &EvalCtx) -> Vec<ScopeItem> {
         .iter()
         .filter(|v| v.is_active())
         .map(|v| {
-            let unused_since = v
-                .observed
-                .and_then(|o| o.last_used_at.or(o.created_at));
+            let unused_since = v.observed.and_then(|o| o.last_used_at.or(o.created_at));
             ScopeItem {
                 id: v.id.to_string(),
                 kind: v.kind,
@@ -94,7 +93,8 @@ pub fn build_view(
                     }
                 })
                 .collect();
-            let count = |s: ControlStatus| controls.iter().filter(|c| c.status == s.as_str()).count();
+            let count =
+                |s: ControlStatus| controls.iter().filter(|c| c.status == s.as_str()).count();
             FrameworkView {
                 id: fw.id.clone(),
                 name: fw.name.clone(),
@@ -108,11 +108,19 @@ pub fn build_view(
         })
         .collect();
 
-    let plan = plan::build(facts, findings, &rule_controls(frameworks), as_of, plan_config);
+    let plan = plan::build(
+        facts,
+        findings,
+        &rule_controls(frameworks),
+        as_of,
+        plan_config,
+    );
 
     let mut findings_per_credential: BTreeMap<&str, usize> = BTreeMap::new();
     for f in findings {
-        *findings_per_credential.entry(f.credential.as_str()).or_default() += 1;
+        *findings_per_credential
+            .entry(f.credential.as_str())
+            .or_default() += 1;
     }
     let inventory = ctx
         .credentials
@@ -153,7 +161,10 @@ pub fn build_view(
                 }
                 .to_string(),
                 automated: v.declared.is_some_and(|d| d.automated),
-                consumers: v.declared.map(|d| d.consumers.join(" ")).unwrap_or_default(),
+                consumers: v
+                    .declared
+                    .map(|d| d.consumers.join(" "))
+                    .unwrap_or_default(),
                 last_rotation: last_rotation.map(fmt_time).unwrap_or_default(),
                 last_used: v
                     .observed
@@ -174,7 +185,10 @@ pub fn build_view(
             time: fmt_time(e.time),
             credential: e.credential_id.clone(),
             event_type: e.event_type.as_str().to_string(),
-            trigger: e.trigger.map(|t| t.as_str().to_string()).unwrap_or_default(),
+            trigger: e
+                .trigger
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
             fingerprint: e.fingerprint.clone().unwrap_or_default(),
             details: e.details.clone().unwrap_or_default(),
             source: e.source.clone(),
@@ -211,7 +225,11 @@ pub fn build_view(
             source: run.source.clone(),
             status: run.status.clone(),
             content_hash: run.content_hash.clone(),
-            accounts: facts.scanned_accounts().iter().map(|a| a.to_string()).collect(),
+            accounts: facts
+                .scanned_accounts()
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
             credentials_observed: facts.observed.len(),
             credentials_declared: facts.inventory.credentials.len(),
         },
@@ -238,8 +256,16 @@ pub fn build_view(
 
 fn controls_csv(view: &ReportView) -> Vec<u8> {
     let header = [
-        "framework", "framework_version", "control", "title", "status", "findings", "in_scope",
-        "failing_credentials", "rules", "reason",
+        "framework",
+        "framework_version",
+        "control",
+        "title",
+        "status",
+        "findings",
+        "in_scope",
+        "failing_credentials",
+        "rules",
+        "reason",
     ];
     let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
         vec![header.iter().map(|h| (*h).into()).collect()];
@@ -264,9 +290,25 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
 
 fn inventory_csv(view: &ReportView) -> Vec<u8> {
     let header = [
-        "credential", "kind", "reconciliation", "declared", "observed", "class", "owner",
-        "owner_status", "account", "region", "principal", "status", "automated", "consumers",
-        "last_rotation", "last_used", "age_days", "interval_days", "findings",
+        "credential",
+        "kind",
+        "reconciliation",
+        "declared",
+        "observed",
+        "class",
+        "owner",
+        "owner_status",
+        "account",
+        "region",
+        "principal",
+        "status",
+        "automated",
+        "consumers",
+        "last_rotation",
+        "last_used",
+        "age_days",
+        "interval_days",
+        "findings",
     ];
     let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
         vec![header.iter().map(|h| (*h).into()).collect()];
@@ -288,7 +330,10 @@ fn inventory_csv(view: &ReportView) -> Vec<u8> {
             r.consumers.as_str().into(),
             r.last_rotation.as_str().into(),
             r.last_used.as_str().into(),
-            r.age_days.map(|d| format!("{d:.1}")).unwrap_or_default().into(),
+            r.age_days
+                .map(|d| format!("{d:.1}"))
+                .unwrap_or_default()
+                .into(),
             r.interval_days.to_string().into(),
             r.findings.to_string().into(),
         ]);
@@ -297,7 +342,15 @@ fn inventory_csv(view: &ReportView) -> Vec<u8> {
 }
 
 fn events_csv(view: &ReportView) -> Vec<u8> {
-    let header = ["time", "credential", "type", "trigger", "fingerprint", "source", "details"];
+    let header = [
+        "time",
+        "credential",
+        "type",
+        "trigger",
+        "fingerprint",
+        "source",
+        "details",
+    ];
     let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
         vec![header.iter().map(|h| (*h).into()).collect()];
     for e in &view.events {
@@ -348,7 +401,10 @@ pub struct Scope {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A raw file's relative path, checked to stay inside the bundle's `raw/` folder.
@@ -356,9 +412,10 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
     let p = Path::new(path);
     let ok = !path.is_empty()
         && p.components().all(|c| match c {
-            Component::Normal(s) => s
-                .to_str()
-                .is_some_and(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))),
+            Component::Normal(s) => s.to_str().is_some_and(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            }),
             _ => false,
         });
     ok.then(|| p.to_path_buf())
@@ -373,14 +430,26 @@ pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Ma
         as_of: view.run.as_of.clone(),
     };
     let mut files: Vec<(String, Vec<u8>)> = vec![
-        ("index.html".into(), super::html::render_html(view)?.into_bytes()),
-        ("findings.json".into(), json::findings_json(&header, &view.summary, &view.findings)),
+        (
+            "index.html".into(),
+            super::html::render_html(view)?.into_bytes(),
+        ),
+        (
+            "findings.json".into(),
+            json::findings_json(&header, &view.summary, &view.findings),
+        ),
         ("findings.csv".into(), csv::findings_csv(&view.findings)),
         ("controls.csv".into(), controls_csv(view)),
         ("inventory.csv".into(), inventory_csv(view)),
         ("rotation-events.csv".into(), events_csv(view)),
-        ("remediation-plan.csv".into(), plan_files::plan_csv(&view.plan)),
-        ("remediation-plan.json".into(), plan_files::plan_json(&view.plan, &view.run.as_of)),
+        (
+            "remediation-plan.csv".into(),
+            plan_files::plan_csv(&view.plan),
+        ),
+        (
+            "remediation-plan.json".into(),
+            plan_files::plan_json(&view.plan, &view.run.as_of),
+        ),
     ];
     for (path, bytes) in raw {
         if let Some(rel) = safe_relative(path) {
@@ -394,7 +463,12 @@ pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Ma
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let (dir, file) = (path.parent().unwrap_or(out), path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default());
+        let (dir, file) = (
+            path.parent().unwrap_or(out),
+            path.file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default(),
+        );
         write_atomic(dir, &file, bytes)?;
         entries.push(ManifestFile {
             path: name.clone(),

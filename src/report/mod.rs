@@ -1,8 +1,11 @@
 //! Rendering: a versioned view model built from a run's findings, written as JSON and CSV.
 //! Reports never compute findings; they only present them.
 
+pub mod bundle;
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod plan_files;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -138,15 +141,4 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     Ok(path)
-}
-
-/// Writes findings.json and findings.csv into `out`.
-pub fn write_findings(out: &Path, as_of: Timestamp, findings: &[Finding]) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let views: Vec<FindingView> = findings.iter().map(FindingView::from).collect();
-    let json = json::findings_json(&ReportHeader::new(as_of), &Summary::of(findings), &views);
-    let csv = csv::findings_csv(&views);
-    write_atomic(out, "findings.json", &json)?;
-    write_atomic(out, "findings.csv", &csv)?;
-    Ok(())
 }

@@ -14,7 +14,9 @@ use crate::model::{
 mod registry;
 pub use registry::{RULES, find};
 
+mod anomalous_usage;
 mod audit_trail_gap;
+mod auth_failure_spike;
 mod credential_reuse;
 mod inactive_key_lingering;
 mod multiple_active_keys;
@@ -31,6 +33,7 @@ mod unclassified_credential;
 mod unmanaged_credential;
 mod unowned_credential;
 mod unused_credential;
+mod usage_limit_exceeded;
 
 /// What a rule is, for `credaudit rules`, `explain` and the reports.
 #[derive(Debug)]

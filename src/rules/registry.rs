@@ -21,6 +21,9 @@ pub static RULES: &[&Rule] = &[
     &super::audit_trail_gap::RULE,
     &super::tag_drift::RULE,
     &super::credential_reuse::RULE,
+    &super::usage_limit_exceeded::RULE,
+    &super::anomalous_usage::RULE,
+    &super::auth_failure_spike::RULE,
     &super::secret_unused::RULE,
 ];
 
@@ -74,6 +77,9 @@ mod tests {
             "audit-trail-gap",
             "tag-drift",
             "credential-reuse",
+            "usage-limit-exceeded",
+            "anomalous-usage",
+            "auth-failure-spike",
             "secret-unused",
         ] {
             assert!(find(id).is_some(), "rule {id} is missing");

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Policy};
 use crate::model::{
-    CoverageEntry, DeclaredCredential, Facts, Finding, KeyStatus, ObservedCredential, Owner,
-    OwnerStatus, RotationEvent, Timestamp,
+    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, KeyStatus, ObservedCredential,
+    Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
 };
 
 /// What a run is, apart from its facts.
@@ -435,7 +435,54 @@ fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result
             ])?;
         }
     }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO usage_buckets (run_id, credential_id, hour, calls, errors, auth_errors, detail_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for u in &facts.usage {
+            let detail = UsageDetail {
+                source_ips: u.source_ips.clone(),
+                regions: u.regions.clone(),
+                operations: u.operations.clone(),
+                error_codes: u.error_codes.clone(),
+            };
+            stmt.execute(params![
+                run_id,
+                u.credential_id,
+                ts(&u.hour),
+                u.calls as i64,
+                u.errors as i64,
+                u.auth_errors as i64,
+                serde_json::to_string(&detail).map_err(json_err)?,
+            ])?;
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO auth_windows (run_id, credential_id, start, calls, auth_errors)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for w in &facts.auth_windows {
+            stmt.execute(params![
+                run_id,
+                w.credential_id,
+                ts(&w.start),
+                w.calls as i64,
+                w.auth_errors as i64
+            ])?;
+        }
+    }
     Ok(())
+}
+
+/// The per-bucket maps, stored as one JSON column.
+#[derive(Serialize, serde::Deserialize)]
+struct UsageDetail {
+    source_ips: std::collections::BTreeMap<String, u64>,
+    regions: std::collections::BTreeMap<String, u64>,
+    operations: std::collections::BTreeMap<String, u64>,
+    error_codes: std::collections::BTreeMap<String, u64>,
 }
 
 fn read_facts(conn: &Connection, run_id: i64, path: &Path) -> Result<Facts> {
@@ -576,7 +623,46 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
+    let mut stmt = conn.prepare(
+        "SELECT credential_id, hour, calls, errors, auth_errors, detail_json
+         FROM usage_buckets WHERE run_id = ?1 ORDER BY credential_id, hour",
+    )?;
+    let usage = stmt
+        .query_map([run_id], |r| {
+            let detail: String = r.get(5)?;
+            let detail: UsageDetail = serde_json::from_str(&detail).map_err(json_err)?;
+            Ok(UsageBucket {
+                credential_id: r.get(0)?,
+                hour: parse_ts(&r.get::<_, String>(1)?)?,
+                calls: r.get::<_, i64>(2)? as u64,
+                errors: r.get::<_, i64>(3)? as u64,
+                auth_errors: r.get::<_, i64>(4)? as u64,
+                source_ips: detail.source_ips,
+                regions: detail.regions,
+                operations: detail.operations,
+                error_codes: detail.error_codes,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT credential_id, start, calls, auth_errors
+         FROM auth_windows WHERE run_id = ?1 ORDER BY credential_id, start",
+    )?;
+    let auth_windows = stmt
+        .query_map([run_id], |r| {
+            Ok(AuthWindow {
+                credential_id: r.get(0)?,
+                start: parse_ts(&r.get::<_, String>(1)?)?,
+                calls: r.get::<_, i64>(2)? as u64,
+                auth_errors: r.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
     Ok(Facts {
+        usage,
+        auth_windows,
         inventory: Inventory {
             policy,
             owners,

@@ -108,6 +108,24 @@ CREATE TABLE findings (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX findings_by_fingerprint ON findings (fingerprint, run_id);
+CREATE TABLE usage_buckets (
+    run_id         INTEGER NOT NULL,
+    credential_id  TEXT NOT NULL,
+    hour           TEXT NOT NULL,
+    calls          INTEGER NOT NULL,
+    errors         INTEGER NOT NULL,
+    auth_errors    INTEGER NOT NULL,
+    detail_json    TEXT NOT NULL,
+    PRIMARY KEY (run_id, credential_id, hour)
+);
+CREATE TABLE auth_windows (
+    run_id         INTEGER NOT NULL,
+    credential_id  TEXT NOT NULL,
+    start          TEXT NOT NULL,
+    calls          INTEGER NOT NULL,
+    auth_errors    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, credential_id, start)
+);
 CREATE TABLE raw_files (
     run_id   INTEGER NOT NULL,
     path     TEXT NOT NULL,
@@ -132,6 +150,10 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON rotation_events BEGIN SELECT RA
 CREATE TRIGGER coverage_no_update BEFORE UPDATE ON coverage BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER coverage_no_delete BEFORE DELETE ON coverage BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER findings_no_update BEFORE UPDATE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER usage_no_update BEFORE UPDATE ON usage_buckets BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER usage_no_delete BEFORE DELETE ON usage_buckets BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER auth_windows_no_update BEFORE UPDATE ON auth_windows BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER auth_windows_no_delete BEFORE DELETE ON auth_windows BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_update BEFORE UPDATE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;

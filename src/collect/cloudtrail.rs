@@ -1,0 +1,987 @@
+//! Reader for CloudTrail log files: turns records into lifecycle evidence (rotation events),
+//! hourly usage per credential ([`UsageBucket`]) and 5-minute authentication-failure windows
+//! ([`AuthWindow`]), streaming, so memory grows with the number of credentials × hours seen and
+//! never with the size of the logs.
+//!
+//! # Formats
+//! Each file is sniffed, not trusted by its name:
+//! - CloudTrail log files as delivered to S3: `{"Records": [ … ]}`, plain or gzip (`.json.gz`,
+//!   detected by its magic bytes; multi-member gzip streams are read whole);
+//! - a bare JSON array of records: `[ { … }, … ]`;
+//! - `aws cloudtrail lookup-events` output: `{"Events": [{"CloudTrailEvent": "<record as a JSON
+//!   string>", …}], "NextToken": …}`.
+//!
+//! A directory is walked recursively in sorted order and its `*.json` and `*.json.gz` files are
+//! read; hidden entries, symlinked directories and CloudTrail digest files (`*CloudTrail-Digest*`)
+//! are left out. A file named explicitly is read whatever its name.
+//!
+//! The `Records`/`Events` array is walked one record at a time with a serde visitor; each record
+//! is deserialised into a small struct holding only the fields used here, whose fields tolerate
+//! any JSON type (a field of an unexpected type reads as absent), and is folded into hash maps
+//! keyed by (credential, hour) and (credential, 5-minute window) before the next one is read.
+//!
+//! # Errors and skips
+//! - A truncated or corrupt gzip stream, or JSON that ends early or is malformed, stops the read
+//!   with [`Error::Input`] naming the file and the record (or the compressed byte offset).
+//! - A record without `userIdentity` or `eventTime`, with an `eventTime` that is not RFC 3339,
+//!   without `eventVersion` or with an `eventVersion` other than `1.x`, or a lookup event without
+//!   `CloudTrailEvent`, is a counted skip ([`CloudTrailData::skip_reasons`]), not an error.
+//!
+//! # Lifecycle evidence
+//! Successful calls only (no `errorCode`), each one [`RotationEvent`] with `source = "cloudtrail"`,
+//! no trigger or fingerprint, and `details = "<eventName> by <userIdentity.arn> from
+//! <sourceIPAddress>"` (plus the status or version stage where the call carries one):
+//!
+//! | call | event type | credential id |
+//! |---|---|---|
+//! | `iam:CreateAccessKey` | `rotation.completed` (a new key value was issued) | `responseElements.accessKey.accessKeyId` |
+//! | `iam:UpdateAccessKey` | `policy.updated` (status change, not a rotation) | `requestParameters.accessKeyId` |
+//! | `iam:DeleteAccessKey` | `policy.updated` | `requestParameters.accessKeyId` |
+//! | `secretsmanager:CreateSecret` | `rotation.completed` (the first value was issued, as a key's creation is) | `responseElements.arn` (or `aRN`), else `requestParameters.name` |
+//! | `secretsmanager:RotateSecret` | `rotation.initiated` (the rotation function finishes it) | `requestParameters.secretId` |
+//! | `secretsmanager:PutSecretValue` | `rotation.completed` when the new value becomes `AWSCURRENT` (no `versionStages`, or they include it); `rotation.initiated` when it is only staged (e.g. `AWSPENDING` by a rotation function) | `requestParameters.secretId` |
+//! | `secretsmanager:UpdateSecretVersionStage` | `rotation.completed` when it moves `AWSCURRENT` to a version; else `policy.updated` | `requestParameters.secretId` |
+//! | `secretsmanager:DeleteSecret` | `policy.updated` | `requestParameters.secretId` (else `responseElements.aRN`) |
+//!
+//! These events are evidence that a credential's value changed (they move
+//! `EvalCtx::last_rotation` and appear among the report's rotation events), but they are not
+//! the rotation pipeline's own record: rules about gaps in that record must only count
+//! `source == "history"` events.
+//!
+//! # Usage
+//! Every record whose `userIdentity.accessKeyId` is set counts for that key (temporary `ASIA…`
+//! keys included; rules only judge credentials the scan knows). A `GetSecretValue` call also
+//! counts for the secret named in `requestParameters.secretId` (and `BatchGetSecretValue` for
+//! each id of `secretIdList`), as the caller gave it: ARN, partial ARN or name. Per (credential,
+//! hour): calls, calls with any `errorCode`, calls with an authentication error
+//! ([`AUTH_ERROR_CODES`]), and counts per source IP, region, `eventSource:eventName` and error
+//! code. Per (credential, 5-minute window): all calls and authentication errors, kept only for
+//! windows with at least one authentication error.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::model::{AuthWindow, EventType, RotationEvent, Timestamp, UsageBucket};
+
+/// What a set of CloudTrail files holds, aggregated and in a deterministic order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudTrailData {
+    /// Lifecycle evidence (`source = "cloudtrail"`), sorted by time (then credential, type).
+    pub events: Vec<RotationEvent>,
+    /// Hourly usage, sorted by (credential_id, hour).
+    pub usage: Vec<UsageBucket>,
+    /// 5-minute windows with authentication errors, sorted by (credential_id, start).
+    pub auth_windows: Vec<AuthWindow>,
+    /// Records seen, skipped ones included.
+    pub records: u64,
+    /// Records left out; the sum of `skip_reasons`.
+    pub skipped: u64,
+    /// Why records were left out, with how many each.
+    pub skip_reasons: BTreeMap<String, u64>,
+    /// Every file read, sorted.
+    pub files: Vec<PathBuf>,
+}
+
+/// Error codes that mean a request failed authentication or authorisation.
+pub const AUTH_ERROR_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "Client.UnauthorizedOperation",
+];
+
+/// Whether a CloudTrail `errorCode` is an authentication or authorisation failure.
+pub fn is_auth_error(code: &str) -> bool {
+    AUTH_ERROR_CODES.contains(&code)
+}
+
+/// Length of an [`AuthWindow`] in seconds.
+pub const AUTH_WINDOW_SECONDS: i64 = 300;
+
+const HOUR_SECONDS: i64 = 3600;
+
+/// Reads CloudTrail files and directory trees of them (see the module docs for the formats).
+///
+/// Files are read in sorted path order, each once even if named twice. The first malformed file
+/// stops the read with an [`Error::Input`] naming it; nothing is returned half-read.
+pub fn read_paths(paths: &[PathBuf]) -> Result<CloudTrailData> {
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if metadata.is_dir() {
+            walk(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut aggregator = Aggregator::default();
+    for file in &files {
+        read_file(file, &mut aggregator)?;
+    }
+    Ok(aggregator.finish(files))
+}
+
+/// Buckets of `new` replace those of `previous` with the same (credential, hour); the others of
+/// `previous` are kept. So a later scan's baseline needs no old logs, and reading the same logs
+/// again never counts twice. Reads should cover whole hours: a bucket from logs that cover only
+/// part of an hour replaces the whole hour. Sorted by (credential_id, hour).
+pub fn merge_usage(previous: &[UsageBucket], new: &[UsageBucket]) -> Vec<UsageBucket> {
+    let mut merged: BTreeMap<(&str, Timestamp), &UsageBucket> = previous
+        .iter()
+        .map(|b| ((b.credential_id.as_str(), b.hour), b))
+        .collect();
+    for b in new {
+        merged.insert((b.credential_id.as_str(), b.hour), b);
+    }
+    merged.into_values().cloned().collect()
+}
+
+/// Windows of `new` replace those of `previous` with the same (credential, start); the others
+/// are kept. Sorted by (credential_id, start).
+pub fn merge_auth_windows(previous: &[AuthWindow], new: &[AuthWindow]) -> Vec<AuthWindow> {
+    let mut merged: BTreeMap<(&str, Timestamp), &AuthWindow> = previous
+        .iter()
+        .map(|w| ((w.credential_id.as_str(), w.start), w))
+        .collect();
+    for w in new {
+        merged.insert((w.credential_id.as_str(), w.start), w);
+    }
+    merged.into_values().cloned().collect()
+}
+
+/// The start of the last hour in which `id` was used successfully (a call without an error
+/// code), from usage sorted by (credential_id, hour) as [`read_paths`] and [`merge_usage`]
+/// return it. For a secret this is its last `GetSecretValue` seen in CloudTrail, to the hour;
+/// `id` must be spelled as callers named the secret (ARN or name).
+pub fn last_access(usage: &[UsageBucket], id: &str) -> Option<Timestamp> {
+    let start = usage.partition_point(|b| b.credential_id.as_str() < id);
+    usage[start..]
+        .iter()
+        .take_while(|b| b.credential_id == id)
+        .filter(|b| b.calls > b.errors)
+        .map(|b| b.hour)
+        .max()
+}
+
+/// Adds the CloudTrail files under `dir` to `out`, walking sub-directories in sorted order.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if file_type.is_dir() {
+            walk(&path, out)?;
+        } else if (file_type.is_file() || (file_type.is_symlink() && path.is_file()))
+            && (name.ends_with(".json") || name.ends_with(".json.gz"))
+            && !name.contains("CloudTrail-Digest")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Counts the bytes read from a file, so a gzip error can say how far it got.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+const BUFFER: usize = 256 * 1024;
+
+fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let count = Rc::new(Cell::new(0));
+    let mut reader = BufReader::with_capacity(
+        BUFFER,
+        Counting {
+            inner: file,
+            count: Rc::clone(&count),
+        },
+    );
+    let gzip = reader
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    aggregator.file_records = 0;
+    let outcome = if gzip {
+        parse(
+            BufReader::with_capacity(BUFFER, flate2::read::MultiGzDecoder::new(reader)),
+            aggregator,
+        )
+    } else {
+        parse(reader, aggregator)
+    };
+    outcome.map_err(|e| {
+        json_error(
+            path,
+            e,
+            aggregator.file_records,
+            gzip.then(|| (count.get(), size)),
+        )
+    })
+}
+
+fn parse<R: Read>(reader: R, aggregator: &mut Aggregator) -> serde_json::Result<()> {
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    TopLevel { aggregator }.deserialize(&mut deserializer)?;
+    deserializer.end()
+}
+
+/// Turns a parse failure into an input error naming the file and where it stopped.
+/// `gzip` holds the compressed bytes read so far and the file's size.
+fn json_error(path: &Path, e: serde_json::Error, done: u64, gzip: Option<(u64, u64)>) -> Error {
+    let record = format!("record {}", done + 1);
+    let position = format!("line {}, column {}", e.line(), e.column());
+    if e.is_io() {
+        let source = io::Error::from(e);
+        return match gzip {
+            Some((read, size)) => Error::input(
+                path,
+                format!("byte offset {read}"),
+                format!(
+                    "the gzip stream is truncated or corrupt after {done} complete records \
+                     ({read} of {size} compressed bytes read): {source}"
+                ),
+            ),
+            None => Error::io(path, source),
+        };
+    }
+    if e.is_eof() {
+        let what = if gzip.is_some() {
+            "the decompressed JSON is truncated"
+        } else {
+            "the JSON is truncated"
+        };
+        return Error::input(
+            path,
+            record,
+            format!("{what}: it ends early after {done} complete records ({position})"),
+        );
+    }
+    let message = e.to_string();
+    if e.is_syntax() {
+        Error::input(path, record, format!("invalid JSON: {message}"))
+    } else {
+        Error::input(path, record, message)
+    }
+}
+
+/// The top-level value: `{"Records": […]}`, `{"Events": […]}` or `[…]`.
+struct TopLevel<'a> {
+    aggregator: &'a mut Aggregator,
+}
+
+const EXPECTED: &str = "a CloudTrail log file ({\"Records\": [...]}), a JSON array of records, or \
+                        lookup-events output ({\"Events\": [...]})";
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(EXPECTED)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        Records {
+            aggregator: self.aggregator,
+        }
+        .visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut found = false;
+        while let Some(key) = map.next_key::<Text>()? {
+            match key.0.as_deref() {
+                Some("Records") => {
+                    found = true;
+                    map.next_value_seed(Records {
+                        aggregator: &mut *self.aggregator,
+                    })?;
+                }
+                Some("Events") => {
+                    found = true;
+                    map.next_value_seed(Events {
+                        aggregator: &mut *self.aggregator,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(de::Error::custom(format!(
+                "expected {EXPECTED}; found an object with neither Records nor Events"
+            )))
+        }
+    }
+}
+
+/// The `Records` array (or a bare array): each element one record.
+struct Records<'a> {
+    aggregator: &'a mut Aggregator,
+}
+
+impl<'de> DeserializeSeed<'de> for Records<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of CloudTrail records")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(record) = seq.next_element::<Obj<RawRecord>>()? {
+            self.aggregator.add(record.0);
+        }
+        Ok(())
+    }
+}
+
+/// The `Events` array of lookup-events output: each element holds its record as a JSON string.
+struct Events<'a> {
+    aggregator: &'a mut Aggregator,
+}
+
+impl<'de> DeserializeSeed<'de> for Events<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Events<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of lookup-events events")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(event) = seq.next_element::<Obj<LookupEvent>>()? {
+            let Some(text) = event.0.and_then(|e| e.cloud_trail_event.0) else {
+                self.aggregator.records += 1;
+                self.aggregator.file_records += 1;
+                self.aggregator.skip("lookup event without CloudTrailEvent");
+                continue;
+            };
+            let record: Obj<RawRecord> = serde_json::from_str(&text).map_err(|e| {
+                de::Error::custom(format!("CloudTrailEvent is not a JSON record: {e}"))
+            })?;
+            self.aggregator.add(record.0);
+        }
+        Ok(())
+    }
+}
+
+/// One element of lookup-events' `Events`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LookupEvent {
+    #[serde(rename = "CloudTrailEvent")]
+    cloud_trail_event: Text,
+}
+
+/// The fields of a CloudTrail record this reader uses.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawRecord {
+    event_version: Text,
+    user_identity: Obj<UserIdentity>,
+    event_time: Text,
+    event_source: Text,
+    event_name: Text,
+    aws_region: Text,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: Text,
+    error_code: Text,
+    request_parameters: Obj<RequestParameters>,
+    response_elements: Obj<ResponseElements>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct UserIdentity {
+    #[serde(rename = "type")]
+    identity_type: Text,
+    arn: Text,
+    access_key_id: Text,
+    invoked_by: Text,
+    principal_id: Text,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RequestParameters {
+    access_key_id: Text,
+    status: Text,
+    secret_id: Text,
+    secret_id_list: TextList,
+    name: Text,
+    version_stage: Text,
+    version_stages: TextList,
+    move_to_version_id: Text,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ResponseElements {
+    #[serde(rename = "accessKey")]
+    access_key: Obj<AccessKey>,
+    arn: Text,
+    #[serde(rename = "aRN")]
+    a_rn: Text,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AccessKey {
+    #[serde(rename = "accessKeyId")]
+    access_key_id: Text,
+}
+
+/// A string field; any other JSON value (number, object, null, …) reads as absent, so one odd
+/// field of some service's `requestParameters` cannot fail a whole file.
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl Text {
+    /// The value when it is a non-empty string.
+    fn get(&self) -> Option<&str> {
+        self.0.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(Some(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(Some(v)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+                IgnoredAny.visit_seq(seq)?;
+                Ok(Text(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(Text(None))
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+/// A list of strings; a single string is a list of one, anything else an empty list.
+#[derive(Default)]
+struct TextList(Vec<String>);
+
+impl<'de> Deserialize<'de> for TextList {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = TextList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextList, E> {
+                Ok(TextList(vec![v.to_owned()]))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextList, E> {
+                Ok(TextList::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextList, E> {
+                Ok(TextList::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextList, E> {
+                Ok(TextList::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextList, E> {
+                Ok(TextList::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<TextList, E> {
+                Ok(TextList::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Text>()? {
+                    items.extend(item.0);
+                }
+                Ok(TextList(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextList, A::Error> {
+                IgnoredAny.visit_map(map)?;
+                Ok(TextList::default())
+            }
+        }
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+/// An object field read into `T`; any other JSON value reads as absent.
+struct Obj<T>(Option<T>);
+
+impl<T> Default for Obj<T> {
+    fn default() -> Self {
+        Obj(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjVisitor<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| Obj(Some(t)))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Obj<T>, A::Error> {
+                IgnoredAny.visit_seq(seq)?;
+                Ok(Obj(None))
+            }
+        }
+        deserializer.deserialize_any(ObjVisitor(PhantomData))
+    }
+}
+
+/// Counters of one credential in one hour, before they become a [`UsageBucket`].
+#[derive(Default)]
+struct HourCounts {
+    calls: u64,
+    errors: u64,
+    auth_errors: u64,
+    source_ips: BTreeMap<String, u64>,
+    regions: BTreeMap<String, u64>,
+    operations: BTreeMap<String, u64>,
+    error_codes: BTreeMap<String, u64>,
+}
+
+/// Adds one to `map[key]`, allocating the key only the first time it is seen.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
+}
+
+/// Everything read so far, folded record by record.
+#[derive(Default)]
+struct Aggregator {
+    /// Credential ids, interned: the maps below key on the index.
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+    hours: HashMap<(u32, i64), HourCounts>,
+    /// (calls, auth errors) per credential and 5-minute window start (epoch seconds).
+    windows: HashMap<(u32, i64), (u64, u64)>,
+    events: Vec<RotationEvent>,
+    records: u64,
+    skipped: u64,
+    skip_reasons: BTreeMap<String, u64>,
+    /// Records completed in the file being read (for error locations).
+    file_records: u64,
+    /// Scratch space for `eventSource:eventName`.
+    operation: String,
+}
+
+/// What one record contributes to usage, borrowed from it.
+struct Call<'r> {
+    seconds: i64,
+    operation: &'r str,
+    region: Option<&'r str>,
+    source_ip: Option<&'r str>,
+    error_code: Option<&'r str>,
+}
+
+impl Aggregator {
+    fn skip(&mut self, reason: &str) {
+        self.skipped += 1;
+        bump(&mut self.skip_reasons, reason);
+    }
+
+    fn add(&mut self, record: Option<RawRecord>) {
+        self.records += 1;
+        self.file_records += 1;
+        let Some(record) = record else {
+            self.skip("record is not a JSON object");
+            return;
+        };
+        match record.event_version.get() {
+            None => return self.skip("missing eventVersion"),
+            Some(v) if !v.starts_with("1.") => {
+                let shown: String = v.chars().take(16).collect();
+                return self.skip(&format!("unsupported eventVersion {shown}"));
+            }
+            Some(_) => {}
+        }
+        let Some(identity) = &record.user_identity.0 else {
+            return self.skip("missing userIdentity");
+        };
+        let Some(time) = record.event_time.get() else {
+            return self.skip("missing eventTime");
+        };
+        let Ok(time) = DateTime::parse_from_rfc3339(time) else {
+            return self.skip("eventTime is not an RFC 3339 time");
+        };
+        let time = time.with_timezone(&Utc);
+        let source = record.event_source.get().unwrap_or("unknown");
+        let name = record.event_name.get().unwrap_or("unknown");
+        self.operation.clear();
+        self.operation.push_str(source);
+        self.operation.push(':');
+        self.operation.push_str(name);
+        let operation = std::mem::take(&mut self.operation);
+        let call = Call {
+            seconds: time.timestamp(),
+            operation: &operation,
+            region: record.aws_region.get(),
+            source_ip: record.source_ip_address.get(),
+            error_code: record.error_code.get(),
+        };
+        if let Some(key) = identity.access_key_id.get() {
+            self.count(key, &call);
+        }
+        let request = record.request_parameters.0.as_ref();
+        if source == "secretsmanager.amazonaws.com" {
+            match name {
+                "GetSecretValue" => {
+                    if let Some(secret) = request.and_then(|r| r.secret_id.get()) {
+                        self.count(secret, &call);
+                    }
+                }
+                "BatchGetSecretValue" => {
+                    for secret in request
+                        .map(|r| r.secret_id_list.0.as_slice())
+                        .unwrap_or(&[])
+                    {
+                        if !secret.is_empty() {
+                            self.count(secret, &call);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if call.error_code.is_none() {
+            self.lifecycle(&record, identity, source, name, time);
+        }
+        self.operation = operation;
+    }
+
+    fn count(&mut self, credential: &str, call: &Call) {
+        let index = match self.ids.get(credential) {
+            Some(&index) => index,
+            None => {
+                let index = self.names.len() as u32;
+                self.ids.insert(credential.to_owned(), index);
+                self.names.push(credential.to_owned());
+                index
+            }
+        };
+        let auth = call.error_code.is_some_and(is_auth_error);
+        let hour = self
+            .hours
+            .entry((index, call.seconds.div_euclid(HOUR_SECONDS) * HOUR_SECONDS))
+            .or_default();
+        hour.calls += 1;
+        bump(&mut hour.operations, call.operation);
+        if let Some(region) = call.region {
+            bump(&mut hour.regions, region);
+        }
+        if let Some(ip) = call.source_ip {
+            bump(&mut hour.source_ips, ip);
+        }
+        if let Some(code) = call.error_code {
+            hour.errors += 1;
+            bump(&mut hour.error_codes, code);
+            if auth {
+                hour.auth_errors += 1;
+            }
+        }
+        let window = self
+            .windows
+            .entry((
+                index,
+                call.seconds.div_euclid(AUTH_WINDOW_SECONDS) * AUTH_WINDOW_SECONDS,
+            ))
+            .or_default();
+        window.0 += 1;
+        window.1 += u64::from(auth);
+    }
+
+    /// Records a successful lifecycle call (see the mapping in the module docs).
+    fn lifecycle(
+        &mut self,
+        record: &RawRecord,
+        identity: &UserIdentity,
+        source: &str,
+        name: &str,
+        time: Timestamp,
+    ) {
+        let request = record.request_parameters.0.as_ref();
+        let response = record.response_elements.0.as_ref();
+        let request_text = |field: fn(&RequestParameters) -> &Text| {
+            request.and_then(|r| field(r).get()).map(str::to_owned)
+        };
+        let (event_type, credential, note) = match (source, name) {
+            ("iam.amazonaws.com", "CreateAccessKey") => (
+                EventType::RotationCompleted,
+                response
+                    .and_then(|r| r.access_key.0.as_ref())
+                    .and_then(|k| k.access_key_id.get())
+                    .map(str::to_owned),
+                None,
+            ),
+            ("iam.amazonaws.com", "UpdateAccessKey") => (
+                EventType::PolicyUpdated,
+                request_text(|r| &r.access_key_id),
+                request_text(|r| &r.status).map(|s| format!("status {s}")),
+            ),
+            ("iam.amazonaws.com", "DeleteAccessKey") => (
+                EventType::PolicyUpdated,
+                request_text(|r| &r.access_key_id),
+                None,
+            ),
+            ("secretsmanager.amazonaws.com", "CreateSecret") => (
+                EventType::RotationCompleted,
+                response
+                    .and_then(|r| r.arn.get().or(r.a_rn.get()))
+                    .map(str::to_owned)
+                    .or_else(|| request_text(|r| &r.name)),
+                None,
+            ),
+            ("secretsmanager.amazonaws.com", "RotateSecret") => (
+                EventType::RotationInitiated,
+                request_text(|r| &r.secret_id),
+                None,
+            ),
+            ("secretsmanager.amazonaws.com", "PutSecretValue") => {
+                let stages = request
+                    .map(|r| r.version_stages.0.as_slice())
+                    .unwrap_or(&[]);
+                let current = stages.is_empty() || stages.iter().any(|s| s == "AWSCURRENT");
+                (
+                    if current {
+                        EventType::RotationCompleted
+                    } else {
+                        EventType::RotationInitiated
+                    },
+                    request_text(|r| &r.secret_id),
+                    (!stages.is_empty()).then(|| format!("stages {}", stages.join(", "))),
+                )
+            }
+            ("secretsmanager.amazonaws.com", "UpdateSecretVersionStage") => {
+                let stage = request_text(|r| &r.version_stage);
+                let moved = request.is_some_and(|r| r.move_to_version_id.get().is_some());
+                (
+                    if moved && stage.as_deref() == Some("AWSCURRENT") {
+                        EventType::RotationCompleted
+                    } else {
+                        EventType::PolicyUpdated
+                    },
+                    request_text(|r| &r.secret_id),
+                    stage.map(|s| format!("stage {s}")),
+                )
+            }
+            ("secretsmanager.amazonaws.com", "DeleteSecret") => (
+                EventType::PolicyUpdated,
+                request_text(|r| &r.secret_id)
+                    .or_else(|| response.and_then(|r| r.a_rn.get()).map(str::to_owned)),
+                None,
+            ),
+            _ => return,
+        };
+        let Some(credential_id) = credential else {
+            return;
+        };
+        let who = identity
+            .arn
+            .get()
+            .or(identity.invoked_by.get())
+            .or(identity.principal_id.get())
+            .or(identity.identity_type.get())
+            .unwrap_or("unknown");
+        let from = record.source_ip_address.get().unwrap_or("unknown");
+        let note = note.map(|n| format!(" ({n})")).unwrap_or_default();
+        self.events.push(RotationEvent {
+            time,
+            credential_id,
+            event_type,
+            trigger: None,
+            fingerprint: None,
+            details: Some(format!("{name}{note} by {who} from {from}")),
+            source: "cloudtrail".to_string(),
+        });
+    }
+
+    fn finish(self, files: Vec<PathBuf>) -> CloudTrailData {
+        let at = |seconds: i64| DateTime::<Utc>::from_timestamp(seconds, 0);
+        let names = &self.names;
+        let mut usage: Vec<UsageBucket> = self
+            .hours
+            .into_iter()
+            .filter_map(|((index, hour), c)| {
+                Some(UsageBucket {
+                    credential_id: names[index as usize].clone(),
+                    hour: at(hour)?,
+                    calls: c.calls,
+                    errors: c.errors,
+                    auth_errors: c.auth_errors,
+                    source_ips: c.source_ips,
+                    regions: c.regions,
+                    operations: c.operations,
+                    error_codes: c.error_codes,
+                })
+            })
+            .collect();
+        usage.sort_by(|a, b| {
+            (a.credential_id.as_str(), a.hour).cmp(&(b.credential_id.as_str(), b.hour))
+        });
+        let mut auth_windows: Vec<AuthWindow> = self
+            .windows
+            .into_iter()
+            .filter(|(_, (_, auth))| *auth > 0)
+            .filter_map(|((index, start), (calls, auth_errors))| {
+                Some(AuthWindow {
+                    credential_id: names[index as usize].clone(),
+                    start: at(start)?,
+                    calls,
+                    auth_errors,
+                })
+            })
+            .collect();
+        auth_windows.sort_by(|a, b| {
+            (a.credential_id.as_str(), a.start).cmp(&(b.credential_id.as_str(), b.start))
+        });
+        let mut events = self.events;
+        events.sort_by(|a, b| {
+            (a.time, &a.credential_id, a.event_type, &a.details).cmp(&(
+                b.time,
+                &b.credential_id,
+                b.event_type,
+                &b.details,
+            ))
+        });
+        // CloudTrail may deliver a record twice; identical evidence is kept once.
+        events.dedup();
+        CloudTrailData {
+            events,
+            usage,
+            auth_windows,
+            records: self.records,
+            skipped: self.skipped,
+            skip_reasons: self.skip_reasons,
+            files,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,628 @@
+//! The scenarios that plant the rules: each reshapes one credential of an agent (or adds one) so
+//! that it trips exactly the rules it lists in `intended`, and nothing else.
+
+use chrono::Duration;
+
+use super::catalogue::{DEPARTED_OWNER, Role, UNKNOWN_OWNER};
+use super::{ALNUM, AgentCtx, BASE32, Builder, ExternalPlan, SecretPlan, TagStyle, UserPlan};
+use crate::generate::fleet::{DAY, Declared, HOUR, MINUTE, RotationRule};
+use crate::generate::rng::Rng;
+use crate::model::{CredentialKind, EventType, RiskClass, Trigger};
+
+/// Scenarios repeat every this many agents, so a large fleet carries proportionally many.
+pub(super) const PERIOD: usize = 40;
+
+/// One planted problem. Agent `i` carries scenario `SCENARIOS[i % PERIOD]` (if any); everything
+/// else about the agent is clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scenario {
+    UnmanagedKey,
+    UnmanagedSecret,
+    OrphanKey,
+    OrphanSecret,
+    OverdueKey,
+    OverdueSecret,
+    OverdueExternal,
+    NeverRotatedExternal,
+    DueSoonKey,
+    DueSoonSecret,
+    UnclassifiedKey,
+    UnclassifiedSecret,
+    NoOwnerSecret,
+    DepartedOwnerKey,
+    UnknownOwnerExternal,
+    NeverUsedKey,
+    LongUnusedKey,
+    TwoActiveKeysB,
+    TwoActiveKeysC,
+    LingeringKey,
+    LingeringNeverUsedKey,
+    ManualClassAKey,
+    AwsRotationDisabled,
+    ScheduleDriftDays,
+    ScheduleDriftRate,
+    FailedRotation,
+    PendingStuck,
+    NextRotationPassed,
+    GapKeyWithoutHistory,
+    GapHistoryAheadOfAws,
+    StaleNextRotationTag,
+    OwnerTagMismatch,
+    UnparsableDateTag,
+    ReusedFingerprintSameSecret,
+    ReusedFingerprintAcross,
+    SecretNotAccessed,
+    SecretNeverAccessed,
+}
+
+/// In agent order; pairs that plant the same rule sit next to each other, so they land in
+/// different accounts.
+pub(super) const SCENARIOS: [Scenario; 37] = [
+    Scenario::UnmanagedKey,
+    Scenario::UnmanagedSecret,
+    Scenario::OrphanKey,
+    Scenario::OrphanSecret,
+    Scenario::OverdueKey,
+    Scenario::OverdueSecret,
+    Scenario::OverdueExternal,
+    Scenario::NeverRotatedExternal,
+    Scenario::DueSoonKey,
+    Scenario::DueSoonSecret,
+    Scenario::UnclassifiedKey,
+    Scenario::UnclassifiedSecret,
+    Scenario::NoOwnerSecret,
+    Scenario::DepartedOwnerKey,
+    Scenario::UnknownOwnerExternal,
+    Scenario::NeverUsedKey,
+    Scenario::LongUnusedKey,
+    Scenario::TwoActiveKeysB,
+    Scenario::TwoActiveKeysC,
+    Scenario::LingeringKey,
+    Scenario::LingeringNeverUsedKey,
+    Scenario::ManualClassAKey,
+    Scenario::AwsRotationDisabled,
+    Scenario::ScheduleDriftDays,
+    Scenario::ScheduleDriftRate,
+    Scenario::FailedRotation,
+    Scenario::PendingStuck,
+    Scenario::NextRotationPassed,
+    Scenario::GapKeyWithoutHistory,
+    Scenario::GapHistoryAheadOfAws,
+    Scenario::StaleNextRotationTag,
+    Scenario::OwnerTagMismatch,
+    Scenario::UnparsableDateTag,
+    Scenario::ReusedFingerprintSameSecret,
+    Scenario::ReusedFingerprintAcross,
+    Scenario::SecretNotAccessed,
+    Scenario::SecretNeverAccessed,
+];
+
+impl Scenario {
+    /// Whether it replaces the agent's IAM user's keys.
+    pub(super) fn shapes_keys(self) -> bool {
+        use Scenario::*;
+        matches!(
+            self,
+            OverdueKey
+                | DueSoonKey
+                | UnclassifiedKey
+                | DepartedOwnerKey
+                | NeverUsedKey
+                | LongUnusedKey
+                | TwoActiveKeysB
+                | TwoActiveKeysC
+                | LingeringKey
+                | LingeringNeverUsedKey
+                | ManualClassAKey
+                | GapKeyWithoutHistory
+                | OwnerTagMismatch
+        )
+    }
+
+    /// The suffix of the agent secret it reshapes, if any.
+    pub(super) fn secret_target(self) -> Option<&'static str> {
+        use Scenario::*;
+        Some(match self {
+            OverdueSecret | ReusedFingerprintSameSecret => "webhook-signing-key",
+            DueSoonSecret | PendingStuck => "github-token",
+            UnclassifiedSecret | FailedRotation | ReusedFingerprintAcross => "anthropic-api-key",
+            NoOwnerSecret | GapHistoryAheadOfAws => "vector-db-password",
+            AwsRotationDisabled | NextRotationPassed => "jira-api-token",
+            ScheduleDriftDays | StaleNextRotationTag => "openai-api-key",
+            ScheduleDriftRate | UnparsableDateTag | SecretNotAccessed => "slack-bot-token",
+            _ => return None,
+        })
+    }
+}
+
+impl Builder<'_> {
+    pub(super) fn plant_keys(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut UserPlan,
+        role: &Role,
+        ctx: &AgentCtx,
+    ) {
+        use Scenario::*;
+        let user = plan.name.clone();
+        let team = ctx.team;
+        let recent = |b: &Self, rng: &mut Rng| Some(b.ago(rng.range(10 * MINUTE, 6 * HOUR)));
+        let set_class = |plan: &mut UserPlan, class: Option<RiskClass>| plan.class_tag = class;
+        match scenario {
+            OverdueKey => {
+                set_class(plan, Some(RiskClass::B));
+                let mut key = self.key_at(
+                    Some(RiskClass::B),
+                    team,
+                    &user,
+                    self.about(rng, 40),
+                    recent(self, rng),
+                );
+                key.intended = vec!["rotation-overdue"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::Date;
+            }
+            DueSoonKey => {
+                set_class(plan, Some(RiskClass::A));
+                let created = self.ago(14 * DAY - 20 * HOUR);
+                let mut key =
+                    self.key_at(Some(RiskClass::A), team, &user, created, recent(self, rng));
+                key.intended = vec!["rotation-due-soon"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::Rfc3339;
+            }
+            UnclassifiedKey => {
+                set_class(plan, None);
+                let mut key = self.key_at(None, team, &user, self.about(rng, 5), recent(self, rng));
+                key.intended = vec!["unclassified-credential"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::None;
+            }
+            DepartedOwnerKey => {
+                let mut key = self.clean_key(rng, role.key_class, DEPARTED_OWNER, &user);
+                key.intended = vec!["unowned-credential"];
+                plan.keys = vec![key];
+                plan.owner_tag = Some(DEPARTED_OWNER.to_string());
+            }
+            NeverUsedKey => {
+                set_class(plan, Some(RiskClass::B));
+                let mut key =
+                    self.key_at(Some(RiskClass::B), team, &user, self.about(rng, 10), None);
+                key.intended = vec!["unused-credential"];
+                plan.keys = vec![key];
+            }
+            LongUnusedKey => {
+                set_class(plan, Some(RiskClass::C));
+                let used = Some(self.about(rng, 50));
+                let mut key =
+                    self.key_at(Some(RiskClass::C), team, &user, self.about(rng, 80), used);
+                key.intended = vec!["unused-credential"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::Date;
+            }
+            TwoActiveKeysB | TwoActiveKeysC => {
+                let (class, old_days, new_days) = if scenario == TwoActiveKeysB {
+                    (RiskClass::B, 25, 2)
+                } else {
+                    (RiskClass::C, 50, 5)
+                };
+                set_class(plan, Some(class));
+                let mut old = self.key_at(
+                    Some(class),
+                    team,
+                    &user,
+                    self.about(rng, old_days),
+                    recent(self, rng),
+                );
+                old.intended = vec!["multiple-active-keys"];
+                let new = self.key_at(
+                    Some(class),
+                    team,
+                    &user,
+                    self.about(rng, new_days),
+                    recent(self, rng),
+                );
+                plan.keys = vec![old, new];
+                plan.date_tags = TagStyle::None;
+            }
+            LingeringKey | LingeringNeverUsedKey => {
+                let current = self.clean_key(rng, role.key_class, team, &user);
+                let (created, used) = if scenario == LingeringKey {
+                    (self.about(rng, 120), Some(self.about(rng, 100)))
+                } else {
+                    (self.about(rng, 45), None)
+                };
+                let mut old = self.key_at(Some(role.key_class), team, &user, created, used);
+                old.active = false;
+                old.description = format!("deactivated access key of {user}");
+                old.intended = vec!["inactive-key-lingering"];
+                plan.keys = vec![old, current];
+                plan.date_tags = TagStyle::None;
+            }
+            ManualClassAKey => {
+                set_class(plan, Some(RiskClass::A));
+                let mut key = self.key_at(
+                    Some(RiskClass::A),
+                    team,
+                    &user,
+                    self.about(rng, 6),
+                    recent(self, rng),
+                );
+                key.automated = false;
+                key.trigger = Trigger::Manual;
+                key.intended = vec!["rotation-not-automated"];
+                plan.keys = vec![key];
+            }
+            GapKeyWithoutHistory => {
+                set_class(plan, Some(RiskClass::B));
+                let mut key = self.key_at(
+                    Some(RiskClass::B),
+                    team,
+                    &user,
+                    self.about(rng, 8),
+                    recent(self, rng),
+                );
+                key.history = false;
+                key.intended = vec!["audit-trail-gap"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::None;
+            }
+            OwnerTagMismatch => {
+                let mut key = self.clean_key(rng, role.key_class, team, &user);
+                key.intended = vec!["tag-drift"];
+                plan.keys = vec![key];
+                let other = if team == "team-research" {
+                    "team-data"
+                } else {
+                    "team-research"
+                };
+                plan.owner_tag = Some(other.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// An undeclared user with one key that the onboarding script made (and logged).
+    pub(super) fn sandbox_user(&mut self, rng: &mut Rng, ctx: &AgentCtx) {
+        let name = format!("svc-{}-sandbox", ctx.name);
+        let created = self.about(rng, 4);
+        let mut key = self.key_at(None, ctx.team, &name, created, Some(self.ago(3 * HOUR)));
+        key.declared = false;
+        key.trigger = Trigger::Manual;
+        key.intended = vec!["unmanaged-credential"];
+        let plan = UserPlan {
+            name,
+            created: created - Duration::seconds(10 * MINUTE),
+            owner_tag: None,
+            class_tag: None,
+            date_tags: TagStyle::None,
+            extra_tags: vec![
+                ("agent".into(), ctx.name.clone()),
+                ("purpose".into(), "sandbox".into()),
+            ],
+            password: None,
+            mfa: false,
+            keys: vec![key],
+            consumers: Vec::new(),
+        };
+        self.add_user(rng, ctx.account, ctx.region, plan);
+    }
+
+    /// Extra credentials a scenario adds: undeclared or unused secrets, declared-only external
+    /// credentials, inventory entries that point at nothing.
+    pub(super) fn agent_extras(
+        &mut self,
+        rng: &mut Rng,
+        ctx: &AgentCtx,
+        scenario: Scenario,
+        anthropic_fingerprint: Option<String>,
+    ) {
+        use Scenario::*;
+        let external =
+            |id: String, kind: CredentialKind, class: RiskClass, what: &str| ExternalPlan {
+                id,
+                kind,
+                class: Some(class),
+                owner: Some(ctx.team.to_string()),
+                automated: true,
+                max_uses: None,
+                consumers: vec![ctx.name.clone()],
+                description: format!("{what} of {}", ctx.name),
+                last_rotated: None,
+                trigger: Trigger::Scheduled,
+                intended: Vec::new(),
+            };
+        match scenario {
+            UnmanagedSecret => {
+                let created = self.about(rng, 3);
+                let mut plan = self.bare_secret(
+                    format!("dev/{}/scratch-token", ctx.name),
+                    format!("scratch token created by hand while debugging {}", ctx.name),
+                    created,
+                );
+                plan.declared = false;
+                plan.agent = Some(ctx.name.clone());
+                plan.last_accessed = Some(self.about(rng, 1));
+                plan.intended = vec!["unmanaged-credential"];
+                self.add_secret(rng, ctx.account, ctx.region, plan);
+            }
+            SecretNeverAccessed => {
+                let mut plan = self.bare_secret(
+                    format!("prod/{}/backup-encryption-key", ctx.name),
+                    format!("backup encryption key of {}", ctx.name),
+                    self.about(rng, 200),
+                );
+                plan.class = Some(RiskClass::D);
+                plan.owner = Some(ctx.team.to_string());
+                plan.owner_tag = true;
+                plan.consumers = vec![ctx.name.clone()];
+                plan.agent = Some(ctx.name.clone());
+                plan.automated = true;
+                plan.last_rotated = Some(self.about(rng, 100));
+                plan.rotation = Some(RotationRule {
+                    days: 180,
+                    as_rate: false,
+                });
+                plan.rotation_enabled = true;
+                plan.history = true;
+                plan.last_accessed = None;
+                plan.date_tags = TagStyle::Date;
+                plan.intended = vec!["secret-unused"];
+                self.add_secret(rng, ctx.account, ctx.region, plan);
+            }
+            OrphanKey => {
+                let id = self.unique(rng, "AKIA", BASE32, 16);
+                let account = self.account_id(ctx.account);
+                self.fleet.declared.push(Declared {
+                    id: id.clone(),
+                    kind: CredentialKind::IamAccessKey,
+                    class: Some(RiskClass::B),
+                    owner: Some(ctx.team.to_string()),
+                    consumers: vec![ctx.name.clone()],
+                    automated: true,
+                    interval_days: None,
+                    max_uses: None,
+                    account: Some(account),
+                    description: format!(
+                        "access key of svc-{}-batch (user deleted by hand)",
+                        ctx.name
+                    ),
+                });
+                let at = self.about(rng, 5);
+                self.record_rotation(
+                    rng,
+                    &id,
+                    at,
+                    Trigger::Scheduled,
+                    "new access key for batch jobs",
+                );
+                self.plant("orphaned-inventory-entry", &id);
+            }
+            OrphanSecret => {
+                let account = self.account_id(ctx.account);
+                let region = self.region(ctx.region);
+                let suffix = rng.chars(ALNUM, 6);
+                let id = format!(
+                    "arn:aws:secretsmanager:{region}:{account}:secret:prod/{}/legacy-webhook-secret-{suffix}",
+                    ctx.name
+                );
+                self.taken.insert(id.clone());
+                self.fleet.declared.push(Declared {
+                    id: id.clone(),
+                    kind: CredentialKind::Secret,
+                    class: Some(RiskClass::C),
+                    owner: Some(ctx.team.to_string()),
+                    consumers: vec![ctx.name.clone()],
+                    automated: true,
+                    interval_days: None,
+                    max_uses: None,
+                    account: Some(account),
+                    description: format!("legacy webhook secret of {}", ctx.name),
+                });
+                let at = self.about(rng, 10);
+                self.record_rotation(rng, &id, at, Trigger::Scheduled, "RotateSecret");
+                self.plant("orphaned-inventory-entry", &id);
+            }
+            OverdueExternal => {
+                let mut plan = external(
+                    format!("ext:openai-batch:{}", ctx.name),
+                    CredentialKind::LlmApiKey,
+                    RiskClass::B,
+                    "OpenAI batch API key",
+                );
+                plan.last_rotated = Some(self.about(rng, 35));
+                plan.intended = vec!["rotation-overdue"];
+                self.add_external(rng, plan);
+            }
+            NeverRotatedExternal => {
+                let mut plan = external(
+                    format!("ext:cert:{}.agents.example.com", ctx.name),
+                    CredentialKind::Certificate,
+                    RiskClass::C,
+                    "client certificate",
+                );
+                plan.automated = false;
+                plan.intended = vec!["rotation-overdue"];
+                self.add_external(rng, plan);
+            }
+            UnknownOwnerExternal => {
+                let mut plan = external(
+                    format!("ext:google-oauth:{}", ctx.name),
+                    CredentialKind::OauthClient,
+                    RiskClass::C,
+                    "Google Workspace OAuth client",
+                );
+                plan.owner = Some(UNKNOWN_OWNER.to_string());
+                plan.last_rotated = Some(self.about(rng, 20));
+                plan.intended = vec!["unowned-credential"];
+                self.add_external(rng, plan);
+            }
+            ReusedFingerprintAcross => {
+                let mut plan = external(
+                    format!("ext:anthropic-console:{}", ctx.name),
+                    CredentialKind::LlmApiKey,
+                    RiskClass::B,
+                    "Anthropic console workspace key",
+                );
+                plan.last_rotated = Some(self.about(rng, 6));
+                plan.intended = vec!["credential-reuse"];
+                let completed = self.add_external(rng, plan);
+                // The "new" key is the one already stored in the agent's Anthropic secret.
+                if let (Some(&latest), Some(fingerprint)) = (
+                    completed.iter().max_by_key(|&&i| self.fleet.events[i].time),
+                    anthropic_fingerprint,
+                ) {
+                    self.fleet.events[latest].fingerprint = Some(fingerprint);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reshapes the agent secret a scenario targets.
+    pub(super) fn plant_secret(&self, rng: &mut Rng, scenario: Scenario, plan: &mut SecretPlan) {
+        use Scenario::*;
+        // Ages below are given or take three hours; every threshold is a day or more away.
+        let jitter = rng.range(-3 * HOUR, 3 * HOUR);
+        let rotating =
+            |plan: &mut SecretPlan, class: Option<RiskClass>, days: u32, age_days: i64| {
+                plan.class = class;
+                plan.interval_days = None;
+                plan.rotation = Some(RotationRule {
+                    days,
+                    as_rate: false,
+                });
+                plan.rotation_enabled = true;
+                plan.automated = true;
+                plan.trigger = Trigger::Scheduled;
+                plan.last_rotated = Some(self.ago(age_days * DAY + jitter));
+                plan.pending_since = None;
+                plan.extra_events.clear();
+                plan.date_tags = TagStyle::None;
+            };
+        match scenario {
+            OverdueSecret => {
+                rotating(plan, Some(RiskClass::C), 90, 120);
+                plan.rotation = None;
+                plan.rotation_enabled = false;
+                plan.automated = false;
+                plan.trigger = Trigger::Manual;
+                plan.created = self.about(rng, 400);
+                plan.date_tags = TagStyle::Date;
+                plan.intended = vec!["rotation-overdue"];
+            }
+            DueSoonSecret => {
+                rotating(plan, Some(RiskClass::B), 30, 29);
+                // Due 30 h after the as-of time: inside the 48 h window.
+                plan.last_rotated = Some(self.ago(30 * DAY - 30 * HOUR));
+                plan.date_tags = TagStyle::Rfc3339;
+                plan.intended = vec!["rotation-due-soon"];
+            }
+            UnclassifiedSecret => {
+                rotating(plan, None, 14, 4);
+                plan.intended = vec!["unclassified-credential"];
+            }
+            NoOwnerSecret => {
+                plan.owner = None;
+                plan.owner_tag = false;
+                plan.intended = vec!["unowned-credential"];
+            }
+            AwsRotationDisabled => {
+                rotating(plan, Some(RiskClass::C), 60, 20);
+                plan.rotation = None;
+                plan.rotation_enabled = false;
+                plan.trigger = Trigger::Manual;
+                plan.date_tags = TagStyle::Date;
+                plan.intended = vec!["rotation-not-automated"];
+            }
+            ScheduleDriftDays => {
+                rotating(plan, Some(RiskClass::A), 30, 5);
+                plan.intended = vec!["rotation-schedule-drift"];
+            }
+            ScheduleDriftRate => {
+                rotating(plan, Some(RiskClass::B), 90, 10);
+                plan.rotation = Some(RotationRule {
+                    days: 90,
+                    as_rate: true,
+                });
+                plan.intended = vec!["rotation-schedule-drift"];
+            }
+            FailedRotation => {
+                rotating(plan, Some(RiskClass::B), 30, 10);
+                let started = self.ago(3 * HOUR + jitter / 4);
+                plan.pending_since = Some(started);
+                plan.extra_events = vec![
+                    (
+                        started,
+                        EventType::RotationInitiated,
+                        "RotateSecret started",
+                    ),
+                    (
+                        started + Duration::seconds(50 * MINUTE),
+                        EventType::RotationFailed,
+                        "rotation lambda failed in setSecret: the provider rejected the new key",
+                    ),
+                ];
+                plan.intended = vec!["rotation-failing"];
+            }
+            PendingStuck => {
+                rotating(plan, Some(RiskClass::B), 30, 12);
+                let started = self.about(rng, 3);
+                plan.pending_since = Some(started);
+                plan.extra_events = vec![(
+                    started,
+                    EventType::RotationInitiated,
+                    "RotateSecret started",
+                )];
+                plan.intended = vec!["rotation-failing"];
+            }
+            NextRotationPassed => {
+                // NextRotationDate = last rotation + 30 days = 3 days ago.
+                rotating(plan, Some(RiskClass::C), 30, 33);
+                plan.intended = vec!["rotation-failing"];
+            }
+            GapHistoryAheadOfAws => {
+                rotating(plan, Some(RiskClass::B), 30, 15);
+                let at = self.about(rng, 2);
+                plan.extra_events = vec![
+                    (
+                        at - Duration::seconds(40),
+                        EventType::RotationInitiated,
+                        "rotation by runbook RB-7",
+                    ),
+                    (at, EventType::RotationCompleted, "rotated by runbook RB-7"),
+                ];
+                plan.intended = vec!["audit-trail-gap"];
+            }
+            StaleNextRotationTag => {
+                rotating(plan, Some(RiskClass::B), 30, 10);
+                plan.date_tags = TagStyle::Date;
+                // The tag still shows the previous cycle's due date, i.e. the last rotation.
+                let stale = plan.last_rotated.and_then(|t| TagStyle::Date.format(t));
+                plan.tag_overrides = vec![("next-rotation-date", stale.unwrap_or_default())];
+                plan.intended = vec!["tag-drift"];
+            }
+            UnparsableDateTag => {
+                rotating(plan, Some(RiskClass::C), 30, 8);
+                plan.date_tags = TagStyle::Date;
+                plan.tag_overrides = vec![("last-rotation-date", "TBD".to_string())];
+                plan.intended = vec!["tag-drift"];
+            }
+            ReusedFingerprintSameSecret => {
+                // Rotations 5 and 35 days ago; the later one re-issued the earlier value.
+                rotating(plan, Some(RiskClass::C), 30, 5);
+                plan.intended = vec!["credential-reuse"];
+            }
+            ReusedFingerprintAcross => {
+                rotating(plan, Some(RiskClass::B), 30, 15);
+            }
+            SecretNotAccessed => {
+                rotating(plan, Some(RiskClass::C), 30, 10);
+                plan.last_accessed = Some(self.about(rng, 120));
+                plan.intended = vec!["secret-unused"];
+            }
+            _ => {}
+        }
+    }
+}

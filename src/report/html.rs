@@ -1,0 +1,1278 @@
+//! `index.html` of the evidence bundle: one self-contained page (inline CSS, one inline vanilla
+//! script, server-rendered SVG charts, no network access of any kind) rendered with minijinja
+//! from the [`ReportView`]; the templates are embedded in the binary.
+//!
+//! Two paths carry untrusted text (user and secret names, tag values, messages, evidence):
+//! - server-rendered parts go through minijinja's HTML auto-escaping;
+//! - the large tables (findings, remediation plan, inventory, rotation history) travel as compact
+//!   JSON in `<script type="application/json">` blocks, with `<`, `>` and `&` written as `\u003c`,
+//!   `\u003e`, `\u0026` so no string can end the element, and the script pages through them
+//!   inserting text with `textContent` only.
+//!
+//! A Content-Security-Policy allows nothing but the inline styles, images from `data:` URLs, and
+//! the one inline script, by its SHA-256.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine as _;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::view::{InventoryRow, ReportView};
+use crate::error::{Error, Result};
+use crate::model::CoverageEntry;
+use crate::plan::Score;
+
+const INDEX_TEMPLATE: &str = include_str!("../../report-templates/index.html");
+const MACROS_TEMPLATE: &str = include_str!("../../report-templates/macros.html");
+/// The page's only script; the CSP names it by hash, so it is inserted verbatim.
+const SCRIPT: &str = include_str!("../../report-templates/report.js");
+const STYLE: &str = include_str!("../../report-templates/report.css");
+
+/// Severities worst first; the JSON carries a finding's severity as an index into this list.
+const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
+
+/// Renders `index.html` for `view`.
+pub fn render_html(view: &ReportView) -> Result<String> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Every template of this page is HTML, whatever its name.
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_template("index.html", INDEX_TEMPLATE)
+        .map_err(template_error)?;
+    env.add_template("macros.html", MACROS_TEMPLATE)
+        .map_err(template_error)?;
+    let page = Page::new(view)?;
+    let template = env.get_template("index.html").map_err(template_error)?;
+    template
+        .render(Value::from_serialize(&page))
+        .map_err(template_error)
+}
+
+/// The `script-src` source of the inline script: `'sha256-<base64>'`.
+pub fn script_hash_source() -> String {
+    let digest = Sha256::digest(SCRIPT.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The Content-Security-Policy of the page.
+fn content_security_policy() -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src {}; \
+         base-uri 'none'; form-action 'none'",
+        script_hash_source()
+    )
+}
+
+/// A broken embedded template is a bug, not bad input; it still surfaces as an error naming the
+/// file rather than a panic.
+fn template_error(e: minijinja::Error) -> Error {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    Error::io(
+        std::path::Path::new("index.html"),
+        std::io::Error::other(format!("rendering the report template failed: {message}")),
+    )
+}
+
+/// Serialises `value` as JSON that is safe inside a `<script>` element: `<`, `>` and `&` only
+/// occur inside JSON strings, where `\u003c`, `\u003e`, `\u0026` mean the same characters.
+fn script_json<T: Serialize>(value: &T) -> Result<String> {
+    let json = serde_json::to_string(value).map_err(|e| {
+        Error::io(
+            std::path::Path::new("index.html"),
+            std::io::Error::other(format!("serialising report data: {e}")),
+        )
+    })?;
+    let mut out = String::with_capacity(json.len() + json.len() / 64);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            // Valid JSON, but not valid in older JavaScript string literals; keep them inert too.
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// One table of unique strings shared by every JSON block; rows refer to strings by index. The
+/// table is sorted, so comparing indexes sorts by text.
+#[derive(Default)]
+struct Interner<'a> {
+    ids: HashMap<&'a str, u32>,
+    strings: Vec<&'a str>,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = u32::try_from(self.strings.len()).unwrap_or(u32::MAX);
+        self.strings.push(s);
+        self.ids.insert(s, id);
+        id
+    }
+
+    /// The sorted table, and for each provisional id its final one.
+    fn finish(self) -> (Vec<&'a str>, Vec<u32>) {
+        let mut order: Vec<u32> = (0..self.strings.len() as u32).collect();
+        order.sort_by(|a, b| self.strings[*a as usize].cmp(self.strings[*b as usize]));
+        let mut remap = vec![0u32; order.len()];
+        for (new, old) in order.iter().enumerate() {
+            remap[*old as usize] = new as u32;
+        }
+        let sorted = order.iter().map(|i| self.strings[*i as usize]).collect();
+        (sorted, remap)
+    }
+}
+
+/// One column of a JSON block.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Column {
+    /// Indexes into the string table.
+    Strings(Vec<u32>),
+    /// Lists of indexes into the string table (evidence pairs, rule lists).
+    StringLists(Vec<Vec<u32>>),
+    /// Small integers (severity ranks, counts, booleans as 0/1).
+    Ints(Vec<i64>),
+    /// Optional decimals (ages in days).
+    Decimals(Vec<Option<f64>>),
+}
+
+impl Column {
+    fn remap(&mut self, remap: &[u32]) {
+        match self {
+            Column::Strings(ids) => ids.iter_mut().for_each(|id| *id = remap[*id as usize]),
+            Column::StringLists(lists) => lists
+                .iter_mut()
+                .flatten()
+                .for_each(|id| *id = remap[*id as usize]),
+            Column::Ints(_) | Column::Decimals(_) => {}
+        }
+    }
+}
+
+/// A table in columnar form: `{"n": rows, "<column>": [...], ...}`.
+#[derive(Serialize)]
+struct Block {
+    n: usize,
+    #[serde(flatten)]
+    columns: BTreeMap<&'static str, Column>,
+}
+
+impl Block {
+    fn new(n: usize) -> Self {
+        Block {
+            n,
+            columns: BTreeMap::new(),
+        }
+    }
+
+    fn strings<'a, T: 'a>(
+        &mut self,
+        name: &'static str,
+        rows: impl IntoIterator<Item = &'a T>,
+        table: &mut Interner<'a>,
+        get: impl Fn(&'a T) -> &'a str,
+    ) {
+        let ids = rows.into_iter().map(|r| table.id(get(r))).collect();
+        self.columns.insert(name, Column::Strings(ids));
+    }
+
+    fn ints<'a, T: 'a>(
+        &mut self,
+        name: &'static str,
+        rows: impl IntoIterator<Item = &'a T>,
+        get: impl Fn(&'a T) -> i64,
+    ) {
+        self.columns
+            .insert(name, Column::Ints(rows.into_iter().map(get).collect()));
+    }
+
+    fn remap(&mut self, remap: &[u32]) {
+        self.columns.values_mut().for_each(|c| c.remap(remap));
+    }
+}
+
+fn severity_rank(severity: &str) -> i64 {
+    SEVERITIES
+        .iter()
+        .position(|s| *s == severity)
+        .unwrap_or(SEVERITIES.len() - 1) as i64
+}
+
+/// The JSON blocks of the page, by element id.
+fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
+    let mut table = Interner::default();
+
+    let findings = &view.findings;
+    let mut f = Block::new(findings.len());
+    f.ints("severity", findings, |x| severity_rank(x.severity.as_str()));
+    f.strings("rule", findings, &mut table, |x| &x.rule);
+    f.strings("credential", findings, &mut table, |x| &x.credential);
+    f.strings("kind", findings, &mut table, |x| &x.kind);
+    f.strings("account", findings, &mut table, |x| &x.account);
+    f.strings("region", findings, &mut table, |x| &x.region);
+    f.strings("owner", findings, &mut table, |x| &x.owner);
+    f.strings("message", findings, &mut table, |x| &x.message);
+    f.strings("fingerprint", findings, &mut table, |x| &x.fingerprint);
+    let evidence = findings
+        .iter()
+        .map(|x| {
+            x.evidence
+                .iter()
+                .flat_map(|e| [table.id(&e.key), table.id(&e.value)])
+                .collect()
+        })
+        .collect();
+    f.columns.insert("evidence", Column::StringLists(evidence));
+
+    let actions = &view.plan.actions;
+    let mut a = Block::new(actions.len());
+    a.ints("priority", actions, |x| i64::from(x.priority));
+    a.ints("severity", actions, |x| severity_rank(x.severity.as_str()));
+    a.strings("action", actions, &mut table, |x| x.action.as_str());
+    a.strings("credential", actions, &mut table, |x| &x.credential);
+    a.strings("kind", actions, &mut table, |x| &x.kind);
+    a.strings("account", actions, &mut table, |x| &x.account);
+    a.strings("region", actions, &mut table, |x| &x.region);
+    a.strings("owner", actions, &mut table, |x| &x.owner);
+    a.strings("due", actions, &mut table, |x| &x.due);
+    a.strings("description", actions, &mut table, |x| &x.description);
+    a.strings("command", actions, &mut table, |x| {
+        x.command.as_deref().unwrap_or("")
+    });
+    let rules = actions
+        .iter()
+        .map(|x| x.rules.iter().map(|r| table.id(r)).collect())
+        .collect();
+    a.columns.insert("rules", Column::StringLists(rules));
+    let controls = actions
+        .iter()
+        .map(|x| x.controls.iter().map(|c| table.id(c)).collect())
+        .collect();
+    a.columns.insert("controls", Column::StringLists(controls));
+
+    let inventory = &view.inventory;
+    let mut i = Block::new(inventory.len());
+    i.strings("credential", inventory, &mut table, |x| &x.credential);
+    i.strings("kind", inventory, &mut table, |x| &x.kind);
+    i.strings("reconciliation", inventory, &mut table, |x| {
+        &x.reconciliation
+    });
+    i.ints("declared", inventory, |x| i64::from(x.declared));
+    i.ints("observed", inventory, |x| i64::from(x.observed));
+    i.strings("class", inventory, &mut table, |x| &x.class);
+    i.strings("owner", inventory, &mut table, |x| &x.owner);
+    i.strings("owner_status", inventory, &mut table, |x| &x.owner_status);
+    i.strings("account", inventory, &mut table, |x| &x.account);
+    i.strings("region", inventory, &mut table, |x| &x.region);
+    i.strings("principal", inventory, &mut table, |x| &x.principal);
+    i.strings("status", inventory, &mut table, |x| &x.status);
+    i.ints("automated", inventory, |x| i64::from(x.automated));
+    i.strings("consumers", inventory, &mut table, |x| &x.consumers);
+    i.strings("last_rotation", inventory, &mut table, |x| &x.last_rotation);
+    i.strings("last_used", inventory, &mut table, |x| &x.last_used);
+    i.columns.insert(
+        "age_days",
+        Column::Decimals(inventory.iter().map(|x| x.age_days).collect()),
+    );
+    i.ints("interval_days", inventory, |x| x.interval_days);
+    i.ints("findings", inventory, |x| x.findings as i64);
+
+    let events = &view.events;
+    let mut e = Block::new(events.len());
+    e.strings("time", events, &mut table, |x| &x.time);
+    e.strings("credential", events, &mut table, |x| &x.credential);
+    e.strings("event_type", events, &mut table, |x| &x.event_type);
+    e.strings("trigger", events, &mut table, |x| &x.trigger);
+    e.strings("fingerprint", events, &mut table, |x| &x.fingerprint);
+    e.strings("details", events, &mut table, |x| &x.details);
+    e.strings("source", events, &mut table, |x| &x.source);
+
+    // Controls, for the drill-down from the control matrix to the findings table.
+    let controls: Vec<(String, &str, &super::view::ControlView)> = view
+        .frameworks
+        .iter()
+        .flat_map(|fw| {
+            fw.controls
+                .iter()
+                .map(move |c| (format!("{}:{}", fw.id, c.id), fw.name.as_str(), c))
+        })
+        .collect();
+    let mut c = Block::new(controls.len());
+    c.strings("key", &controls, &mut table, |x| &x.0);
+    c.strings("framework", &controls, &mut table, |x| x.1);
+    c.strings("control", &controls, &mut table, |x| &x.2.id);
+    c.strings("title", &controls, &mut table, |x| &x.2.title);
+    c.strings("status", &controls, &mut table, |x| &x.2.status);
+    let rules = controls
+        .iter()
+        .map(|x| x.2.rules.iter().map(|r| table.id(r)).collect())
+        .collect();
+    c.columns.insert("rules", Column::StringLists(rules));
+    let failing = controls
+        .iter()
+        .map(|x| {
+            x.2.failing_credentials
+                .iter()
+                .map(|r| table.id(r))
+                .collect()
+        })
+        .collect();
+    c.columns.insert("failing", Column::StringLists(failing));
+
+    let (strings, remap) = table.finish();
+    for block in [&mut f, &mut a, &mut i, &mut e, &mut c] {
+        block.remap(&remap);
+    }
+    Ok(vec![
+        ("data-strings", script_json(&strings)?),
+        ("data-findings", script_json(&f)?),
+        ("data-actions", script_json(&a)?),
+        ("data-inventory", script_json(&i)?),
+        ("data-events", script_json(&e)?),
+        ("data-controls", script_json(&c)?),
+    ])
+}
+
+/// One `<script type="application/json">` block.
+#[derive(Serialize)]
+struct DataBlock {
+    id: &'static str,
+    /// Already safe inside a script element (see [`script_json`]).
+    json: Value,
+}
+
+/// One horizontal bar.
+#[derive(Serialize)]
+struct Bar {
+    label: String,
+    value: usize,
+    y: f64,
+    width: f64,
+    class: String,
+}
+
+/// A horizontal bar chart, laid out in a `width` x `height` view box.
+#[derive(Serialize)]
+struct BarChart {
+    width: u32,
+    height: u32,
+    label_width: u32,
+    bars: Vec<Bar>,
+}
+
+const CHART_WIDTH: u32 = 600;
+const BAR_PITCH: f64 = 24.0;
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+impl BarChart {
+    fn new(label_width: u32, rows: Vec<(String, usize, String)>) -> Self {
+        let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
+        // Room for the value printed after the longest bar.
+        let plot = f64::from(CHART_WIDTH - label_width - 60);
+        let bars = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (label, value, class))| Bar {
+                label,
+                value,
+                y: round1(8.0 + i as f64 * BAR_PITCH),
+                width: round1(plot * value as f64 / max as f64),
+                class,
+            })
+            .collect::<Vec<_>>();
+        BarChart {
+            width: CHART_WIDTH,
+            height: (16.0 + bars.len() as f64 * BAR_PITCH) as u32,
+            label_width,
+            bars,
+        }
+    }
+}
+
+/// One segment of a stacked bar.
+#[derive(Serialize)]
+struct Segment {
+    x: f64,
+    width: f64,
+    class: &'static str,
+    label: &'static str,
+    count: usize,
+}
+
+/// One stacked bar: a credential class, split by age relative to the policy interval.
+#[derive(Serialize)]
+struct StackRow {
+    label: String,
+    total: usize,
+    y: f64,
+    segments: Vec<Segment>,
+}
+
+/// Credential age vs policy interval, one 100 % bar per class.
+#[derive(Serialize)]
+struct AgeChart {
+    width: u32,
+    height: u32,
+    label_width: u32,
+    rows: Vec<StackRow>,
+    legend: Vec<(&'static str, &'static str)>,
+}
+
+/// Age buckets, as a share of the class interval.
+const AGE_BUCKETS: [(&str, &str); 5] = [
+    ("fresh", "under 50 % of interval"),
+    ("within", "50-100 % (in policy)"),
+    ("overdue", "100-150 % (overdue)"),
+    ("breach", "over 150 % (policy breach)"),
+    ("unknown", "age unknown"),
+];
+
+fn age_bucket(row: &InventoryRow) -> usize {
+    match row.age_days {
+        None => 4,
+        Some(_) if row.interval_days <= 0 => 4,
+        Some(age) => {
+            let ratio = age / row.interval_days as f64;
+            if ratio < 0.5 {
+                0
+            } else if ratio <= 1.0 {
+                1
+            } else if ratio <= 1.5 {
+                2
+            } else {
+                3
+            }
+        }
+    }
+}
+
+impl AgeChart {
+    fn new(inventory: &[InventoryRow]) -> Self {
+        let mut by_class: BTreeMap<String, [usize; 5]> = BTreeMap::new();
+        for row in inventory {
+            let class = if row.class.is_empty() {
+                "unclassified".to_string()
+            } else {
+                format!("class {}", row.class)
+            };
+            by_class.entry(class).or_default()[age_bucket(row)] += 1;
+        }
+        let label_width = 110;
+        let plot = f64::from(CHART_WIDTH - label_width - 70);
+        let rows = by_class
+            .into_iter()
+            .enumerate()
+            .map(|(i, (label, counts))| {
+                let total: usize = counts.iter().sum();
+                let mut x = 0.0;
+                let segments = counts
+                    .iter()
+                    .zip(AGE_BUCKETS)
+                    .filter(|(n, _)| **n > 0)
+                    .map(|(n, (class, label))| {
+                        let width = plot * *n as f64 / total.max(1) as f64;
+                        let segment = Segment {
+                            x: round1(x),
+                            width: round1(width),
+                            class,
+                            label,
+                            count: *n,
+                        };
+                        x += width;
+                        segment
+                    })
+                    .collect();
+                StackRow {
+                    label,
+                    total,
+                    y: round1(8.0 + i as f64 * BAR_PITCH),
+                    segments,
+                }
+            })
+            .collect::<Vec<_>>();
+        AgeChart {
+            width: CHART_WIDTH,
+            height: (16.0 + rows.len() as f64 * BAR_PITCH) as u32,
+            label_width,
+            rows,
+            legend: AGE_BUCKETS.to_vec(),
+        }
+    }
+}
+
+/// One month of the rotations chart.
+#[derive(Serialize)]
+struct MonthColumn {
+    x: f64,
+    width: f64,
+    label: String,
+    show_label: bool,
+    completed: usize,
+    failed: usize,
+    completed_y: f64,
+    completed_h: f64,
+    failed_y: f64,
+    failed_h: f64,
+}
+
+/// A horizontal grid line with its value.
+#[derive(Serialize)]
+struct Tick {
+    y: f64,
+    label: String,
+}
+
+/// Rotations per month, completed and failed stacked.
+#[derive(Serialize)]
+struct RotationChart {
+    width: u32,
+    height: u32,
+    left: f64,
+    right: f64,
+    bottom: f64,
+    columns: Vec<MonthColumn>,
+    ticks: Vec<Tick>,
+}
+
+/// The smallest 1/2/5 x 10^k step that covers `max` in four steps.
+fn nice_step(max: usize) -> usize {
+    let target = (max.max(1) as f64 / 4.0).ceil() as usize;
+    let mut magnitude = 1usize;
+    loop {
+        for m in [1, 2, 5] {
+            if m * magnitude >= target {
+                return m * magnitude;
+            }
+        }
+        magnitude = magnitude.saturating_mul(10);
+    }
+}
+
+impl RotationChart {
+    fn new(months: &[super::view::MonthCount]) -> Self {
+        let (width, height) = (CHART_WIDTH, 220u32);
+        let (left, right, top, bottom) = (44.0, f64::from(width) - 8.0, 10.0, 190.0);
+        let max = months
+            .iter()
+            .map(|m| m.completed + m.failed)
+            .max()
+            .unwrap_or(0);
+        let step = nice_step(max);
+        let top_value = (step * 4) as f64;
+        let scale = (bottom - top) / top_value;
+        let ticks = (0..=4)
+            .map(|k| Tick {
+                y: round1(bottom - (k * step) as f64 * scale),
+                label: (k * step).to_string(),
+            })
+            .collect();
+        let pitch = (right - left) / months.len().max(1) as f64;
+        let label_every = (months.len() as f64 / 12.0).ceil().max(1.0) as usize;
+        let columns = months
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let completed_h = m.completed as f64 * scale;
+                let failed_h = m.failed as f64 * scale;
+                MonthColumn {
+                    x: round1(left + i as f64 * pitch + pitch * 0.15),
+                    width: round1(pitch * 0.7),
+                    label: m.month.clone(),
+                    show_label: i % label_every == 0,
+                    completed: m.completed,
+                    failed: m.failed,
+                    completed_y: round1(bottom - completed_h),
+                    completed_h: round1(completed_h),
+                    failed_y: round1(bottom - completed_h - failed_h),
+                    failed_h: round1(failed_h),
+                }
+            })
+            .collect();
+        RotationChart {
+            width,
+            height,
+            left,
+            right,
+            bottom,
+            columns,
+            ticks,
+        }
+    }
+}
+
+/// A (name, count) pair for tiles and legends.
+#[derive(Serialize)]
+struct Count {
+    name: String,
+    count: usize,
+}
+
+/// A rule of the catalogue with its number of findings in this run.
+#[derive(Serialize)]
+struct CatalogueRule<'a> {
+    id: &'a str,
+    title: &'a str,
+    severity: &'a str,
+    rationale: &'a str,
+    remediation: &'a str,
+    findings: usize,
+}
+
+/// Everything the template sees. The big lists are not here; they are in `data`.
+#[derive(Serialize)]
+struct Page<'a> {
+    tool: &'a str,
+    version: &'a str,
+    schema_version: u32,
+    csp: String,
+    style: Value,
+    script: Value,
+    data: Vec<DataBlock>,
+    run: &'a super::view::RunView,
+    partial: bool,
+    total_findings: usize,
+    severity_counts: Vec<Count>,
+    rule_options: Vec<String>,
+    fleet_score: &'a Score,
+    /// Lowest score first, as the plan orders them.
+    owner_scores: &'a [Score],
+    score_note: &'static str,
+    frameworks: &'a [super::view::FrameworkView],
+    coverage: &'a [CoverageEntry],
+    coverage_failed: Vec<&'a CoverageEntry>,
+    reconciliation: Vec<Count>,
+    plan_actions: usize,
+    plan_jobs: usize,
+    plan_rotations: usize,
+    plan_emergencies: usize,
+    inventory_rows: usize,
+    events: usize,
+    catalogue: Vec<CatalogueRule<'a>>,
+    severity_chart: BarChart,
+    rule_chart: BarChart,
+    age_chart: AgeChart,
+    rotation_chart: RotationChart,
+}
+
+impl<'a> Page<'a> {
+    fn new(view: &'a ReportView) -> Result<Self> {
+        let data = data_blocks(view)?
+            .into_iter()
+            .map(|(id, json)| DataBlock {
+                id,
+                json: Value::from_safe_string(json),
+            })
+            .collect();
+        let severity_counts: Vec<Count> = SEVERITIES
+            .iter()
+            .map(|s| Count {
+                name: s.to_string(),
+                count: view.summary.by_severity.get(*s).copied().unwrap_or(0),
+            })
+            .collect();
+        let severity_chart = BarChart::new(
+            90,
+            severity_counts
+                .iter()
+                .map(|c| (c.name.clone(), c.count, format!("fill-{}", c.name)))
+                .collect(),
+        );
+        let mut by_rule: Vec<(&String, &usize)> = view.summary.by_rule.iter().collect();
+        by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let rule_chart = BarChart::new(
+            190,
+            by_rule
+                .iter()
+                .map(|(rule, n)| (rule.to_string(), **n, "fill-rule".to_string()))
+                .collect(),
+        );
+        let mut rule_options: Vec<String> = view.rules.iter().map(|r| r.id.to_string()).collect();
+        for rule in view.summary.by_rule.keys() {
+            if !rule_options.contains(rule) {
+                rule_options.push(rule.clone());
+            }
+        }
+        rule_options.sort();
+        let mut reconciliation: BTreeMap<&str, usize> =
+            ["reconciled", "unmanaged", "orphaned", "declared-only"]
+                .into_iter()
+                .map(|k| (k, 0))
+                .collect();
+        for row in &view.inventory {
+            *reconciliation.entry(&row.reconciliation).or_default() += 1;
+        }
+        Ok(Page {
+            tool: view.tool,
+            version: view.version,
+            schema_version: view.schema_version,
+            csp: content_security_policy(),
+            style: Value::from_safe_string(STYLE.to_string()),
+            script: Value::from_safe_string(SCRIPT.to_string()),
+            data,
+            run: &view.run,
+            partial: view.run.status != "complete",
+            total_findings: view.findings.len(),
+            severity_counts,
+            rule_options,
+            fleet_score: &view.plan.fleet_score,
+            owner_scores: &view.plan.owner_scores,
+            score_note: crate::plan::SCORE_FORMULA,
+            frameworks: &view.frameworks,
+            coverage: &view.coverage,
+            coverage_failed: view.coverage.iter().filter(|c| !c.ok).collect(),
+            reconciliation: reconciliation
+                .into_iter()
+                .map(|(name, count)| Count {
+                    name: name.to_string(),
+                    count,
+                })
+                .collect(),
+            plan_actions: view.plan.actions.len(),
+            plan_jobs: view.plan.jobs.len(),
+            plan_rotations: view.plan.jobs.iter().filter(|j| j.rotate).count(),
+            plan_emergencies: view.plan.jobs.iter().filter(|j| j.emergency).count(),
+            inventory_rows: view.inventory.len(),
+            events: view.events.len(),
+            catalogue: view
+                .rules
+                .iter()
+                .map(|r| CatalogueRule {
+                    id: r.id,
+                    title: r.title,
+                    severity: r.severity,
+                    rationale: r.rationale,
+                    remediation: r.remediation,
+                    findings: view.summary.by_rule.get(r.id).copied().unwrap_or(0),
+                })
+                .collect(),
+            severity_chart,
+            rule_chart,
+            age_chart: AgeChart::new(&view.inventory),
+            rotation_chart: RotationChart::new(&view.rotations_by_month),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Severity;
+    use crate::plan::{Action, ActionKind, Job, Plan};
+    use crate::report::view::{
+        ControlView, EventView, FrameworkView, MonthCount, RuleView, RunView,
+    };
+    use crate::report::{EvidenceView, FindingView, Summary};
+
+    const SCRIPT_PAYLOAD: &str = "<script>alert(1)</script>";
+    const ATTR_PAYLOAD: &str = "\"><img src=x onerror=alert(1)>";
+
+    fn finding(
+        rule: &str,
+        severity: Severity,
+        credential: &str,
+        owner: &str,
+        message: &str,
+    ) -> FindingView {
+        FindingView {
+            rule: rule.into(),
+            severity,
+            credential: credential.into(),
+            kind: "iam-access-key".into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            owner: owner.into(),
+            message: message.into(),
+            fingerprint: crate::model::fingerprint(rule, credential),
+            evidence: vec![
+                EvidenceView {
+                    key: "user".into(),
+                    value: format!("svc-{ATTR_PAYLOAD}"),
+                },
+                EvidenceView {
+                    key: "tag:owner".into(),
+                    value: format!("team{SCRIPT_PAYLOAD}"),
+                },
+            ],
+        }
+    }
+
+    fn score(scope: &str, score: u32) -> Score {
+        Score {
+            scope: scope.into(),
+            score,
+            credentials: 2,
+            automation: 0.5,
+            in_policy: 0.5,
+            finding_load: 3.5,
+        }
+    }
+
+    fn inventory_row(
+        credential: &str,
+        principal: &str,
+        class: &str,
+        age: Option<f64>,
+    ) -> InventoryRow {
+        InventoryRow {
+            credential: credential.into(),
+            kind: "iam-access-key".into(),
+            reconciliation: "unmanaged".into(),
+            declared: false,
+            observed: true,
+            class: class.into(),
+            owner: format!("owner{ATTR_PAYLOAD}"),
+            owner_status: "undeclared".into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            principal: principal.into(),
+            status: "active".into(),
+            automated: false,
+            consumers: String::new(),
+            last_rotation: "2024-01-01T00:00:00Z".into(),
+            last_used: String::new(),
+            age_days: age,
+            interval_days: 30,
+            findings: 1,
+        }
+    }
+
+    /// A small run with payloads in a user name, a secret name, a tag value, a message and an
+    /// owner, everywhere they can appear.
+    pub(super) fn sample_view() -> ReportView {
+        let secret = format!(
+            "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db{SCRIPT_PAYLOAD}-AbCdEf"
+        );
+        let user_key = "AKIAEXAMPLE000000001".to_string();
+        let findings = vec![
+            finding(
+                "root-access-key",
+                Severity::Critical,
+                "arn:aws:iam::111111111111:root/access-key-1",
+                "",
+                "the root user has an active access key",
+            ),
+            finding(
+                "rotation-overdue",
+                Severity::High,
+                &secret,
+                &format!("team{SCRIPT_PAYLOAD}"),
+                &format!("secret prod/db{SCRIPT_PAYLOAD} is 50 days old"),
+            ),
+            finding(
+                "unowned-credential",
+                Severity::High,
+                &user_key,
+                "",
+                &format!("user svc-{ATTR_PAYLOAD} has no owner </script><script>alert(2)</script>"),
+            ),
+        ];
+        let mut by_severity = BTreeMap::new();
+        for s in SEVERITIES {
+            by_severity.insert(s.to_string(), 0);
+        }
+        let mut by_rule = BTreeMap::new();
+        for f in &findings {
+            *by_severity.entry(f.severity.to_string()).or_default() += 1;
+            *by_rule.entry(f.rule.clone()).or_default() += 1;
+        }
+        let action = Action {
+            priority: 2,
+            action: ActionKind::RotateNow,
+            severity: Severity::High,
+            credential: secret.clone(),
+            kind: "secret".into(),
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            owner: format!("team{SCRIPT_PAYLOAD}"),
+            due: "2024-06-04T00:00:00Z".into(),
+            description: format!("Rotate prod/db{SCRIPT_PAYLOAD} now."),
+            command: Some(format!(
+                "aws secretsmanager rotate-secret --secret-id '{secret}'"
+            )),
+            rules: vec!["rotation-overdue".into()],
+            fingerprints: vec![findings[1].fingerprint.clone()],
+            controls: vec!["soc2:CC6.1".into()],
+        };
+        ReportView {
+            schema_version: crate::report::SCHEMA_VERSION,
+            tool: "credaudit",
+            version: "0.0.0-test",
+            run: RunView {
+                id: 7,
+                as_of: "2024-06-01T00:00:00Z".into(),
+                recorded_at: "2024-06-01T00:05:00Z".into(),
+                source: format!("export:/tmp/{ATTR_PAYLOAD}"),
+                status: "partial".into(),
+                content_hash: "ab".repeat(32),
+                accounts: vec!["111111111111".into()],
+                credentials_observed: 3,
+                credentials_declared: 1,
+            },
+            summary: Summary {
+                total: findings.len(),
+                by_severity,
+                by_rule,
+            },
+            frameworks: vec![FrameworkView {
+                id: "soc2".into(),
+                name: "SOC 2".into(),
+                version: "2017 TSC".into(),
+                pass: 1,
+                fail: 1,
+                not_applicable: 0,
+                manual: 0,
+                controls: vec![
+                    ControlView {
+                        id: "CC6.1".into(),
+                        title: "Logical access security".into(),
+                        reason: "credentials are access".into(),
+                        rules: vec!["rotation-overdue".into(), "unowned-credential".into()],
+                        status: "fail".into(),
+                        findings: 2,
+                        in_scope: 3,
+                        failing_credentials: vec![secret.clone(), user_key.clone()],
+                    },
+                    ControlView {
+                        id: "CC6.2".into(),
+                        title: "Provisioning".into(),
+                        reason: "inventory".into(),
+                        rules: vec!["unmanaged-credential".into()],
+                        status: "pass".into(),
+                        findings: 0,
+                        in_scope: 3,
+                        failing_credentials: vec![],
+                    },
+                ],
+            }],
+            plan: Plan {
+                actions: vec![action.clone()],
+                jobs: vec![Job {
+                    credential: secret.clone(),
+                    kind: "secret".into(),
+                    account: "111111111111".into(),
+                    region: "us-east-1".into(),
+                    owner: format!("team{SCRIPT_PAYLOAD}"),
+                    due: action.due.clone(),
+                    severity: Severity::High,
+                    rotate: true,
+                    emergency: false,
+                    actions: vec![action],
+                }],
+                fleet_score: score("fleet", 42),
+                owner_scores: vec![
+                    score(&format!("team{SCRIPT_PAYLOAD}"), 30),
+                    score("unowned", 55),
+                ],
+            },
+            inventory: vec![
+                inventory_row(&user_key, &format!("svc-{ATTR_PAYLOAD}"), "", Some(12.0)),
+                inventory_row(&secret, "", "A", Some(50.0)),
+                inventory_row("external:llm-key", "", "B", None),
+            ],
+            events: vec![EventView {
+                time: "2024-05-01T00:00:00Z".into(),
+                credential: secret.clone(),
+                event_type: "rotation.completed".into(),
+                trigger: "scheduled".into(),
+                fingerprint: "sha256:0011".into(),
+                details: format!("rotated by {SCRIPT_PAYLOAD}"),
+                source: "history".into(),
+            }],
+            coverage: vec![
+                CoverageEntry {
+                    account: "111111111111".into(),
+                    region: "global".into(),
+                    api: "iam:list-access-keys".into(),
+                    ok: true,
+                    error: None,
+                    records: 2,
+                },
+                CoverageEntry {
+                    account: "111111111111".into(),
+                    region: "us-east-1".into(),
+                    api: "secretsmanager:list-secrets".into(),
+                    ok: false,
+                    error: Some(format!("AccessDenied for {ATTR_PAYLOAD}")),
+                    records: 0,
+                },
+            ],
+            rotations_by_month: vec![
+                MonthCount {
+                    month: "2024-04".into(),
+                    completed: 3,
+                    failed: 1,
+                },
+                MonthCount {
+                    month: "2024-05".into(),
+                    completed: 5,
+                    failed: 0,
+                },
+            ],
+            rules: vec![
+                RuleView {
+                    id: "rotation-overdue",
+                    title: "Credential older than its class interval",
+                    severity: "high",
+                    rationale: "old credentials leak",
+                    remediation: "rotate it",
+                },
+                RuleView {
+                    id: "root-access-key",
+                    title: "Root user has an access key",
+                    severity: "critical",
+                    rationale: "root is unrestricted",
+                    remediation: "delete it",
+                },
+            ],
+            findings,
+        }
+    }
+
+    fn render() -> String {
+        render_html(&sample_view()).expect("renders")
+    }
+
+    /// The text of each `<script type="application/json" id=…>` element, by id.
+    fn json_blocks(html: &str) -> Vec<(String, String)> {
+        let open = "<script type=\"application/json\" id=\"";
+        let mut blocks = Vec::new();
+        let mut rest = html;
+        while let Some(at) = rest.find(open) {
+            let after = &rest[at + open.len()..];
+            let id_end = after.find('"').expect("id ends");
+            let body_start = after.find('>').expect("tag ends") + 1;
+            let body_end = after.find("</script>").expect("element ends");
+            blocks.push((
+                after[..id_end].to_string(),
+                after[body_start..body_end].to_string(),
+            ));
+            rest = &after[body_end..];
+        }
+        blocks
+    }
+
+    #[test]
+    fn loads_nothing_from_the_network() {
+        let html = render();
+        assert!(!html.contains("http://"), "no http:// reference");
+        assert!(!html.contains("https://"), "no https:// reference");
+        for needle in [
+            "<link", "@import", "url(", " src=\"", "<iframe", "<object", "<embed",
+        ] {
+            assert!(!html.contains(needle), "no external resource ({needle})");
+        }
+        let csp =
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src &#x27;none&#x27;;";
+        assert!(html.contains(csp), "strict CSP meta tag");
+    }
+
+    #[test]
+    fn data_urls_in_the_data_stay_data() {
+        let mut view = sample_view();
+        view.findings[0].message = "see https://example.com/runbook".into();
+        let html = render_html(&view).expect("renders");
+        // The one URL is the data's own, inside the JSON string table.
+        assert_eq!(html.matches("https://").count(), 1);
+        let (_, strings) = json_blocks(&html)
+            .into_iter()
+            .find(|(id, _)| id == "data-strings")
+            .expect("string table");
+        assert!(strings.contains("see https://example.com/runbook"));
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_everywhere() {
+        let html = render();
+        for payload in [
+            SCRIPT_PAYLOAD,
+            ATTR_PAYLOAD,
+            "<img src=x",
+            "<script>alert",
+            "onerror=alert(1)>",
+        ] {
+            assert!(
+                !html.contains(payload),
+                "raw payload {payload:?} in the page"
+            );
+        }
+        // Server-rendered places show it escaped: owner score scope, coverage error, run source.
+        assert!(html.contains("team&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
+        assert!(html.contains("AccessDenied for &quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(html.contains("export:&#x2f;tmp&#x2f;&quot;&gt;&lt;img"));
+    }
+
+    #[test]
+    fn data_cannot_close_the_json_blocks() {
+        let html = render();
+        let blocks = json_blocks(&html);
+        let ids: Vec<&str> = blocks.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "data-strings",
+                "data-findings",
+                "data-actions",
+                "data-inventory",
+                "data-events",
+                "data-controls"
+            ]
+        );
+        // Six data blocks and the script: nothing else ends a script element.
+        assert_eq!(html.matches("</script>").count(), 7);
+        assert_eq!(html.matches("<script").count(), 7);
+        for (id, body) in &blocks {
+            assert!(
+                !body.contains('<') && !body.contains('>') && !body.contains('&'),
+                "{id}"
+            );
+            serde_json::from_str::<serde_json::Value>(body).unwrap_or_else(|e| panic!("{id}: {e}"));
+        }
+        // The payloads survive the round trip exactly.
+        let strings: Vec<String> = serde_json::from_str(&blocks[0].1).expect("string table");
+        assert!(
+            strings
+                .iter()
+                .any(|s| s.contains("</script><script>alert(2)</script>"))
+        );
+        assert!(strings.iter().any(|s| s == &format!("svc-{ATTR_PAYLOAD}")));
+        let mut sorted = strings.clone();
+        sorted.sort();
+        assert_eq!(strings, sorted, "string table is sorted");
+    }
+
+    #[test]
+    fn findings_are_columnar_and_dictionary_encoded() {
+        let html = render();
+        let blocks = json_blocks(&html);
+        let strings: Vec<String> = serde_json::from_str(&blocks[0].1).expect("strings");
+        let findings: serde_json::Value = serde_json::from_str(&blocks[1].1).expect("findings");
+        assert_eq!(findings["n"], 3);
+        assert_eq!(findings["severity"], serde_json::json!([0, 1, 1]));
+        let rule_of =
+            |i: usize| strings[findings["rule"][i].as_u64().expect("id") as usize].as_str();
+        assert_eq!(
+            [rule_of(0), rule_of(1), rule_of(2)],
+            ["root-access-key", "rotation-overdue", "unowned-credential"]
+        );
+        let evidence = findings["evidence"][2].as_array().expect("pairs");
+        assert_eq!(evidence.len(), 4);
+        assert_eq!(strings[evidence[0].as_u64().expect("id") as usize], "user");
+    }
+
+    #[test]
+    fn csp_hash_matches_the_inline_script() {
+        let html = render();
+        assert!(
+            !SCRIPT.contains("</script"),
+            "the script cannot contain its own end tag"
+        );
+        let script = format!("<script>{SCRIPT}</script>");
+        assert!(html.contains(&script), "script inserted verbatim");
+        let digest = Sha256::digest(SCRIPT.as_bytes());
+        let source = format!(
+            "&#x27;sha256-{}&#x27;",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        assert!(html.contains(&format!("script-src {source}")));
+        assert!(!html.contains("unsafe-eval"));
+        assert!(!html.contains("script-src &#x27;unsafe-inline"));
+    }
+
+    #[test]
+    fn a_partial_scan_is_unmistakable() {
+        let html = render();
+        assert!(html.contains("<title>PARTIAL SCAN - "));
+        assert!(html.contains("id=\"partial-banner\""));
+        assert!(html.contains("id=\"coverage-warning\""));
+        assert!(html.contains("1 coverage entry failed."));
+
+        let mut view = sample_view();
+        view.run.status = "complete".into();
+        view.coverage.retain(|c| c.ok);
+        let html = render_html(&view).expect("renders");
+        assert!(!html.contains("PARTIAL"));
+        assert!(!html.contains("id=\"partial-banner\""));
+        assert!(!html.contains("id=\"coverage-warning\""));
+    }
+
+    #[test]
+    fn sections_and_charts_are_server_rendered() {
+        let html = render();
+        for id in [
+            "summary",
+            "charts",
+            "controls",
+            "findings",
+            "plan",
+            "inventory",
+            "history",
+            "coverage",
+            "rules",
+            "chart-severity",
+            "chart-rules",
+            "chart-age",
+            "chart-rotations",
+            "findings-count",
+            "score-formula",
+        ] {
+            assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
+        }
+        assert!(html.contains("data-control=\"soc2:CC6.1\""));
+        // Severity chart: one bar per severity; the rotations chart stacks failed on completed.
+        assert!(html.matches("<rect class=\"fill-critical\"").count() == 1);
+        assert!(html.contains("<title>2024-04: 3 completed, 1 failed</title>"));
+        assert!(html.contains("class A: 1 over 150 % (policy breach)"));
+    }
+
+    #[test]
+    fn renders_deterministically() {
+        assert_eq!(render(), render());
+    }
+
+    #[test]
+    fn renders_an_empty_run() {
+        let mut view = sample_view();
+        view.findings.clear();
+        view.summary = Summary::default();
+        view.plan.actions.clear();
+        view.plan.jobs.clear();
+        view.plan.owner_scores.clear();
+        view.inventory.clear();
+        view.events.clear();
+        view.coverage.clear();
+        view.rotations_by_month.clear();
+        view.frameworks.clear();
+        let html = render_html(&view).expect("renders");
+        assert!(html.contains("No rotation events recorded"));
+        assert!(html.contains("No coverage recorded"));
+    }
+
+    #[test]
+    fn nice_steps_cover_the_maximum() {
+        assert_eq!(nice_step(0), 1);
+        assert_eq!(nice_step(4), 1);
+        assert_eq!(nice_step(5), 2);
+        assert_eq!(nice_step(17), 5);
+        assert_eq!(nice_step(1234), 500);
+    }
+}

@@ -1,0 +1,182 @@
+//! The remediation plan as bundle files: `remediation-plan.csv` (one row per action, for people
+//! and spreadsheets) and `remediation-plan.json` (one job per credential, for a rotation
+//! pipeline).
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use super::SCHEMA_VERSION;
+use super::csv::to_csv;
+use crate::plan::{Job, Plan};
+
+/// Columns of `remediation-plan.csv`, in order.
+pub const PLAN_CSV_HEADER: [&str; 14] = [
+    "priority",
+    "action",
+    "severity",
+    "credential",
+    "kind",
+    "account",
+    "region",
+    "owner",
+    "due",
+    "description",
+    "command",
+    "rules",
+    "controls",
+    "fingerprints",
+];
+
+/// `remediation-plan.csv`: one row per action in plan order; list cells are joined with a
+/// space. Every cell is neutralised against formula injection.
+pub fn plan_csv(plan: &Plan) -> Vec<u8> {
+    let header = PLAN_CSV_HEADER.iter().map(|h| Cow::Borrowed(*h)).collect();
+    let rows = plan.actions.iter().map(|a| {
+        vec![
+            Cow::Owned(a.priority.to_string()),
+            a.action.as_str().into(),
+            a.severity.as_str().into(),
+            a.credential.as_str().into(),
+            a.kind.as_str().into(),
+            a.account.as_str().into(),
+            a.region.as_str().into(),
+            a.owner.as_str().into(),
+            a.due.as_str().into(),
+            a.description.as_str().into(),
+            a.command.as_deref().unwrap_or_default().into(),
+            a.rules.join(" ").into(),
+            a.controls.join(" ").into(),
+            a.fingerprints.join(" ").into(),
+        ]
+    });
+    to_csv(std::iter::once(header).chain(rows))
+}
+
+#[derive(Serialize)]
+struct PlanDocument<'a> {
+    schema_version: u32,
+    as_of: &'a str,
+    jobs: &'a [Job],
+}
+
+/// `remediation-plan.json`: `{"schema_version": 1, "as_of": …, "jobs": […]}`, one job per
+/// credential (worst first) with its actions, pretty-printed and ending in a newline.
+pub fn plan_json(plan: &Plan, as_of: &str) -> Vec<u8> {
+    let doc = PlanDocument {
+        schema_version: SCHEMA_VERSION,
+        as_of,
+        jobs: &plan.jobs,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("plan serialises: plain data");
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{Finding, Severity};
+    use crate::plan::{PlanConfig, build};
+    use crate::rules::testkit::*;
+
+    fn sample_plan() -> Plan {
+        let k = key("AKIAKEY0000000000001", "svc-a", 60);
+        let facts = facts(
+            vec![k.clone()],
+            declare_all(std::slice::from_ref(&k)),
+            vec![],
+        );
+        let of_key = |rule: &str, severity| Finding {
+            rule: rule.to_string(),
+            severity,
+            credential: k.id.clone(),
+            kind: k.kind,
+            account: Some(k.account.clone()),
+            region: Some(k.region.clone()),
+            owner: Some("team".into()),
+            message: format!("{rule} happened"),
+            evidence: vec![],
+        };
+        let hostile = Finding {
+            credential: "=HYPERLINK(\"http://evil\")".into(),
+            owner: Some("@team".into()),
+            ..of_key("unmanaged-credential", Severity::High)
+        };
+        let findings = vec![
+            of_key("rotation-overdue", Severity::Critical),
+            of_key("credential-reuse", Severity::High),
+            hostile,
+        ];
+        let controls = BTreeMap::from([(
+            "rotation-overdue".to_string(),
+            vec!["pci-dss:8.3.9".to_string(), "cis-aws:1.14".to_string()],
+        )]);
+        build(
+            &facts,
+            &findings,
+            &controls,
+            as_of(),
+            &PlanConfig::default(),
+        )
+    }
+
+    #[test]
+    fn csv_has_one_neutralised_row_per_action() {
+        let plan = sample_plan();
+        let bytes = plan_csv(&plan);
+        let mut reader = ::csv::Reader::from_reader(bytes.as_slice());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, PLAN_CSV_HEADER);
+        let rows: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), plan.actions.len());
+        assert_eq!(rows.len(), 2);
+
+        let rotate = &rows[0];
+        assert_eq!(&rotate[0], "1");
+        assert_eq!(&rotate[1], "rotate-now");
+        assert_eq!(&rotate[2], "critical");
+        assert_eq!(&rotate[3], "AKIAKEY0000000000001");
+        assert_eq!(&rotate[8], "2026-11-02T00:00:00Z");
+        assert_eq!(&rotate[10], "aws iam create-access-key --user-name 'svc-a'");
+        assert_eq!(&rotate[11], "credential-reuse rotation-overdue");
+        assert_eq!(&rotate[12], "cis-aws:1.14 pci-dss:8.3.9");
+        assert_eq!(rotate[13].split(' ').count(), 2);
+
+        let hostile = &rows[1];
+        assert_eq!(&hostile[1], "add-to-inventory");
+        assert_eq!(&hostile[3], "'=HYPERLINK(\"http://evil\")");
+        assert_eq!(&hostile[7], "'@team");
+        assert_eq!(&hostile[10], "", "an inventory edit has no command");
+    }
+
+    #[test]
+    fn json_has_one_job_per_credential() {
+        let plan = sample_plan();
+        let bytes = plan_json(&plan, "2026-11-01T00:00:00Z");
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["as_of"], "2026-11-01T00:00:00Z");
+        let jobs = doc["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 2);
+        let first = &jobs[0];
+        assert_eq!(first["credential"], "AKIAKEY0000000000001");
+        assert_eq!(first["severity"], "critical");
+        assert_eq!(first["rotate"], true);
+        assert_eq!(first["emergency"], false);
+        assert_eq!(first["due"], "2026-11-02T00:00:00Z");
+        let actions = first["actions"].as_array().unwrap();
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0]["action"], "rotate-now");
+        assert_eq!(
+            actions[0]["rules"],
+            serde_json::json!(["credential-reuse", "rotation-overdue"])
+        );
+        assert_eq!(jobs[1]["actions"][0]["command"], serde_json::Value::Null);
+        // Same plan, same bytes.
+        assert_eq!(plan_json(&sample_plan(), "2026-11-01T00:00:00Z"), bytes);
+    }
+}

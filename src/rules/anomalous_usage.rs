@@ -1,0 +1,594 @@
+//! anomalous-usage: a credential used in the last day in a way its own recent past does not
+//! explain: at an hour it is never active, from a new IP in a new region, for an operation it
+//! (almost) never calls, or at a rate far above its usual one.
+//!
+//! Works on the hourly CloudTrail usage of the snapshot. A bucket belongs to the window that holds
+//! the start of its hour: the detection window is `[as_of − detection, as_of]`, the baseline the
+//! `baseline` days before it. Buckets after as-of are ignored. Also home of the helpers that find
+//! a credential's usage, shared by the other usage rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::Duration;
+
+use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
+use crate::model::{AuthWindow, CredentialKind, Finding, Severity, Timestamp, UsageBucket};
+
+pub static RULE: Rule = Rule {
+    meta: RuleMeta {
+        id: "anomalous-usage",
+        title: "Credential used unlike its baseline",
+        default_severity: Severity::High,
+        rationale: "A stolen credential is used by someone else, from somewhere else, for \
+                    something else. Each credential is compared with its own last 30 days of \
+                    CloudTrail use (at least 50 calls in 5 distinct hours before anything is \
+                    judged): calls in an hour of the day it is never active (medium), a new source \
+                    IP together with a new region (high), an operation under 1% of its baseline \
+                    calls (high when destructive or exfiltrating: Delete*, Attach*, Update*, \
+                    Put*Policy, CreateAccessKey, CreateUser, CreateLoginProfile, StopLogging, \
+                    exports, bulk and secret reads; else medium), and an hourly call count above \
+                    the baseline mean + 3 standard deviations (high).",
+        remediation: "Ask the owner whether the listed calls were theirs. If not, rotate the \
+                      credential at once (emergency trigger), review what the calls changed or \
+                      read, and narrow its policy; if they were, record why so the next baseline \
+                      includes it.",
+    },
+    evaluate,
+};
+
+/// Thresholds of anomalous-usage (defaults: the product's; the lead may move them into `Policy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalousUsageOptions {
+    /// Hours before as-of whose use is judged.
+    pub detection_hours: u32,
+    /// Days before the detection window that make the baseline.
+    pub baseline_days: u32,
+    /// Baseline calls needed before any signal may fire.
+    pub min_baseline_calls: u64,
+    /// Distinct active baseline hours needed before any signal may fire.
+    pub min_baseline_active_hours: usize,
+    /// An operation making up less than this share of the baseline calls is rare.
+    pub rare_operation_share: f64,
+    /// Standard deviations above the baseline's hourly mean that make a rate spike.
+    pub rate_sigmas: f64,
+}
+
+impl Default for AnomalousUsageOptions {
+    fn default() -> Self {
+        AnomalousUsageOptions {
+            detection_hours: 24,
+            baseline_days: 30,
+            min_baseline_calls: 50,
+            min_baseline_active_hours: 5,
+            rare_operation_share: 0.01,
+            rate_sigmas: 3.0,
+        }
+    }
+}
+
+/// Operation names (the part after `eventSource:`) that change access or data, or read secrets
+/// or data in bulk: a rare one of these is a high-severity signal.
+const DESTRUCTIVE_PREFIXES: &[&str] = &["Delete", "Attach", "Update", "Disable", "Terminate"];
+const DESTRUCTIVE_NAMES: &[&str] = &[
+    "CreateAccessKey",
+    "CreateUser",
+    "CreateLoginProfile",
+    "StopLogging",
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "ModifySnapshotAttribute",
+    "ModifyImageAttribute",
+];
+const DESTRUCTIVE_MARKERS: &[&str] = &["Export", "BatchGet"];
+
+/// Whether `operation` (`eventSource:eventName`) is destructive or exfiltrating.
+pub fn is_destructive(operation: &str) -> bool {
+    let name = operation.rsplit(':').next().unwrap_or(operation);
+    DESTRUCTIVE_PREFIXES.iter().any(|p| name.starts_with(p))
+        || DESTRUCTIVE_NAMES.contains(&name)
+        || DESTRUCTIVE_MARKERS.iter().any(|m| name.contains(m))
+        || (name.starts_with("Put") && name.ends_with("Policy"))
+}
+
+/// The ids CloudTrail may record a credential's use under: its public id, its declared id, and
+/// for a secret its name (callers may pass the name instead of the ARN).
+pub(super) fn usage_ids<'a>(view: &CredentialView<'a>) -> Vec<&'a str> {
+    let mut ids = vec![view.id];
+    if let Some(d) = view.declared {
+        ids.push(d.id.as_str());
+    }
+    if let Some(o) = view.observed
+        && o.kind == CredentialKind::Secret
+    {
+        ids.push(o.name.as_str());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The usage buckets of a credential under any of its ids, sorted by hour. Relies on
+/// `Facts::usage` being sorted by (credential_id, hour).
+pub(super) fn usage_of<'a>(ctx: &EvalCtx<'a>, view: &CredentialView<'a>) -> Vec<&'a UsageBucket> {
+    let usage = &ctx.facts.usage;
+    let mut buckets = Vec::new();
+    for id in usage_ids(view) {
+        let start = usage.partition_point(|b| b.credential_id.as_str() < id);
+        buckets.extend(usage[start..].iter().take_while(|b| b.credential_id == id));
+    }
+    buckets.sort_by_key(|b| b.hour);
+    buckets
+}
+
+/// The authentication-failure windows of a credential under any of its ids, sorted by start.
+/// Relies on `Facts::auth_windows` being sorted by (credential_id, start).
+pub(super) fn auth_windows_of<'a>(
+    ctx: &EvalCtx<'a>,
+    view: &CredentialView<'a>,
+) -> Vec<&'a AuthWindow> {
+    let all = &ctx.facts.auth_windows;
+    let mut windows = Vec::new();
+    for id in usage_ids(view) {
+        let start = all.partition_point(|w| w.credential_id.as_str() < id);
+        windows.extend(all[start..].iter().take_while(|w| w.credential_id == id));
+    }
+    windows.sort_by_key(|w| w.start);
+    windows
+}
+
+/// The start of the hour holding `t`.
+pub(super) fn hour_of(t: Timestamp) -> Timestamp {
+    let seconds = t.timestamp().div_euclid(3600) * 3600;
+    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or(t)
+}
+
+/// At most `limit` items joined, with a count of the rest.
+pub(super) fn list(items: &[String], limit: usize) -> String {
+    let mut text = items
+        .iter()
+        .take(limit)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > limit {
+        text.push_str(&format!("; … and {} more", items.len() - limit));
+    }
+    text
+}
+
+fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
+    evaluate_with(ctx, &AnomalousUsageOptions::default())
+}
+
+/// What one credential did in one detection hour, over all the ids it is recorded under.
+#[derive(Default)]
+struct Hour<'a> {
+    calls: u64,
+    ips: BTreeSet<&'a str>,
+    regions: BTreeSet<&'a str>,
+}
+
+/// Runs anomalous-usage with explicit thresholds.
+pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Finding> {
+    let detection_start = ctx.as_of - Duration::hours(i64::from(options.detection_hours));
+    let baseline_start = detection_start - Duration::days(i64::from(options.baseline_days));
+    let mut findings = Vec::new();
+    for view in &ctx.credentials {
+        let buckets = usage_of(ctx, view);
+        let (baseline, detection): (Vec<&UsageBucket>, Vec<&UsageBucket>) = buckets
+            .into_iter()
+            .filter(|b| b.hour >= baseline_start && b.hour <= ctx.as_of)
+            .partition(|b| b.hour < detection_start);
+        if detection.is_empty() || baseline.is_empty() {
+            continue;
+        }
+
+        // The baseline: what is normal for this credential.
+        let baseline_calls: u64 = baseline.iter().map(|b| b.calls).sum();
+        let mut per_hour: BTreeMap<Timestamp, u64> = BTreeMap::new();
+        for b in baseline.iter().filter(|b| b.calls > 0) {
+            *per_hour.entry(b.hour).or_default() += b.calls;
+        }
+        if baseline_calls < options.min_baseline_calls
+            || per_hour.len() < options.min_baseline_active_hours
+        {
+            continue;
+        }
+        let active_hours_of_day: HashSet<u32> =
+            per_hour.keys().map(|h| chrono::Timelike::hour(h)).collect();
+        let known_ips: HashSet<&str> = baseline
+            .iter()
+            .flat_map(|b| b.source_ips.keys().map(String::as_str))
+            .collect();
+        let known_regions: HashSet<&str> = baseline
+            .iter()
+            .flat_map(|b| b.regions.keys().map(String::as_str))
+            .collect();
+        let mut known_operations: HashMap<&str, u64> = HashMap::new();
+        for b in &baseline {
+            for (op, n) in &b.operations {
+                *known_operations.entry(op.as_str()).or_default() += n;
+            }
+        }
+        // Hourly rate over every hour of the baseline from the credential's first seen hour
+        // (zero-call hours included), so a credential younger than the window is not diluted.
+        let first = per_hour.keys().next().copied().unwrap_or(baseline_start);
+        let span_hours =
+            ((detection_start - first.max(baseline_start)).num_seconds() + 3599) / 3600;
+        let span_hours = span_hours.max(per_hour.len() as i64).max(1) as f64;
+        let mean = baseline_calls as f64 / span_hours;
+        let active_squares: f64 = per_hour.values().map(|&c| (c as f64 - mean).powi(2)).sum();
+        let idle_hours = span_hours - per_hour.len() as f64;
+        let sd = ((active_squares + idle_hours * mean * mean) / span_hours).sqrt();
+        // Call counts are at least Poisson-noisy: a near-constant baseline must not turn one
+        // extra call into a spike.
+        let threshold = mean + options.rate_sigmas * sd.max(mean.sqrt());
+
+        // The detection window, per hour.
+        let mut hours: BTreeMap<Timestamp, Hour> = BTreeMap::new();
+        let mut operations: BTreeMap<&str, u64> = BTreeMap::new();
+        for b in &detection {
+            let hour = hours.entry(b.hour).or_default();
+            hour.calls += b.calls;
+            hour.ips.extend(b.source_ips.keys().map(String::as_str));
+            hour.regions.extend(b.regions.keys().map(String::as_str));
+            for (op, n) in &b.operations {
+                *operations.entry(op.as_str()).or_default() += n;
+            }
+        }
+
+        let mut severity = None;
+        let mut signals = Vec::new();
+        let mut evidence = vec![(
+            "baseline",
+            format!(
+                "{baseline_calls} calls in {} active hours, {} to {}",
+                per_hour.len(),
+                fmt_time(baseline_start),
+                fmt_time(detection_start)
+            ),
+        )];
+
+        let off_hours: Vec<String> = hours
+            .iter()
+            .filter(|(h, hour)| {
+                hour.calls > 0 && !active_hours_of_day.contains(&chrono::Timelike::hour(*h))
+            })
+            .map(|(h, hour)| format!("{} ({} calls)", fmt_time(*h), hour.calls))
+            .collect();
+        if !off_hours.is_empty() {
+            severity = severity.max(Some(Severity::Medium));
+            signals.push("calls at an hour of day never active in the baseline");
+            evidence.push(("off_hours", list(&off_hours, 10)));
+        }
+
+        let new_places: Vec<String> = hours
+            .iter()
+            .filter_map(|(h, hour)| {
+                let ips: Vec<&str> = hour
+                    .ips
+                    .iter()
+                    .copied()
+                    .filter(|ip| !known_ips.contains(ip))
+                    .collect();
+                let regions: Vec<&str> = hour
+                    .regions
+                    .iter()
+                    .copied()
+                    .filter(|r| !known_regions.contains(r))
+                    .collect();
+                (!ips.is_empty() && !regions.is_empty()).then(|| {
+                    format!(
+                        "{}: IPs {}; regions {}",
+                        fmt_time(*h),
+                        ips.join(", "),
+                        regions.join(", ")
+                    )
+                })
+            })
+            .collect();
+        if !new_places.is_empty() {
+            severity = severity.max(Some(Severity::High));
+            signals.push("a new source IP in a new region");
+            evidence.push(("new_ip_and_region", list(&new_places, 10)));
+        }
+
+        let rare: Vec<(&str, u64, u64)> = operations
+            .iter()
+            .filter_map(|(op, &n)| {
+                let seen = known_operations.get(op).copied().unwrap_or(0);
+                ((seen as f64) < options.rare_operation_share * baseline_calls as f64)
+                    .then_some((*op, n, seen))
+            })
+            .collect();
+        let (destructive, other): (Vec<_>, Vec<_>) =
+            rare.into_iter().partition(|(op, _, _)| is_destructive(op));
+        let describe = |ops: &[(&str, u64, u64)]| {
+            let items: Vec<String> = ops
+                .iter()
+                .map(|(op, n, seen)| format!("{op} ×{n} (baseline {seen})"))
+                .collect();
+            list(&items, 15)
+        };
+        if !destructive.is_empty() {
+            severity = severity.max(Some(Severity::High));
+            signals.push("rare destructive or exfiltrating operations");
+            evidence.push(("rare_destructive_operations", describe(&destructive)));
+        }
+        if !other.is_empty() {
+            severity = severity.max(Some(Severity::Medium));
+            signals.push("rare operations");
+            evidence.push(("rare_operations", describe(&other)));
+        }
+
+        let bursts: Vec<String> = hours
+            .iter()
+            .filter(|(_, hour)| hour.calls as f64 > threshold)
+            .map(|(h, hour)| format!("{} ({} calls)", fmt_time(*h), hour.calls))
+            .collect();
+        if !bursts.is_empty() {
+            severity = severity.max(Some(Severity::High));
+            signals.push("an hourly call rate above the baseline mean + 3 sd");
+            evidence.push(("rate_spikes", list(&bursts, 10)));
+            evidence.push((
+                "rate_threshold",
+                format!("{threshold:.1} calls/h (mean {mean:.1}, sd {sd:.1})"),
+            ));
+        }
+
+        let Some(severity) = severity else { continue };
+        let detection_calls: u64 = hours.values().map(|h| h.calls).sum();
+        evidence.insert(
+            0,
+            (
+                "detection",
+                format!(
+                    "{detection_calls} calls, {} to {}",
+                    fmt_time(detection_start),
+                    fmt_time(ctx.as_of)
+                ),
+            ),
+        );
+        findings.push(ctx.finding(
+            &RULE.meta,
+            severity,
+            view,
+            format!(
+                "used unlike its baseline in the last {} h: {}",
+                options.detection_hours,
+                signals.join("; ")
+            ),
+            evidence,
+        ));
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testkit::*;
+
+    /// A bucket of `calls` calls of `operation` from one IP and region.
+    fn bucket(
+        id: &str,
+        hour: Timestamp,
+        calls: u64,
+        operation: &str,
+        ip: &str,
+        region: &str,
+    ) -> UsageBucket {
+        UsageBucket {
+            credential_id: id.into(),
+            hour,
+            calls,
+            source_ips: [(ip.to_string(), calls)].into(),
+            regions: [(region.to_string(), calls)].into(),
+            operations: [(operation.to_string(), calls)].into(),
+            ..UsageBucket::default()
+        }
+    }
+
+    const READ: &str = "s3.amazonaws.com:GetObject";
+
+    /// 20 days of office-hours use: 09:00–16:00 UTC, 10 calls an hour, one IP, one region.
+    fn office_baseline(id: &str) -> Vec<UsageBucket> {
+        let mut usage = Vec::new();
+        for day in 2..22 {
+            for hour in 9..17 {
+                let t = days_ago(day) + Duration::hours(hour);
+                usage.push(bucket(id, t, 10, READ, "10.0.0.1", "us-east-1"));
+            }
+        }
+        usage
+    }
+
+    fn with_usage(keys: &[&str], mut usage: Vec<UsageBucket>) -> crate::model::Facts {
+        let observed: Vec<_> = keys.iter().map(|k| key(k, "agent", 10)).collect();
+        let declared = declare_all(&observed);
+        let mut f = facts(observed, declared, vec![]);
+        usage.sort_by(|a, b| (&a.credential_id, a.hour).cmp(&(&b.credential_id, b.hour)));
+        f.usage = usage;
+        f
+    }
+
+    #[test]
+    fn usual_use_passes_and_each_signal_fires() {
+        let quiet = "AKIAQUIET00000000001";
+        let night = "AKIANIGHT00000000001";
+        let moved = "AKIAMOVED00000000001";
+        let admin = "AKIAADMIN00000000001";
+        let burst = "AKIABURST00000000001";
+        let young = "AKIAYOUNG00000000001";
+        let mut usage = Vec::new();
+        for k in [quiet, night, moved, admin, burst] {
+            usage.extend(office_baseline(k));
+        }
+        let yesterday = days_ago(1);
+        // Same hours, IP, region and operation as always.
+        usage.push(bucket(
+            quiet,
+            yesterday + Duration::hours(10),
+            12,
+            READ,
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        // 03:00 UTC, never active then.
+        usage.push(bucket(
+            night,
+            yesterday + Duration::hours(3),
+            5,
+            READ,
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        // A new IP and a new region in an office hour.
+        usage.push(bucket(
+            moved,
+            yesterday + Duration::hours(11),
+            8,
+            READ,
+            "198.51.100.9",
+            "ap-south-1",
+        ));
+        // A never-seen destructive call in an office hour.
+        usage.push(bucket(
+            admin,
+            yesterday + Duration::hours(11),
+            1,
+            "iam.amazonaws.com:CreateAccessKey",
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        // 400 calls in an hour against a steady 10.
+        usage.push(bucket(
+            burst,
+            yesterday + Duration::hours(12),
+            400,
+            READ,
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        // Only 3 hours of baseline: too little to judge, whatever it does.
+        for h in 9..12 {
+            usage.push(bucket(
+                young,
+                days_ago(3) + Duration::hours(h),
+                30,
+                READ,
+                "10.0.0.1",
+                "us-east-1",
+            ));
+        }
+        usage.push(bucket(
+            young,
+            yesterday + Duration::hours(3),
+            500,
+            "iam.amazonaws.com:DeleteUser",
+            "203.0.113.5",
+            "sa-east-1",
+        ));
+        let f = with_usage(&[quiet, night, moved, admin, burst, young], usage);
+        let findings = run(&RULE, &f);
+        let got: Vec<(&str, Severity)> = findings
+            .iter()
+            .map(|f| (f.credential.as_str(), f.severity))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (night, Severity::Medium),
+                (moved, Severity::High),
+                (admin, Severity::High),
+                (burst, Severity::High),
+            ]
+        );
+        let evidence = |id: &str, key: &str| {
+            findings
+                .iter()
+                .find(|f| f.credential == id)
+                .and_then(|f| f.evidence.iter().find(|(k, _)| k == key))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            evidence(night, "off_hours"),
+            "2026-10-31T03:00:00Z (5 calls)"
+        );
+        assert_eq!(
+            evidence(moved, "new_ip_and_region"),
+            "2026-10-31T11:00:00Z: IPs 198.51.100.9; regions ap-south-1"
+        );
+        assert_eq!(
+            evidence(admin, "rare_destructive_operations"),
+            "iam.amazonaws.com:CreateAccessKey ×1 (baseline 0)"
+        );
+        assert_eq!(
+            evidence(burst, "rate_spikes"),
+            "2026-10-31T12:00:00Z (400 calls)"
+        );
+        // 1,600 calls over the 471 h from the first baseline hour (09:00, 21 days ago) to the
+        // detection window's start, zero-call hours included: mean 3.4, sd 4.7.
+        assert_eq!(
+            evidence(burst, "rate_threshold"),
+            "17.6 calls/h (mean 3.4, sd 4.7)"
+        );
+    }
+
+    #[test]
+    fn a_rare_read_is_medium_and_signals_combine_into_one_finding() {
+        let k = "AKIAMIXED00000000001";
+        let mut usage = office_baseline(k);
+        let t = days_ago(1) + Duration::hours(2);
+        usage.push(bucket(
+            k,
+            t,
+            3,
+            "ec2.amazonaws.com:DescribeInstances",
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        let findings = run(&RULE, &with_usage(&[k], usage.clone()));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::Medium);
+        assert_eq!(
+            findings[0].message,
+            "used unlike its baseline in the last 24 h: calls at an hour of day never active in \
+             the baseline; rare operations"
+        );
+        usage.push(bucket(
+            k,
+            t + Duration::hours(1),
+            2,
+            "iam.amazonaws.com:PutUserPolicy",
+            "10.0.0.1",
+            "us-east-1",
+        ));
+        let findings = run(&RULE, &with_usage(&[k], usage));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].severity, Severity::High);
+    }
+
+    #[test]
+    fn destructive_operations_are_named_by_a_clear_list() {
+        for op in [
+            "iam.amazonaws.com:DeleteAccessKey",
+            "iam.amazonaws.com:AttachUserPolicy",
+            "iam.amazonaws.com:PutRolePolicy",
+            "iam.amazonaws.com:CreateLoginProfile",
+            "secretsmanager.amazonaws.com:GetSecretValue",
+            "dynamodb.amazonaws.com:ExportTableToPointInTime",
+            "cloudtrail.amazonaws.com:StopLogging",
+        ] {
+            assert!(is_destructive(op), "{op}");
+        }
+        for op in [
+            READ,
+            "iam.amazonaws.com:ListUsers",
+            "s3.amazonaws.com:PutObject",
+        ] {
+            assert!(!is_destructive(op), "{op}");
+        }
+    }
+}
