@@ -46,6 +46,20 @@
       return id === undefined ? -1 : id;
     }
 
+    var ranks = null;
+
+    /** Each string's position in text order (the table is in order of use). */
+    function stringRanks() {
+      if (!ranks) {
+        var order = new Array(S.length);
+        for (var k = 0; k < S.length; k++) order[k] = k;
+        order.sort(function (a, b) { return S[a] < S[b] ? -1 : S[a] > S[b] ? 1 : 0; });
+        ranks = new Int32Array(S.length);
+        for (var r = 0; r < order.length; r++) ranks[order[r]] = r;
+      }
+      return ranks;
+    }
+
     /** For a query, which strings of the table contain it (case-insensitive). */
     function textHits(query) {
       if (!lowered) lowered = S.map(function (s) { return s.toLowerCase(); });
@@ -136,16 +150,17 @@
 
     Table.prototype.sortKeys = function (col) {
       var values = this.d[col.key];
+      var rank = col.type === "str" ? stringRanks() : null;
       var keys = new Float64Array(this.n);
       for (var i = 0; i < this.n; i++) {
         var v = values[i];
-        keys[i] = v === null || v === undefined ? -Infinity : Number(v);
+        if (rank) keys[i] = rank[v];
+        else keys[i] = v === null || v === undefined ? -Infinity : Number(v);
       }
       return keys;
     };
 
-    /** Row indexes in display order, before filtering; the string table is sorted, so string
-        columns sort by index. */
+    /** Row indexes in display order, before filtering. */
     Table.prototype.sorted = function () {
       if (this.order) return this.order;
       var order = new Array(this.n);
@@ -349,11 +364,11 @@
       lists: ["evidence"],
       columns: [
         { label: "Severity", key: "severity", type: "sev" },
-        { label: "Rule", key: "rule", type: "str", cls: "mono" },
-        { label: "Credential", key: "credential", type: "str", cls: "mono" },
-        { label: "Kind", key: "kind", type: "str" },
-        { label: "Account", key: "account", type: "str", cls: "mono" },
-        { label: "Region", key: "region", type: "str" },
+        { label: "Rule", key: "rule", type: "str", cls: "mono nowrap" },
+        { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
+        { label: "Kind", key: "kind", type: "str", cls: "nowrap" },
+        { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
+        { label: "Region", key: "region", type: "str", cls: "nowrap" },
         { label: "Owner", key: "owner", type: "str" },
         { label: "Message", key: "message", type: "str" }
       ],
@@ -525,12 +540,12 @@
       lists: ["rules", "controls"],
       columns: [
         { label: "#", key: "priority", type: "int" },
-        { label: "Due", key: "due", type: "str", cls: "mono" },
+        { label: "Due", key: "due", type: "str", cls: "mono nowrap" },
         { label: "Severity", key: "severity", type: "sev" },
-        { label: "Action", key: "action", type: "str" },
-        { label: "Credential", key: "credential", type: "str", cls: "mono" },
+        { label: "Action", key: "action", type: "str", cls: "nowrap" },
+        { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
         { label: "Owner", key: "owner", type: "str" },
-        { label: "Account", key: "account", type: "str", cls: "mono" },
+        { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
         { label: "What to do", key: "description", type: "str" }
       ],
       filter: function () {
@@ -564,8 +579,8 @@
       noun: "credentials",
       text: ["credential", "kind", "reconciliation", "class", "owner", "account", "region", "principal", "consumers"],
       columns: [
-        { label: "Credential", key: "credential", type: "str", cls: "mono" },
-        { label: "Kind", key: "kind", type: "str" },
+        { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
+        { label: "Kind", key: "kind", type: "str", cls: "nowrap" },
         {
           label: "Reconciliation", key: "reconciliation", type: "str",
           cell: function (td, i, v) { td.appendChild(badge("st-" + S[v], S[v])); }
@@ -579,7 +594,7 @@
             if (status && status !== "active") td.appendChild(el("div", "note", status));
           }
         },
-        { label: "Account", key: "account", type: "str", cls: "mono" },
+        { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
         { label: "Principal", key: "principal", type: "str" },
         { label: "Status", key: "status", type: "str" },
         { label: "Automated", key: "automated", type: "bool" },
@@ -620,11 +635,11 @@
       noun: "events",
       text: ["time", "credential", "event_type", "trigger", "fingerprint", "details", "source"],
       columns: [
-        { label: "Time", key: "time", type: "str", cls: "mono" },
-        { label: "Credential", key: "credential", type: "str", cls: "mono" },
-        { label: "Event", key: "event_type", type: "str" },
+        { label: "Time", key: "time", type: "str", cls: "mono nowrap" },
+        { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
+        { label: "Event", key: "event_type", type: "str", cls: "nowrap" },
         { label: "Trigger", key: "trigger", type: "str" },
-        { label: "Fingerprint", key: "fingerprint", type: "str", cls: "mono" },
+        { label: "Fingerprint", key: "fingerprint", type: "str", cls: "mono breakall" },
         { label: "Source", key: "source", type: "str" },
         { label: "Details", key: "details", type: "str" }
       ]

@@ -32,11 +32,24 @@ pub enum Command {
     Controls(ControlsArgs),
     /// Re-render the evidence bundle of a stored run.
     Report(ReportArgs),
+    /// Read AWS live and write the raw responses as an export directory.
+    Collect(CollectArgs),
+    /// Print the least-privilege read-only IAM policy a live scan needs.
+    IamPolicy,
     /// Check an evidence bundle against its manifest.
     Verify {
         /// The bundle folder (holding manifest.json).
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Where the bundle goes and what it maps to.
@@ -78,11 +91,54 @@ pub struct ReportArgs {
     pub bundle: BundleArgs,
 }
 
+/// Where a live collection reads AWS.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// Read AWS live (read-only) through the standard credential chain.
+    #[arg(long)]
+    pub aws: bool,
+    /// Named profile of the AWS config.
+    #[arg(long, value_name = "NAME", requires = "aws")]
+    pub profile: Option<String>,
+    /// Region to read Secrets Manager (and CloudTrail) in; repeatable [default: the configured region].
+    #[arg(long = "region", value_name = "REGION", requires = "aws")]
+    pub regions: Vec<String>,
+    /// Role to assume for one more account; repeatable.
+    #[arg(long = "assume-role", value_name = "ARN", requires = "aws")]
+    pub assume_roles: Vec<String>,
+    /// External id for --assume-role.
+    #[arg(long, value_name = "ID", requires = "aws")]
+    pub external_id: Option<String>,
+    /// Endpoint for every AWS API (emulators, VPC endpoints) [env: AWS_ENDPOINT_URL].
+    #[arg(long, value_name = "URL", requires = "aws")]
+    pub endpoint_url: Option<String>,
+    /// Most AWS requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, requires = "aws")]
+    pub concurrency: usize,
+    /// Days of CloudTrail LookupEvents to read (0 = none).
+    #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "aws")]
+    pub cloudtrail_window: u32,
+    /// Keep the raw responses here, in the export-directory layout (replay with --from).
+    #[arg(long, value_name = "DIR", requires = "aws")]
+    pub export: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// Export directory to scan (see docs/export-format.md).
-    #[arg(long, value_name = "DIR")]
-    pub from: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "aws",
+        conflicts_with = "aws"
+    )]
+    pub from: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// CloudTrail log files or folders (S3 delivery files, .json or .json.gz, record arrays,
+    /// lookup-events output); repeatable. DIR/cloudtrail is read too when present.
+    #[arg(long, value_name = "PATH")]
+    pub cloudtrail: Vec<PathBuf>,
     /// Declared inventory [default: DIR/inventory.toml when present].
     #[arg(long, value_name = "FILE")]
     pub inventory: Option<PathBuf>,

@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use crate::cli::{BundleArgs, ControlsArgs, Format, GenerateArgs, ReportArgs, RulesArgs, ScanArgs};
+use std::io::IsTerminal;
+
+use crate::cli::{
+    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, Format, GenerateArgs, ReportArgs, RulesArgs,
+    ScanArgs,
+};
+use crate::collect::aws::{self, AwsOptions};
 use crate::collect::raw::RawFile;
 use crate::error::{Error, Result};
 use crate::model::Finding;
@@ -64,23 +70,46 @@ fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<O
 /// record the run and its findings in one transaction, then write the outputs.
 pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let as_of = as_of(args.as_of.as_deref())?;
-    if !args.from.is_dir() {
-        return Err(Error::Usage(format!(
-            "--from {}: not a directory (expected an export directory, see docs/export-format.md)",
-            args.from.display()
-        )));
-    }
-    let inventory_path = input_or_default(args.inventory.as_deref(), &args.from, "inventory.toml")?;
-    let history_path = input_or_default(args.history.as_deref(), &args.from, "history.jsonl")?;
+    // A live scan collects into an export directory first (a temporary one unless --export),
+    // then reads it like any other: live and replayed scans share one reader.
+    let mut _temporary = None;
+    let (from, source) = match &args.from {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--from {}: not a directory (expected an export directory, see docs/export-format.md)",
+                    dir.display()
+                )));
+            }
+            (dir.clone(), format!("export:{}", dir.display()))
+        }
+        None => {
+            let dir = match &args.aws.export {
+                Some(dir) => dir.clone(),
+                None => {
+                    let tmp =
+                        tempfile::tempdir().map_err(|e| Error::io(Path::new("<tempdir>"), e))?;
+                    let dir = tmp.path().to_path_buf();
+                    _temporary = Some(tmp);
+                    dir
+                }
+            };
+            collect_live(&args.aws, &dir, as_of, args.quiet)?;
+            (dir, "aws:live".to_string())
+        }
+    };
+    let from = from.as_path();
+    let inventory_path = input_or_default(args.inventory.as_deref(), from, "inventory.toml")?;
+    let history_path = input_or_default(args.history.as_deref(), from, "history.jsonl")?;
 
-    let export = collect::read_export_dir(&args.from)?;
+    let export = collect::read_export_dir(from)?;
     let inventory = match &inventory_path {
         Some(p) => inventory::load(p)?,
         None => {
             if !args.quiet {
                 eprintln!(
                     "warning: no inventory given and none in {}: every credential is unmanaged",
-                    args.from.display()
+                    from.display()
                 );
             }
             inventory::Inventory::default()
@@ -91,7 +120,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         None => Vec::new(),
     };
     let raw = collect::raw::gather(
-        &args.from,
+        from,
         inventory_path.as_deref(),
         history_path.as_deref(),
     )?;
@@ -104,7 +133,6 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     };
 
     let mut snapshot = Snapshot::open(&args.db)?;
-    let source = format!("export:{}", args.from.display());
     let (run, facts, findings) =
         snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
             rules::evaluate(f, as_of)
@@ -148,6 +176,60 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     {
         return Ok(Outcome::FindingsAtThreshold);
     }
+    Ok(Outcome::Ok)
+}
+
+/// Options of a live collection from the command line.
+fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
+    AwsOptions {
+        profile: args.profile.clone(),
+        regions: args.regions.clone(),
+        assume_roles: args.assume_roles.clone(),
+        external_id: args.external_id.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+        concurrency: args.concurrency.max(1),
+        cloudtrail_window_days: args.cloudtrail_window,
+        progress: !quiet && std::io::stderr().is_terminal(),
+    }
+}
+
+fn collect_live(args: &AwsArgs, dir: &Path, as_of: Timestamp, quiet: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let summary = aws::collect_to_dir(&aws_options(args, quiet), dir, as_of)?;
+    if !quiet {
+        eprintln!(
+            "collected {} account(s) with {} requests ({} failed) into {}",
+            summary.accounts.len(),
+            summary.requests,
+            summary.failures,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `credaudit collect --aws --export DIR`.
+pub fn collect(args: &CollectArgs) -> Result<Outcome> {
+    let dir = args
+        .aws
+        .export
+        .as_deref()
+        .ok_or_else(|| Error::Usage("collect needs --aws and --export DIR".to_string()))?;
+    if !args.aws.aws {
+        return Err(Error::Usage("collect needs --aws".to_string()));
+    }
+    collect_live(&args.aws, dir, Utc::now(), args.quiet)?;
+    let export = collect::read_export_dir(dir)?;
+    Ok(if export.coverage.iter().all(|c| c.ok) {
+        Outcome::Ok
+    } else {
+        Outcome::Incomplete
+    })
+}
+
+/// `credaudit iam-policy`.
+pub fn iam_policy(out: &mut impl Write) -> Result<Outcome> {
+    writeln!(out, "{}", aws::iam_policy()).map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)
 }
 

@@ -418,6 +418,9 @@ pub struct ControlFacts<'a> {
     pub findings: &'a [Finding],
     /// Every credential evaluated.
     pub in_scope: &'a [ScopeItem],
+    /// Ids of the rules that ran. A control none of whose rules ran, and that has no threshold
+    /// of its own, cannot be judged by the scan: it is `manual`, never a silent `pass`.
+    pub rules_run: &'a [&'a str],
 }
 
 /// A credential the run evaluated, with the facts that controls' own thresholds judge.
@@ -473,7 +476,13 @@ pub fn evaluate(control: &Control, facts: &ControlFacts) -> ControlResult {
         .chain(findings.iter().map(|f| f.credential.as_str()))
         .collect();
 
-    if control.manual {
+    let untested = control.max_age_days.is_none()
+        && control.max_unused_days.is_none()
+        && !control
+            .rules
+            .iter()
+            .any(|r| facts.rules_run.contains(&r.as_str()));
+    if control.manual || untested {
         return ControlResult {
             status: ControlStatus::Manual,
             findings: findings.len(),
@@ -791,11 +800,31 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &findings,
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Manual);
         assert_eq!(result.findings, 1);
         assert!(result.failing_credentials.is_empty());
+    }
+
+    #[test]
+    fn control_whose_rules_did_not_run_is_manual_not_pass() {
+        let control = builtin_control("cis-aws", "1.4");
+        let scope = [item("AKIA1", CredentialKind::IamAccessKey, Some(1.0), None)];
+        let facts = |rules_run| ControlFacts {
+            findings: &[],
+            in_scope: &scope,
+            rules_run,
+        };
+        assert_eq!(
+            evaluate(&control, &facts(&[])).status,
+            ControlStatus::Manual
+        );
+        assert_eq!(
+            evaluate(&control, &facts(&["root-access-key"])).status,
+            ControlStatus::Pass
+        );
     }
 
     #[test]
@@ -812,6 +841,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -821,6 +851,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &[],
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -846,6 +877,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &findings,
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -864,6 +896,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &cert_only,
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -895,6 +928,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -918,6 +952,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &stale,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(
@@ -941,6 +976,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &policy_only,
                 in_scope: &recent,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -968,6 +1004,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &unrelated,
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -984,6 +1021,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &root,
                 in_scope: &scope,
+                rules_run: RULE_IDS,
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);

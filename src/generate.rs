@@ -431,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn history_fingerprints_are_unique_except_the_planted_reuse() {
+    fn history_is_consistent_and_fingerprints_unique_except_the_planted_reuse() {
         let fleet = build::build(&FleetSpec::demo(as_of()));
         let mut seen = HashSet::new();
         let mut repeats = 0;
@@ -446,6 +446,36 @@ mod tests {
             assert!(event.time <= as_of());
         }
         assert_eq!(repeats, 2);
+
+        // Every event names a credential that exists or is declared, and no secret that AWS
+        // never rotated has a rotation in history (the rules read those differently).
+        let mut known: HashSet<&str> = fleet.declared.iter().map(|d| d.id.as_str()).collect();
+        let mut never_rotated = HashSet::new();
+        for account in &fleet.accounts {
+            for user in &account.users {
+                known.extend(user.keys.iter().map(|k| k.id.as_str()));
+            }
+            for secret in account.secrets.iter().flatten() {
+                known.insert(&secret.arn);
+                if secret.last_rotated.is_none() {
+                    never_rotated.insert(secret.arn.as_str());
+                }
+            }
+        }
+        for event in &fleet.events {
+            assert!(
+                known.contains(event.credential.as_str()),
+                "{}",
+                event.credential
+            );
+            let rotation = matches!(
+                event.kind,
+                crate::model::EventType::RotationInitiated
+                    | crate::model::EventType::RotationCompleted
+                    | crate::model::EventType::RotationFailed
+            );
+            assert!(!(rotation && never_rotated.contains(event.credential.as_str())));
+        }
     }
 
     #[test]
@@ -479,92 +509,5 @@ mod tests {
         assert!(truth.credentials > 15_000, "{}", truth.credentials);
         let rules: BTreeSet<&str> = truth.expected.iter().map(|f| f.rule.as_str()).collect();
         assert_eq!(rules.len(), RULES.len());
-    }
-}
-#[cfg(test)]
-mod scratch {
-    #[test]
-    #[ignore]
-    fn scratch_engine() {
-        use chrono::TimeZone;
-        use std::collections::BTreeSet;
-        let specs = [
-            super::FleetSpec {
-                seed: 3,
-                agents: 45,
-                accounts: vec!["123456789012".into()],
-                regions: vec!["ap-southeast-2".into()],
-                as_of: chrono::Utc
-                    .with_ymd_and_hms(2025, 2, 28, 23, 59, 59)
-                    .unwrap(),
-            },
-            super::FleetSpec {
-                seed: 11,
-                agents: 400,
-                accounts: vec![
-                    "111111111111".into(),
-                    "222222222222".into(),
-                    "333333333333".into(),
-                ],
-                regions: vec![
-                    "us-east-1".into(),
-                    "us-west-2".into(),
-                    "eu-central-1".into(),
-                ],
-                as_of: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
-            },
-            super::FleetSpec {
-                seed: 12345,
-                agents: 1000,
-                ..super::FleetSpec::demo(
-                    chrono::Utc
-                        .with_ymd_and_hms(2027, 6, 15, 13, 45, 12)
-                        .unwrap(),
-                )
-            },
-        ];
-        for spec in specs {
-            let seed = spec.seed;
-            let t = spec.as_of;
-            let out = std::path::PathBuf::from(format!("/tmp/credaudit-x-{seed}"));
-            let _ = std::fs::remove_dir_all(&out);
-            let truth = super::generate(&spec, &out).unwrap();
-            let export = crate::collect::read_export_dir(&out).unwrap();
-            let inventory = crate::inventory::load(&out.join("inventory.toml")).unwrap();
-            let events = crate::history::load(&out.join("history.jsonl")).unwrap();
-            let facts = crate::model::Facts {
-                inventory,
-                observed: export.observed,
-                events,
-                coverage: export.coverage,
-                ..Default::default()
-            };
-            let findings = crate::rules::evaluate(&facts, t);
-            let got: BTreeSet<(String, String)> = findings
-                .iter()
-                .map(|f| (f.rule.clone(), f.credential.clone()))
-                .collect();
-            let want: BTreeSet<(String, String)> = truth
-                .expected
-                .iter()
-                .map(|f| (f.rule.clone(), f.credential.clone()))
-                .collect();
-            println!(
-                "seed {seed}: engine {} truth {} observed {}",
-                got.len(),
-                want.len(),
-                facts.observed.len()
-            );
-            for x in want.difference(&got) {
-                println!("  MISSING {x:?}");
-            }
-            for x in got.difference(&want) {
-                let f = findings
-                    .iter()
-                    .find(|f| f.rule == x.0 && f.credential == x.1)
-                    .unwrap();
-                println!("  EXTRA {x:?} {}", f.message);
-            }
-        }
     }
 }

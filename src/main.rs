@@ -15,6 +15,8 @@ fn main() {
         Command::Generate(args) => commands::generate(args),
         Command::Controls(args) => commands::controls_list(args, &mut stdout),
         Command::Report(args) => commands::report(args),
+        Command::Collect(args) => commands::collect(args),
+        Command::IamPolicy => commands::iam_policy(&mut stdout),
         Command::Verify { dir } => commands::verify(dir, &mut stdout),
     };
     match result {

@@ -243,6 +243,7 @@ fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
         .map_err(|e| Error::io(path, e))?
         .starts_with(&[0x1f, 0x8b]);
     aggregator.file_records = 0;
+    aggregator.in_array = false;
     let outcome = if gzip {
         parse(
             BufReader::with_capacity(BUFFER, flate2::read::MultiGzDecoder::new(reader)),
@@ -255,7 +256,7 @@ fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
         json_error(
             path,
             e,
-            aggregator.file_records,
+            aggregator.in_array.then_some(aggregator.file_records),
             gzip.then(|| (count.get(), size)),
         )
     })
@@ -268,10 +269,20 @@ fn parse<R: Read>(reader: R, aggregator: &mut Aggregator) -> serde_json::Result<
 }
 
 /// Turns a parse failure into an input error naming the file and where it stopped.
-/// `gzip` holds the compressed bytes read so far and the file's size.
-fn json_error(path: &Path, e: serde_json::Error, done: u64, gzip: Option<(u64, u64)>) -> Error {
-    let record = format!("record {}", done + 1);
+/// `records` holds the records completed when the failure came inside the record array;
+/// `gzip` the compressed bytes read so far and the file's size.
+fn json_error(
+    path: &Path,
+    e: serde_json::Error,
+    records: Option<u64>,
+    gzip: Option<(u64, u64)>,
+) -> Error {
+    let done = records.unwrap_or(0);
     let position = format!("line {}, column {}", e.line(), e.column());
+    let location = match records {
+        Some(done) => format!("record {}", done + 1),
+        None => position.clone(),
+    };
     if e.is_io() {
         let source = io::Error::from(e);
         return match gzip {
@@ -292,17 +303,19 @@ fn json_error(path: &Path, e: serde_json::Error, done: u64, gzip: Option<(u64, u
         } else {
             "the JSON is truncated"
         };
-        return Error::input(
-            path,
-            record,
-            format!("{what}: it ends early after {done} complete records ({position})"),
-        );
+        let message = match records {
+            Some(done) => {
+                format!("{what}: it ends early after {done} complete records ({position})")
+            }
+            None => format!("{what} or empty: it ends before any record; expected {EXPECTED}"),
+        };
+        return Error::input(path, location, message);
     }
     let message = e.to_string();
     if e.is_syntax() {
-        Error::input(path, record, format!("invalid JSON: {message}"))
+        Error::input(path, location, format!("invalid JSON: {message}"))
     } else {
-        Error::input(path, record, message)
+        Error::input(path, location, message)
     }
 }
 
@@ -390,9 +403,11 @@ impl<'de> Visitor<'de> for Records<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.aggregator.in_array = true;
         while let Some(record) = seq.next_element::<Obj<RawRecord>>()? {
             self.aggregator.add(record.0);
         }
+        self.aggregator.in_array = false;
         Ok(())
     }
 }
@@ -421,6 +436,7 @@ impl<'de> Visitor<'de> for Events<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.aggregator.in_array = true;
         while let Some(event) = seq.next_element::<Obj<LookupEvent>>()? {
             let Some(text) = event.0.and_then(|e| e.cloud_trail_event.0) else {
                 self.aggregator.records += 1;
@@ -429,10 +445,13 @@ impl<'de> Visitor<'de> for Events<'_> {
                 continue;
             };
             let record: Obj<RawRecord> = serde_json::from_str(&text).map_err(|e| {
-                de::Error::custom(format!("CloudTrailEvent is not a JSON record: {e}"))
+                de::Error::custom(format!(
+                    "the CloudTrailEvent string is not a JSON record ({e} of the string)"
+                ))
             })?;
             self.aggregator.add(record.0);
         }
+        self.aggregator.in_array = false;
         Ok(())
     }
 }
@@ -685,8 +704,10 @@ struct Aggregator {
     records: u64,
     skipped: u64,
     skip_reasons: BTreeMap<String, u64>,
-    /// Records completed in the file being read (for error locations).
+    /// Records completed in the file being read, and whether its record array is open (for
+    /// error locations).
     file_records: u64,
+    in_array: bool,
     /// Scratch space for `eventSource:eventName`.
     operation: String,
 }

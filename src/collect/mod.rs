@@ -5,6 +5,7 @@
 //! - [`credential_report`] reads the IAM credential report CSV.
 //! - [`schedule`] turns a Secrets Manager rotation schedule into an interval in days.
 
+pub mod aws;
 pub mod awsjson;
 pub mod cloudtrail;
 pub mod credential_report;

@@ -25,6 +25,8 @@ use crate::model::{CredentialKind, EventType, RiskClass, Trigger};
 
 const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+/// The declared TLS certificate of the fleet; the history's opening event names it.
+const FLEET_CERTIFICATE: &str = "ext:cert:agents.internal.example.com";
 const SERVICES: [&str; 6] = ["secretsmanager", "s3", "sqs", "bedrock", "dynamodb", "logs"];
 
 // ---------------------------------------------------------------------------------------------
@@ -166,19 +168,23 @@ pub(super) fn build(spec: &FleetSpec) -> Fleet {
             intended: BTreeSet::new(),
         },
     };
-    let anchor = builder.account_basics();
+    builder.account_basics();
     for index in 0..spec.agents {
         builder.agent(index);
     }
     builder.shared_secrets();
     builder.fleet_externals();
+    // The history opens with a policy change, so the audit-trail window starts exactly here.
     builder.push_event(
         builder.history_start,
         EventType::PolicyUpdated,
-        &anchor,
+        FLEET_CERTIFICATE,
         None,
         None,
-        Some("rotation history export starts; policy v3: A 14 d, B 30 d, C 90 d, D 365 d".into()),
+        Some(
+            "policy v3: class D certificates rotate yearly or on event; history export starts"
+                .into(),
+        ),
     );
     builder.finish()
 }
@@ -352,10 +358,8 @@ impl Builder<'_> {
 
     // -- accounts -------------------------------------------------------------------------------
 
-    /// Root, CI and break-glass users of every account. Returns the id of the first account's
-    /// CI key, which the history's opening event names.
-    fn account_basics(&mut self) -> String {
-        let mut anchor = String::new();
+    /// Root, CI and break-glass users of every account.
+    fn account_basics(&mut self) {
         let single = self.fleet.accounts.len() == 1;
         for account in 0..self.fleet.accounts.len() {
             let mut rng = Rng::stream(self.spec.seed, 1_000_000 + account as u64);
@@ -411,10 +415,7 @@ impl Builder<'_> {
                     keys: vec![key],
                     consumers: vec!["github-actions".into()],
                 };
-                let ids = self.add_user(&mut rng, account, 0, plan);
-                if anchor.is_empty() {
-                    anchor = ids[0].clone();
-                }
+                self.add_user(&mut rng, account, 0, plan);
             }
             let changed = self.ago(rng.range(30 * DAY, 80 * DAY));
             let used = self.ago(rng.range(20 * DAY, 29 * DAY));
@@ -432,7 +433,6 @@ impl Builder<'_> {
             };
             self.add_user(&mut rng, account, 0, plan);
         }
-        anchor
     }
 
     // -- agents ---------------------------------------------------------------------------------
@@ -750,7 +750,7 @@ impl Builder<'_> {
                 (DAY, 27 * DAY),
             ),
             (
-                "ext:cert:agents.internal.example.com",
+                FLEET_CERTIFICATE,
                 CredentialKind::Certificate,
                 RiskClass::D,
                 "team-security",
@@ -804,14 +804,8 @@ impl Builder<'_> {
 
     // -- materialise ----------------------------------------------------------------------------
 
-    /// Draws ids, records history and declarations, and stores the user. Returns the key ids.
-    fn add_user(
-        &mut self,
-        rng: &mut Rng,
-        account: usize,
-        region: usize,
-        mut plan: UserPlan,
-    ) -> Vec<String> {
+    /// Draws ids, records history and declarations, and stores the user.
+    fn add_user(&mut self, rng: &mut Rng, account: usize, region: usize, mut plan: UserPlan) {
         let account_id = self.account_id(account);
         let region_name = self.region(region);
         let user_id = self.unique(rng, "AIDA", BASE32, 17);
@@ -897,7 +891,6 @@ impl Builder<'_> {
             tags.push(("next-rotation-date".to_string(), next));
         }
 
-        let ids = keys.iter().map(|k| k.id.clone()).collect();
         self.fleet.accounts[account].users.push(User {
             name: plan.name,
             user_id,
@@ -907,7 +900,6 @@ impl Builder<'_> {
             tags,
             keys,
         });
-        ids
     }
 
     /// Draws the ARN, records history and the declaration, and stores the secret. Returns the

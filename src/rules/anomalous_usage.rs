@@ -195,7 +195,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
             continue;
         }
         let active_hours_of_day: HashSet<u32> =
-            per_hour.keys().map(|h| chrono::Timelike::hour(h)).collect();
+            per_hour.keys().map(chrono::Timelike::hour).collect();
         let known_ips: HashSet<&str> = baseline
             .iter()
             .flat_map(|b| b.source_ips.keys().map(String::as_str))
@@ -308,7 +308,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
                 .iter()
                 .map(|(op, n, seen)| format!("{op} ×{n} (baseline {seen})"))
                 .collect();
-            list(&items, 15)
+            list(&items, 50)
         };
         if !destructive.is_empty() {
             severity = severity.max(Some(Severity::High));
@@ -590,5 +590,135 @@ mod tests {
         ] {
             assert!(!is_destructive(op), "{op}");
         }
+    }
+
+    /// The three usage rules over real CloudTrail data (fixtures/cloudtrail/invictus-aws-dataset):
+    /// an attack simulation whose facts a scan right after it would hold.
+    #[test]
+    fn the_usage_rules_over_the_invictus_data_set() {
+        use crate::collect::cloudtrail::read_paths;
+        use crate::model::KeyStatus;
+        use crate::rules::{EvalCtx, find, testkit};
+        use chrono::TimeZone;
+
+        let dataset = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cloudtrail/invictus-aws-dataset");
+        let d = read_paths(&[dataset]).expect("the data set reads");
+        let at = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .expect("time")
+                .with_timezone(&chrono::Utc)
+        };
+        // What a scan right after the simulation would know: the two IAM users' long-term keys
+        // (created well before), and the three retrieve-secret secrets the simulation left behind
+        // (0–19 were created; 6, 13 and 16 were never deleted). Two of those are declared as
+        // limited-use secrets.
+        let as_of = chrono::Utc
+            .with_ymd_and_hms(2023, 7, 10, 12, 38, 0)
+            .unwrap();
+        let long_ago = chrono::Utc.with_ymd_and_hms(2023, 6, 1, 0, 0, 0).unwrap();
+        let mut attacker = testkit::key("AKIATFQR7NSC8Q4X20BJ", "bert-jan", 0);
+        let mut benjamin = testkit::key("AKIATFQR7NSCUXC3DDDP", "benjamin", 0);
+        for k in [&mut attacker, &mut benjamin] {
+            k.account = "123837392027".into();
+            k.created_at = Some(long_ago);
+            k.last_rotated_at = Some(long_ago);
+        }
+        let arn = |n: &str| {
+            format!(
+                "arn:aws:secretsmanager:us-east-1:123837392027:secret:stratus-red-team-retrieve-secret-{n}"
+            )
+        };
+        let secrets: Vec<_> = [("6", "fAVH0t"), ("13", "nFvpuv"), ("16", "ZgthLn")]
+            .iter()
+            .map(|(n, suffix)| {
+                let mut s = testkit::secret(&format!("stratus-red-team-retrieve-secret-{n}"), 0);
+                s.id = arn(&format!("{n}-{suffix}"));
+                s.account = "123837392027".into();
+                s.created_at = Some(at("2023-07-10T11:57:48Z"));
+                s.last_rotated_at = None;
+                s.status = KeyStatus::Active;
+                s
+            })
+            .collect();
+        let mut observed = vec![attacker, benjamin];
+        observed.extend(secrets);
+        let mut declared = testkit::declare_all(&observed);
+        declared[2].max_uses = Some(2);
+        declared[3].max_uses = Some(3);
+        let mut facts = testkit::facts(observed, declared, d.events.clone());
+        facts.usage = d.usage.clone();
+        facts.auth_windows = d.auth_windows.clone();
+        let ctx = EvalCtx::new(&facts, as_of);
+        let findings = |id: &str| -> Vec<(String, crate::model::Severity)> {
+            let rule = find(id).unwrap_or_else(|| panic!("rule {id}"));
+            (rule.evaluate)(&ctx)
+                .into_iter()
+                .map(|f| (f.credential, f.severity))
+                .collect()
+        };
+
+        // anomalous-usage: nothing. The data set spans 56 minutes, all inside the 24-hour detection
+        // window, so no credential has the 30-day baseline (50 calls in 5 active hours) needed to
+        // judge it. (With a 1-hour detection window the 11:00 hour becomes a baseline: see below.)
+        assert_eq!(findings("anomalous-usage"), vec![]);
+
+        // auth-failure-spike: nothing among the credentials the scan knows. The attacker's key had
+        // its worst window at 12:00 with 6 AccessDenied in 191 calls (3.1%, under 5%) and 3 of 15 at
+        // 11:50 (under 5 failures). The windows that do spike belong to temporary ASIA… session
+        // keys (29 of 29 UnauthorizedOperation at 11:50 while brute-forcing GetPasswordData, 15 of 15
+        // at 12:00 with stolen instance credentials) that no inventory or IAM listing holds.
+        assert_eq!(findings("auth-failure-spike"), vec![]);
+
+        // usage-limit-exceeded: secret 6 (max 2) was given its value by PutSecretValue at 11:57:49
+        // (CloudTrail evidence, a completed rotation) and then read three times (11:57:50, 11:57:53,
+        // 12:07:57): 3 > 2. Secret 13 (max 3) was read three times too: within its limit. Secret 16
+        // declares no limit.
+        assert_eq!(
+            findings("usage-limit-exceeded"),
+            vec![(arn("6-fAVH0t"), crate::model::Severity::High)]
+        );
+
+        // The same data with a detection window of one hour and a baseline of at least one active
+        // hour: the attacker's key, 479 calls at 11:00, turned at 12:00 to 1,625 calls (above
+        // 479 + 3 × √479 = 544.7), at an hour of day it was not active before, calling dozens of
+        // operations it never had, destructive ones among them (CreateAccessKey, DeleteSecret,
+        // StopLogging, …). Same IP and region throughout, so no new-place signal. Benjamin's key
+        // made only 39 calls before 11:38: too little baseline to judge.
+        let options = AnomalousUsageOptions {
+            detection_hours: 1,
+            min_baseline_active_hours: 1,
+            ..Default::default()
+        };
+        let found = evaluate_with(&ctx, &options);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.credential, "AKIATFQR7NSC8Q4X20BJ");
+        assert_eq!(f.severity, crate::model::Severity::High);
+        assert_eq!(
+            f.message,
+            "used unlike its baseline in the last 1 h: calls at an hour of day never active in the \
+             baseline; rare destructive or exfiltrating operations; rare operations; an hourly call \
+             rate above the baseline mean + 3 sd"
+        );
+        let evidence = |key: &str| {
+            f.evidence
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        assert_eq!(evidence("off_hours"), "2023-07-10T12:00:00Z (1625 calls)");
+        assert_eq!(evidence("rate_spikes"), "2023-07-10T12:00:00Z (1625 calls)");
+        assert!(
+            evidence("rare_destructive_operations")
+                .contains("iam.amazonaws.com:CreateAccessKey ×2 (baseline 0)"),
+            "{}",
+            evidence("rare_destructive_operations")
+        );
+        assert!(
+            evidence("rare_destructive_operations")
+                .contains("cloudtrail.amazonaws.com:StopLogging")
+        );
     }
 }

@@ -59,6 +59,23 @@ mod tests {
     }
 
     #[test]
+    fn every_rule_is_mapped_to_a_control_and_known_to_the_catalogues() {
+        let frameworks = crate::controls::builtin().expect("built-in catalogues load");
+        for rule in RULES {
+            let id = rule.meta.id;
+            assert!(
+                crate::controls::RULE_IDS.contains(&id),
+                "{id} is unknown to the control catalogues"
+            );
+            let mapped = frameworks
+                .iter()
+                .flat_map(|f| &f.controls)
+                .any(|c| c.rules.iter().any(|r| r == id));
+            assert!(mapped, "{id} maps to no control");
+        }
+    }
+
+    #[test]
     fn the_design_catalogue_is_implemented() {
         for id in [
             "unmanaged-credential",

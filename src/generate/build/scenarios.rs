@@ -16,42 +16,79 @@ pub(super) const PERIOD: usize = 40;
 /// else about the agent is clean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Scenario {
+    /// unmanaged-credential: an undeclared sandbox user's key (its creation is in history).
     UnmanagedKey,
+    /// unmanaged-credential: an undeclared scratch secret, never rotated.
     UnmanagedSecret,
+    /// orphaned-inventory-entry: a declared key that no account holds.
     OrphanKey,
+    /// orphaned-inventory-entry: a declared secret ARN that no region holds.
     OrphanSecret,
+    /// rotation-overdue: a class B key 40 days old.
     OverdueKey,
+    /// rotation-overdue: a class C secret rotated by hand 120 days ago.
     OverdueSecret,
+    /// rotation-overdue: a class B LLM key last rotated 35 days ago.
     OverdueExternal,
+    /// rotation-overdue: a declared certificate with no rotation in history.
     NeverRotatedExternal,
+    /// rotation-due-soon: a class A key due in 20 hours.
     DueSoonKey,
+    /// rotation-due-soon: a class B secret due in 30 hours.
     DueSoonSecret,
+    /// unclassified-credential: a key declared without a class.
     UnclassifiedKey,
+    /// unclassified-credential: a secret declared without a class (14-day schedule).
     UnclassifiedSecret,
+    /// unowned-credential: a secret declared without an owner.
     NoOwnerSecret,
+    /// unowned-credential: a key owned by a departed person.
     DepartedOwnerKey,
+    /// unowned-credential: an OAuth client whose owner is not in `[[owners]]`.
     UnknownOwnerExternal,
+    /// unused-credential: a key created 10 days ago, never used.
     NeverUsedKey,
+    /// unused-credential: a class C key last used 50 days ago.
     LongUnusedKey,
+    /// multiple-active-keys: the newer key is 2 days old (class B).
     TwoActiveKeysB,
+    /// multiple-active-keys: the newer key is 5 days old (class C).
     TwoActiveKeysC,
+    /// inactive-key-lingering: an inactive key last used 100 days ago.
     LingeringKey,
+    /// inactive-key-lingering: an inactive key created 45 days ago, never used.
     LingeringNeverUsedKey,
+    /// rotation-not-automated: a class A key rotated by hand.
     ManualClassAKey,
+    /// rotation-not-automated: declared automated, but AWS rotation is off.
     AwsRotationDisabled,
+    /// rotation-schedule-drift: a class A secret on a 30-day AWS schedule.
     ScheduleDriftDays,
+    /// rotation-schedule-drift: a class B secret on `rate(90 days)`.
     ScheduleDriftRate,
+    /// rotation-failing: the last attempt in history failed.
     FailedRotation,
+    /// rotation-failing: an AWSPENDING version 3 days old.
     PendingStuck,
+    /// rotation-failing: NextRotationDate 3 days ago.
     NextRotationPassed,
+    /// audit-trail-gap: a key created 8 days ago with no history event.
     GapKeyWithoutHistory,
+    /// audit-trail-gap: history says rotated 2 days ago, AWS says 15.
     GapHistoryAheadOfAws,
+    /// tag-drift: `next-rotation-date` still shows the previous cycle.
     StaleNextRotationTag,
+    /// tag-drift: the user's `owner` tag names another team.
     OwnerTagMismatch,
+    /// tag-drift: `last-rotation-date = "TBD"`.
     UnparsableDateTag,
+    /// credential-reuse: a rotation put back the value of the one before.
     ReusedFingerprintSameSecret,
+    /// credential-reuse: an external key issued with the fingerprint of the agent's Anthropic secret.
     ReusedFingerprintAcross,
+    /// secret-unused: last accessed 120 days ago.
     SecretNotAccessed,
+    /// secret-unused: created 200 days ago, never accessed.
     SecretNeverAccessed,
 }
 
@@ -136,6 +173,7 @@ impl Scenario {
 }
 
 impl Builder<'_> {
+    /// Replaces the keys (and, where it matters, the tags) of an agent's user for a key scenario.
     pub(super) fn plant_keys(
         &self,
         rng: &mut Rng,
