@@ -369,7 +369,7 @@
         { label: "Kind", key: "kind", type: "str", cls: "nowrap" },
         { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
         { label: "Region", key: "region", type: "str", cls: "nowrap" },
-        { label: "Owner", key: "owner", type: "str" },
+        { label: "Owner", key: "owner", type: "str", cls: "nowrap" },
         { label: "Message", key: "message", type: "str" }
       ],
       filter: function () {
@@ -544,7 +544,7 @@
         { label: "Severity", key: "severity", type: "sev" },
         { label: "Action", key: "action", type: "str", cls: "nowrap" },
         { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
-        { label: "Owner", key: "owner", type: "str" },
+        { label: "Owner", key: "owner", type: "str", cls: "nowrap" },
         { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
         { label: "What to do", key: "description", type: "str" }
       ],

@@ -36,11 +36,10 @@ pub enum Command {
     Collect(CollectArgs),
     /// Print the least-privilege read-only IAM policy a live scan needs.
     IamPolicy,
-    /// Check an evidence bundle against its manifest.
-    Verify {
-        /// The bundle folder (holding manifest.json).
-        dir: PathBuf,
-    },
+    /// Check an evidence bundle against its manifest, or the hash chain of a snapshot.
+    Verify(VerifyArgs),
+    /// New, resolved and persisting findings between two runs of a snapshot.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +49,32 @@ pub struct CollectArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle folder (holding manifest.json).
+    #[arg(required_unless_present = "db", conflicts_with = "db")]
+    pub dir: Option<PathBuf>,
+    /// Check the hash chain of every run in this snapshot instead.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier run [default: the run before --to].
+    #[arg(long, value_name = "RUN")]
+    pub from: Option<i64>,
+    /// The later run [default: the latest].
+    #[arg(long, value_name = "RUN")]
+    pub to: Option<i64>,
+    /// SQLite snapshot holding the runs.
+    #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Where the bundle goes and what it maps to.
@@ -145,6 +170,9 @@ pub struct ScanArgs {
     /// Rotation history, JSON Lines [default: DIR/history.jsonl when present].
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Waivers (accepted risks with expiry) [default: DIR/waivers.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub waivers: Option<PathBuf>,
     /// SQLite snapshot to append the run to.
     #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
     pub db: PathBuf,
@@ -153,9 +181,12 @@ pub struct ScanArgs {
     pub as_of: Option<String>,
     #[command(flatten)]
     pub bundle: BundleArgs,
-    /// Exit 1 when a finding at or above this severity exists.
+    /// Exit 1 when an unwaived finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
+    /// Exit 1 when an unwaived finding at or above this severity is new since the previous run.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on_new: Option<Severity>,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,

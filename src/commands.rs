@@ -9,21 +9,23 @@ use chrono::Utc;
 use std::io::IsTerminal;
 
 use crate::cli::{
-    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, Format, GenerateArgs, ReportArgs, RulesArgs,
-    ScanArgs,
+    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, ReportArgs,
+    RulesArgs, ScanArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
+use crate::collect::cloudtrail;
 use crate::collect::raw::RawFile;
+use crate::diff::{self, Diff};
 use crate::error::{Error, Result};
 use crate::model::Finding;
-use crate::model::{Facts, Timestamp};
+use crate::model::{CoverageEntry, Facts, Severity, Timestamp};
 use crate::plan::PlanConfig;
 use crate::report::Summary;
 use crate::report::bundle;
 use crate::rules::RULES;
 use crate::snapshot::RunMeta;
 use crate::snapshot::Snapshot;
-use crate::{collect, controls, history, inventory, report, rules};
+use crate::{collect, controls, generate, history, inventory, report, rules, waivers};
 
 /// How a command ended, short of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let from = from.as_path();
     let inventory_path = input_or_default(args.inventory.as_deref(), from, "inventory.toml")?;
     let history_path = input_or_default(args.history.as_deref(), from, "history.jsonl")?;
+    let waivers_path = input_or_default(args.waivers.as_deref(), from, "waivers.toml")?;
 
     let export = collect::read_export_dir(from)?;
     let inventory = match &inventory_path {
@@ -119,42 +122,132 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         Some(p) => history::load(p)?,
         None => Vec::new(),
     };
-    let raw = collect::raw::gather(
-        from,
-        inventory_path.as_deref(),
-        history_path.as_deref(),
-    )?;
+    let raw = collect::raw::gather(from, inventory_path.as_deref(), history_path.as_deref())?;
     let facts = Facts {
         inventory,
         observed: export.observed,
         events,
         coverage: export.coverage,
+        waivers: match &waivers_path {
+            Some(p) => {
+                let known: Vec<&str> = RULES.iter().map(|r| r.meta.id).collect();
+                waivers::load(p, &known)?
+            }
+            None => Vec::new(),
+        },
         ..Facts::default()
     };
 
+    // CloudTrail: files given, plus DIR/cloudtrail when present.
+    let mut trail_paths = args.cloudtrail.clone();
+    let trail_dir = from.join("cloudtrail");
+    if trail_dir.is_dir() {
+        trail_paths.insert(0, trail_dir);
+    }
+    let trail = if trail_paths.is_empty() {
+        None
+    } else {
+        Some(cloudtrail::read_paths(&trail_paths)?)
+    };
+    let mut facts = facts;
+    if let Some(trail) = &trail {
+        facts.events.extend(trail.events.iter().cloned());
+        facts.events.sort_by(|a, b| {
+            (a.time, &a.credential_id, a.event_type).cmp(&(b.time, &b.credential_id, b.event_type))
+        });
+        facts.coverage.push(CoverageEntry {
+            account: "*".into(),
+            region: "*".into(),
+            api: "cloudtrail:logs".into(),
+            ok: true,
+            error: None,
+            records: trail.records,
+        });
+        if !args.quiet && trail.skipped > 0 {
+            let reasons: Vec<String> = trail
+                .skip_reasons
+                .iter()
+                .map(|(r, n)| format!("{n} {r}"))
+                .collect();
+            eprintln!(
+                "cloudtrail: read {} records from {} files, skipped {} ({})",
+                trail.records,
+                trail.files.len(),
+                trail.skipped,
+                reasons.join(", ")
+            );
+        }
+    }
+
     let mut snapshot = Snapshot::open(&args.db)?;
+    // Usage aggregates carry over from the latest run, so a baseline needs no old logs.
+    let previous = match snapshot.latest_run()? {
+        Some(run) => Some(snapshot.facts(run.id)?),
+        None => None,
+    };
+    let (old_usage, old_windows) = previous
+        .map(|p| (p.usage, p.auth_windows))
+        .unwrap_or_default();
+    let (new_usage, new_windows) = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
+    facts.usage = cloudtrail::merge_usage(&old_usage, &new_usage);
+    facts.auth_windows = cloudtrail::merge_auth_windows(&old_windows, &new_windows);
+
     let (run, facts, findings) =
         snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
             rules::evaluate(f, as_of)
         })?;
+    let diff = previous_diff(&snapshot, &run, &findings)?;
 
     if let Some(out) = &args.bundle.out {
-        write_bundle(&args.bundle, out, &run, &facts, &findings, &raw)?;
+        write_bundle(
+            &args.bundle,
+            out,
+            &run,
+            &facts,
+            &findings,
+            diff.as_ref(),
+            &raw,
+        )?;
     }
 
     let summary = Summary::of(&findings);
     let failed: Vec<_> = facts.coverage.iter().filter(|c| !c.ok).collect();
     if !args.quiet {
+        let waived = findings.iter().filter(|f| !f.is_open()).count();
         eprintln!(
-            "run {} as of {}: {} credentials observed in {} account(s), {} declared; {} findings ({})",
+            "run {} as of {}: {} credentials observed in {} account(s), {} declared; {} findings ({}){}",
             run.id,
             report::ReportHeader::new(as_of).as_of,
             facts.observed.len(),
             facts.scanned_accounts().len(),
             facts.inventory.credentials.len(),
             summary.total,
-            summary.severity_line()
+            summary.severity_line(),
+            if waived > 0 {
+                format!(", {waived} waived")
+            } else {
+                String::new()
+            }
         );
+        if let Some(d) = &diff {
+            eprintln!(
+                "since run {}: {} new, {} resolved, {} persisting",
+                d.from_run,
+                d.new.len(),
+                d.resolved.len(),
+                d.persisting
+            );
+        }
+        for w in facts
+            .waivers
+            .iter()
+            .filter(|w| !findings.iter().any(|f| w.matches(f)))
+        {
+            eprintln!(
+                "warning: waiver at line {} ({} on \"{}\", {}) matches no finding",
+                w.line, w.rule, w.credential, w.ticket
+            );
+        }
         for c in &failed {
             eprintln!(
                 "incomplete: {} {} {}: {}",
@@ -171,10 +264,80 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     if !failed.is_empty() {
         return Ok(Outcome::Incomplete);
     }
-    if let Some(threshold) = args.fail_on
-        && findings.iter().any(|f| f.severity >= threshold)
-    {
+    let gate = |list: &[Finding], threshold: Option<Severity>| {
+        threshold.is_some_and(|t| list.iter().any(|f| f.is_open() && f.severity >= t))
+    };
+    let new_findings = diff.as_ref().map(|d| d.new.as_slice()).unwrap_or(&findings);
+    if gate(&findings, args.fail_on) || gate(new_findings, args.fail_on_new) {
         return Ok(Outcome::FindingsAtThreshold);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The diff of a run against the run before it in the same snapshot, if there is one.
+fn previous_diff(snapshot: &Snapshot, run: &RunMeta, findings: &[Finding]) -> Result<Option<Diff>> {
+    let Some(previous) = snapshot.run_before(run.id)? else {
+        return Ok(None);
+    };
+    let before = snapshot.findings(previous.id)?;
+    Ok(Some(diff::compare(previous.id, &before, run.id, findings)))
+}
+
+/// `credaudit diff`.
+pub fn diff_runs(args: &DiffArgs, out: &mut impl Write) -> Result<Outcome> {
+    let snapshot = Snapshot::open_existing(&args.db)?;
+    let to = match args.to {
+        Some(id) => snapshot.run(id)?,
+        None => snapshot
+            .latest_run()?
+            .ok_or_else(|| Error::Usage(format!("{} holds no run yet", args.db.display())))?,
+    };
+    let from = match args.from {
+        Some(id) => snapshot.run(id)?,
+        None => snapshot.run_before(to.id)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "run {} is the first run: nothing to compare with",
+                to.id
+            ))
+        })?,
+    };
+    let d = diff::compare(
+        from.id,
+        &snapshot.findings(from.id)?,
+        to.id,
+        &snapshot.findings(to.id)?,
+    );
+    let stdout = |e| Error::io(Path::new("<stdout>"), e);
+    match args.format {
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&d).expect("plain data");
+            writeln!(out, "{text}").map_err(stdout)?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "run {} -> run {}: {} new, {} resolved, {} persisting",
+                d.from_run,
+                d.to_run,
+                d.new.len(),
+                d.resolved.len(),
+                d.persisting
+            )
+            .map_err(stdout)?;
+            for (mark, list) in [("+", &d.new), ("-", &d.resolved)] {
+                for f in list {
+                    writeln!(
+                        out,
+                        "{mark} {:8} {:26} {}  {}",
+                        f.severity.as_str(),
+                        f.rule,
+                        f.credential,
+                        f.message
+                    )
+                    .map_err(stdout)?;
+                }
+            }
+        }
     }
     Ok(Outcome::Ok)
 }
@@ -240,10 +403,18 @@ fn write_bundle(
     run: &RunMeta,
     facts: &Facts,
     findings: &[Finding],
+    diff: Option<&Diff>,
     raw: &[RawFile],
 ) -> Result<()> {
     let frameworks = controls::load(args.controls_dir.as_deref())?;
-    let view = bundle::build_view(run, facts, findings, &frameworks, &PlanConfig::default());
+    let view = bundle::build_view(
+        run,
+        facts,
+        findings,
+        diff,
+        &frameworks,
+        &PlanConfig::default(),
+    );
     let manifest = bundle::write_bundle(out, &view, raw)?;
     if args.archive {
         bundle::write_archive(out, &manifest)?;
@@ -268,14 +439,52 @@ pub fn report(args: &ReportArgs) -> Result<Outcome> {
     let facts = snapshot.facts(run.id)?;
     let findings = snapshot.findings(run.id)?;
     let raw = snapshot.raw_files(run.id)?;
-    write_bundle(&args.bundle, out, &run, &facts, &findings, &raw)?;
+    let diff = previous_diff(&snapshot, &run, &findings)?;
+    write_bundle(
+        &args.bundle,
+        out,
+        &run,
+        &facts,
+        &findings,
+        diff.as_ref(),
+        &raw,
+    )?;
     eprintln!("wrote run {} to {}", run.id, out.display());
     Ok(Outcome::Ok)
 }
 
-/// `credaudit verify DIR`: exit 0 when the bundle matches its manifest, 1 naming each file
-/// that was changed, added or removed.
-pub fn verify(dir: &Path, out: &mut impl Write) -> Result<Outcome> {
+/// `credaudit verify`: a bundle against its manifest, or a snapshot's hash chain.
+pub fn verify(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
+    match (&args.dir, &args.db) {
+        (_, Some(db)) => verify_db(db, out),
+        (Some(dir), None) => verify_bundle(dir, out),
+        (None, None) => Err(Error::Usage(
+            "verify needs a bundle folder or --db FILE".into(),
+        )),
+    }
+}
+
+/// Exit 0 when every run's stored hash matches its content and links to the run before; 1
+/// naming the first broken run.
+fn verify_db(db: &Path, out: &mut impl Write) -> Result<Outcome> {
+    let snapshot = Snapshot::open_existing(db)?;
+    let report = snapshot.verify_chain()?;
+    let stdout = |e| Error::io(Path::new("<stdout>"), e);
+    match report.first_broken {
+        None => {
+            writeln!(out, "ok: {} runs, hash chain intact", report.runs).map_err(stdout)?;
+            Ok(Outcome::Ok)
+        }
+        Some((run, why)) => {
+            writeln!(out, "FAILED: run {run} is broken: {why}").map_err(stdout)?;
+            Ok(Outcome::FindingsAtThreshold)
+        }
+    }
+}
+
+/// Exit 0 when the bundle matches its manifest, 1 naming each file that was changed, added
+/// or removed.
+fn verify_bundle(dir: &Path, out: &mut impl Write) -> Result<Outcome> {
     let (manifest, problems) = bundle::verify(dir)?;
     let stdout = |e| Error::io(Path::new("<stdout>"), e);
     if problems.is_empty() {
@@ -416,7 +625,16 @@ pub fn explain(id: &str, out: &mut impl Write) -> Result<Outcome> {
 
 /// `credaudit generate`.
 pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
-    // GENERATE-WIRING: replaced once the generator lands.
-    let _ = as_of(Some(&args.as_of))?;
-    Err(Error::Usage("generate is not available yet".into()))
+    let as_of = as_of(Some(&args.as_of))?;
+    let mut spec = generate::FleetSpec::demo(as_of);
+    spec.agents = args.agents;
+    spec.seed = args.seed;
+    let truth = generate::generate(&spec, &args.out)?;
+    eprintln!(
+        "wrote a fleet of {} credentials ({} expected findings) to {}",
+        truth.credentials,
+        truth.expected.len(),
+        args.out.display()
+    );
+    Ok(Outcome::Ok)
 }

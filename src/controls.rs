@@ -561,6 +561,7 @@ mod tests {
             owner: None,
             message: String::new(),
             evidence: Vec::new(),
+            waiver: None,
         }
     }
 

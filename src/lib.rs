@@ -6,6 +6,7 @@ pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod controls;
+pub mod diff;
 pub mod error;
 pub mod generate;
 pub mod history;
@@ -15,5 +16,6 @@ pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod snapshot;
+pub mod waivers;
 
 pub use error::{Error, Result};

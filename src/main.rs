@@ -17,7 +17,8 @@ fn main() {
         Command::Report(args) => commands::report(args),
         Command::Collect(args) => commands::collect(args),
         Command::IamPolicy => commands::iam_policy(&mut stdout),
-        Command::Verify { dir } => commands::verify(dir, &mut stdout),
+        Command::Verify(args) => commands::verify(args, &mut stdout),
+        Command::Diff(args) => commands::diff_runs(args, &mut stdout),
     };
     match result {
         Ok(outcome) => std::process::exit(outcome.exit_code()),

@@ -409,9 +409,18 @@ pub struct Finding {
     pub message: String,
     /// Ordered (key, value) pairs that back the finding.
     pub evidence: Vec<(String, String)>,
+    /// The waiver that accepts this finding, if one is in force: the finding is reported but
+    /// does not gate and does not fail controls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<crate::waivers::AppliedWaiver>,
 }
 
 impl Finding {
+    /// Whether the finding counts: not accepted by a waiver in force.
+    pub fn is_open(&self) -> bool {
+        self.waiver.is_none()
+    }
+
     /// Stable identity across runs: the rule and the credential, nothing that changes with time.
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.rule, &self.credential)
@@ -439,6 +448,9 @@ pub struct Facts {
     /// 5-minute windows with authentication failures, sorted by (credential, start).
     #[serde(default)]
     pub auth_windows: Vec<AuthWindow>,
+    /// Accepted risks, in file order.
+    #[serde(default)]
+    pub waivers: Vec<crate::waivers::Waiver>,
 }
 
 impl Facts {

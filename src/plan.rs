@@ -979,6 +979,7 @@ mod tests {
             owner: Some("team".into()),
             message: format!("{rule} happened"),
             evidence: vec![],
+            waiver: None,
         }
     }
 
@@ -1514,6 +1515,7 @@ mod tests {
             owner: None,
             message: "something".into(),
             evidence: vec![],
+            waiver: None,
         };
         let plan = plan_of(&Facts::default(), &[stray]);
         assert_eq!(plan.actions[0].action, ActionKind::Investigate);

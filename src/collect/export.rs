@@ -66,7 +66,29 @@ pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
             read_secrets(&mut export, &entry.name, &entry.path.join("secretsmanager"))?;
         }
     }
+    read_collect_coverage(&mut export, &dir.join("coverage.json"))?;
     export.finish()
+}
+
+/// `DIR/coverage.json`, written by a live collection: the account × region × API calls that
+/// failed (`ok: false`, with the error), as a JSON array of coverage entries. They are appended
+/// after the entries of the files read, so a replayed export is as incomplete as the live scan.
+fn read_collect_coverage(export: &mut Collected, path: &Path) -> Result<()> {
+    let Some(text) = read_optional(path)? else {
+        return Ok(());
+    };
+    let entries: Vec<CoverageEntry> = awsjson::from_file_text(path, &text)?;
+    for (index, entry) in entries.iter().enumerate() {
+        if entry.account.is_empty() || entry.api.is_empty() {
+            return Err(Error::input(
+                path,
+                format!("[{index}]"),
+                "expected non-empty account and api",
+            ));
+        }
+    }
+    export.coverage.extend(entries);
+    Ok(())
 }
 
 /// Credentials with the file each came from (for the duplicate check), and coverage so far.

@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::view::{
-    ControlView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView, RuleView, RunView,
+    ControlView, DiffView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView,
+    RuleView, RunView,
 };
 use super::{
     FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, plan_files, write_atomic,
 };
 use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
+use crate::diff::Diff;
 use crate::error::{Error, Result};
 use crate::model::{EventType, Facts, Finding, KeyStatus, OwnerStatus};
 use crate::plan::{self, PlanConfig};
@@ -63,6 +65,7 @@ pub fn build_view(
     run: &RunMeta,
     facts: &Facts,
     findings: &[Finding],
+    diff: Option<&Diff>,
     frameworks: &[Framework],
     plan_config: &PlanConfig,
 ) -> ReportView {
@@ -236,7 +239,14 @@ pub fn build_view(
             credentials_declared: facts.inventory.credentials.len(),
         },
         summary: Summary::of(findings),
-        findings: findings.iter().map(FindingView::from).collect(),
+        findings: findings
+            .iter()
+            .map(|f| {
+                let mut view = FindingView::from(f);
+                view.inventory_line = facts.inventory.credential(&f.credential).map(|d| d.line);
+                view
+            })
+            .collect(),
         frameworks: frameworks_view,
         plan,
         inventory,
@@ -253,6 +263,18 @@ pub fn build_view(
                 remediation: r.meta.remediation,
             })
             .collect(),
+        diff: diff.map(|d| DiffView {
+            from_run: d.from_run,
+            to_run: d.to_run,
+            new: d.new.iter().map(FindingView::from).collect(),
+            resolved: d.resolved.iter().map(FindingView::from).collect(),
+            persisting: d.persisting,
+        }),
+        inventory_file: facts
+            .inventory
+            .credentials
+            .first()
+            .map(|_| "raw/inventory.toml".to_string()),
     }
 }
 

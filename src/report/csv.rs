@@ -93,7 +93,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            "'=cmd|' /C calc'!A0,'+1,'-2,'@SUM(A1)\r\n\"'\tx\",\"'\rx\",\"a,b\",\"say \"\"hi\"\"\"\r\nplain,,x=1,\"line\nbreak\"\r\n"
+            "'=cmd|' /C calc'!A0,'+1,'-2,'@SUM(A1)\r\n'\tx,\"'\rx\",\"a,b\",\"say \"\"hi\"\"\"\r\nplain,,x=1,\"line\nbreak\"\r\n"
         );
     }
 }

@@ -19,7 +19,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::view::{InventoryRow, ReportView};
+use super::FindingView;
+use super::view::{DiffView, InventoryRow, ReportView};
 use crate::error::{Error, Result};
 use crate::model::CoverageEntry;
 use crate::plan::Score;
@@ -638,6 +639,33 @@ struct Count {
     count: usize,
 }
 
+/// How many new and resolved findings the summary lists by name.
+const DIFF_LISTED: usize = 10;
+
+/// What changed since the previous run, for the summary.
+#[derive(Serialize)]
+struct DiffSummary<'a> {
+    from_run: i64,
+    new: usize,
+    resolved: usize,
+    persisting: usize,
+    new_listed: &'a [FindingView],
+    resolved_listed: &'a [FindingView],
+}
+
+impl<'a> DiffSummary<'a> {
+    fn new(diff: &'a DiffView) -> Self {
+        DiffSummary {
+            from_run: diff.from_run,
+            new: diff.new.len(),
+            resolved: diff.resolved.len(),
+            persisting: diff.persisting,
+            new_listed: &diff.new[..diff.new.len().min(DIFF_LISTED)],
+            resolved_listed: &diff.resolved[..diff.resolved.len().min(DIFF_LISTED)],
+        }
+    }
+}
+
 /// A rule of the catalogue with its number of findings in this run.
 #[derive(Serialize)]
 struct CatalogueRule<'a> {
@@ -661,6 +689,8 @@ struct Page<'a> {
     data: Vec<DataBlock>,
     run: &'a super::view::RunView,
     partial: bool,
+    /// Changes since the previous run, with at most [`DIFF_LISTED`] findings of each side.
+    diff: Option<DiffSummary<'a>>,
     total_findings: usize,
     severity_counts: Vec<Count>,
     rule_options: Vec<String>,
@@ -669,7 +699,7 @@ struct Page<'a> {
     owner_scores: &'a [Score],
     score_note: &'static str,
     frameworks: &'a [super::view::FrameworkView],
-    coverage: &'a [CoverageEntry],
+    coverage: Vec<&'a CoverageEntry>,
     coverage_failed: Vec<&'a CoverageEntry>,
     reconciliation: Vec<Count>,
     plan_actions: usize,
@@ -724,13 +754,26 @@ impl<'a> Page<'a> {
             }
         }
         rule_options.sort();
-        let mut reconciliation: BTreeMap<&str, usize> =
+        // Known states in reading order, then any other the view carries.
+        let mut reconciliation: Vec<Count> =
             ["reconciled", "unmanaged", "orphaned", "declared-only"]
                 .into_iter()
-                .map(|k| (k, 0))
+                .map(|name| Count {
+                    name: name.to_string(),
+                    count: 0,
+                })
                 .collect();
         for row in &view.inventory {
-            *reconciliation.entry(&row.reconciliation).or_default() += 1;
+            match reconciliation
+                .iter_mut()
+                .find(|c| c.name == row.reconciliation)
+            {
+                Some(c) => c.count += 1,
+                None => reconciliation.push(Count {
+                    name: row.reconciliation.clone(),
+                    count: 1,
+                }),
+            }
         }
         Ok(Page {
             tool: view.tool,
@@ -742,6 +785,7 @@ impl<'a> Page<'a> {
             data,
             run: &view.run,
             partial: view.run.status != "complete",
+            diff: view.diff.as_ref().map(DiffSummary::new),
             total_findings: view.findings.len(),
             severity_counts,
             rule_options,
@@ -749,15 +793,15 @@ impl<'a> Page<'a> {
             owner_scores: &view.plan.owner_scores,
             score_note: crate::plan::SCORE_FORMULA,
             frameworks: &view.frameworks,
-            coverage: &view.coverage,
-            coverage_failed: view.coverage.iter().filter(|c| !c.ok).collect(),
-            reconciliation: reconciliation
-                .into_iter()
-                .map(|(name, count)| Count {
-                    name: name.to_string(),
-                    count,
-                })
+            // Failed reads first, where no one can miss them.
+            coverage: view
+                .coverage
+                .iter()
+                .filter(|c| !c.ok)
+                .chain(view.coverage.iter().filter(|c| c.ok))
                 .collect(),
+            coverage_failed: view.coverage.iter().filter(|c| !c.ok).collect(),
+            reconciliation,
             plan_actions: view.plan.actions.len(),
             plan_jobs: view.plan.jobs.len(),
             plan_rotations: view.plan.jobs.iter().filter(|j| j.rotate).count(),
@@ -787,16 +831,17 @@ impl<'a> Page<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Severity;
+    use crate::model::{CredentialKind, Finding, Severity};
     use crate::plan::{Action, ActionKind, Job, Plan};
+    use crate::report::Summary;
     use crate::report::view::{
-        ControlView, EventView, FrameworkView, MonthCount, RuleView, RunView,
+        ControlView, DiffView, EventView, FrameworkView, MonthCount, RuleView, RunView,
     };
-    use crate::report::{EvidenceView, FindingView, Summary};
 
     const SCRIPT_PAYLOAD: &str = "<script>alert(1)</script>";
     const ATTR_PAYLOAD: &str = "\"><img src=x onerror=alert(1)>";
 
+    /// Built through the model type, as the bundle builds them.
     fn finding(
         rule: &str,
         severity: Severity,
@@ -804,27 +849,21 @@ mod tests {
         owner: &str,
         message: &str,
     ) -> FindingView {
-        FindingView {
+        FindingView::from(&Finding {
             rule: rule.into(),
             severity,
             credential: credential.into(),
-            kind: "iam-access-key".into(),
-            account: "111111111111".into(),
-            region: "us-east-1".into(),
-            owner: owner.into(),
+            kind: CredentialKind::IamAccessKey,
+            account: Some("111111111111".into()),
+            region: Some("us-east-1".into()),
+            owner: (!owner.is_empty()).then(|| owner.into()),
             message: message.into(),
-            fingerprint: crate::model::fingerprint(rule, credential),
             evidence: vec![
-                EvidenceView {
-                    key: "user".into(),
-                    value: format!("svc-{ATTR_PAYLOAD}"),
-                },
-                EvidenceView {
-                    key: "tag:owner".into(),
-                    value: format!("team{SCRIPT_PAYLOAD}"),
-                },
+                ("user".into(), format!("svc-{ATTR_PAYLOAD}")),
+                ("tag:owner".into(), format!("team{SCRIPT_PAYLOAD}")),
             ],
-        }
+            waiver: None,
+        })
     }
 
     fn score(scope: &str, score: u32) -> Score {
@@ -1055,6 +1094,20 @@ mod tests {
                     remediation: "delete it",
                 },
             ],
+            diff: Some(DiffView {
+                from_run: 6,
+                to_run: 7,
+                new: vec![findings[1].clone()],
+                resolved: vec![finding(
+                    "unused-credential",
+                    Severity::Medium,
+                    &format!("AKIAOLD{SCRIPT_PAYLOAD}"),
+                    "",
+                    "gone",
+                )],
+                persisting: 2,
+            }),
+            inventory_file: Some("inventory.toml".into()),
             findings,
         }
     }
@@ -1198,14 +1251,25 @@ mod tests {
         );
         let script = format!("<script>{SCRIPT}</script>");
         assert!(html.contains(&script), "script inserted verbatim");
+        // The policy as the browser reads the attribute (entities decoded).
+        let start = html
+            .find("http-equiv=\"Content-Security-Policy\" content=\"")
+            .expect("CSP meta tag")
+            + "http-equiv=\"Content-Security-Policy\" content=\"".len();
+        let end = start + html[start..].find('"').expect("attribute ends");
+        let policy = html[start..end]
+            .replace("&#x27;", "'")
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&");
         let digest = Sha256::digest(SCRIPT.as_bytes());
-        let source = format!(
-            "&#x27;sha256-{}&#x27;",
-            base64::engine::general_purpose::STANDARD.encode(digest)
+        let hash = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(
+            policy,
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+                 script-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'"
+            )
         );
-        assert!(html.contains(&format!("script-src {source}")));
-        assert!(!html.contains("unsafe-eval"));
-        assert!(!html.contains("script-src &#x27;unsafe-inline"));
     }
 
     #[test]
@@ -1248,6 +1312,8 @@ mod tests {
             assert!(html.contains(&format!("id=\"{id}\"")), "section {id}");
         }
         assert!(html.contains("data-control=\"soc2:CC6.1\""));
+        assert!(html.contains("<h3>Since run 6</h3>"));
+        assert!(html.contains("<code>AKIAOLD&lt;script&gt;"));
         // Severity chart: one bar per severity; the rotations chart stacks failed on completed.
         assert!(html.matches("<rect class=\"fill-critical\"").count() == 1);
         assert!(html.contains("<title>2024-04: 3 completed, 1 failed</title>"));

@@ -32,6 +32,9 @@ pub struct FindingView {
     pub message: String,
     pub fingerprint: String,
     pub evidence: Vec<EvidenceView>,
+    /// Line of the credential's declaration in the inventory file, when it is declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory_line: Option<usize>,
 }
 
 /// One (key, value) pair of evidence.
@@ -61,6 +64,7 @@ impl From<&Finding> for FindingView {
                     value: value.clone(),
                 })
                 .collect(),
+            inventory_line: None,
         }
     }
 }

@@ -99,6 +99,7 @@ mod tests {
             owner: Some("team".into()),
             message: format!("{rule} happened"),
             evidence: vec![],
+            waiver: None,
         };
         let hostile = Finding {
             credential: "=HYPERLINK(\"http://evil\")".into(),

@@ -28,6 +28,23 @@ pub struct ReportView {
     pub rotations_by_month: Vec<MonthCount>,
     /// Rules that ran, for the legend and drill-down.
     pub rules: Vec<RuleView>,
+    /// What changed since the previous run of the same snapshot, when there is one.
+    pub diff: Option<DiffView>,
+    /// Where the declared inventory came from (for SARIF locations), if a file.
+    pub inventory_file: Option<String>,
+}
+
+/// New, resolved and persisting findings against an earlier run, keyed by fingerprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffView {
+    pub from_run: i64,
+    pub to_run: i64,
+    /// Findings of this run that the earlier run did not have.
+    pub new: Vec<FindingView>,
+    /// Findings of the earlier run that this run no longer has.
+    pub resolved: Vec<FindingView>,
+    /// How many findings both runs have.
+    pub persisting: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

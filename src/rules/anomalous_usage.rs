@@ -4,8 +4,13 @@
 //!
 //! Works on the hourly CloudTrail usage of the snapshot. A bucket belongs to the window that holds
 //! the start of its hour: the detection window is `[as_of − detection, as_of]`, the baseline the
-//! `baseline` days before it. Buckets after as-of are ignored. Also home of the helpers that find
-//! a credential's usage, shared by the other usage rules.
+//! `baseline` days before it. Buckets after as-of are ignored. The baseline's hourly mean and
+//! standard deviation are taken over every hour from the credential's first baseline hour to the
+//! detection window (zero-call hours included), so a credential younger than the baseline window
+//! is not diluted by hours before it existed; and the deviation used is at least √mean (call
+//! counts are at least Poisson-noisy), so a near-constant baseline does not turn one extra call
+//! into a spike. Usage is looked up under the credential's public id, its declared id and, for a
+//! secret, its name. Also home of those lookup helpers, shared by the other usage rules.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

@@ -24,7 +24,16 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     if !ctx.has_history() {
         return Vec::new();
     }
-    let Some(history_start) = ctx.facts.events.iter().map(|e| e.time).min() else {
+    // Only the rotation pipeline's own history counts: CloudTrail lifecycle events show that
+    // something changed, not that the pipeline recorded it.
+    let Some(history_start) = ctx
+        .facts
+        .events
+        .iter()
+        .filter(|e| e.source == "history")
+        .map(|e| e.time)
+        .min()
+    else {
         return Vec::new();
     };
     let tolerance = ctx.hours(ctx.policy.audit_match_hours);
@@ -36,7 +45,11 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             CredentialKind::Secret => o.last_rotated_at,
             _ => None,
         };
-        let events = ctx.events(v);
+        let events: Vec<_> = ctx
+            .events(v)
+            .into_iter()
+            .filter(|e| e.source == "history")
+            .collect();
         let rotations: Vec<_> = events
             .iter()
             .filter(|e| {

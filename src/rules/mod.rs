@@ -34,6 +34,7 @@ mod unmanaged_credential;
 mod unowned_credential;
 mod unused_credential;
 mod usage_limit_exceeded;
+mod waiver_expired;
 
 /// What a rule is, for `credaudit rules`, `explain` and the reports.
 #[derive(Debug)]
@@ -174,11 +175,26 @@ impl<'a> EvalCtx<'a> {
             .get(view.id)
             .cloned()
             .unwrap_or_default();
-        if let Some(d) = view.declared
-            && d.id != view.id
-            && let Some(more) = self.events_by_credential.get(d.id.as_str())
+        // The same credential may be named by its declared id, or (a secret) by its name.
+        let mut aliases: Vec<&str> = Vec::new();
+        if let Some(d) = view.declared {
+            aliases.push(d.id.as_str());
+        }
+        if let Some(o) = view.observed
+            && o.kind == CredentialKind::Secret
         {
-            events.extend(more.iter().copied());
+            aliases.push(o.name.as_str());
+        }
+        aliases.sort_unstable();
+        aliases.dedup();
+        let mut extended = false;
+        for alias in aliases.into_iter().filter(|a| *a != view.id) {
+            if let Some(more) = self.events_by_credential.get(alias) {
+                events.extend(more.iter().copied());
+                extended = true;
+            }
+        }
+        if extended {
             events.sort_by_key(|e| e.time);
         }
         events
@@ -244,6 +260,7 @@ impl<'a> EvalCtx<'a> {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            waiver: None,
         }
     }
 }
@@ -258,11 +275,12 @@ pub fn days(d: Duration) -> i64 {
     d.num_days()
 }
 
-/// Runs every rule and returns the findings in a stable order: severity (worst first), rule,
+/// Runs every rule, applies the waivers, and returns the findings in a stable order: severity (worst first), rule,
 /// credential, message.
 pub fn evaluate(facts: &Facts, as_of: Timestamp) -> Vec<Finding> {
     let ctx = EvalCtx::new(facts, as_of);
     let mut findings: Vec<Finding> = RULES.iter().flat_map(|r| (r.evaluate)(&ctx)).collect();
+    waiver_expired::apply(&ctx, &mut findings);
     sort_findings(&mut findings);
     findings
 }

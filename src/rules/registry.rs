@@ -25,6 +25,7 @@ pub static RULES: &[&Rule] = &[
     &super::anomalous_usage::RULE,
     &super::auth_failure_spike::RULE,
     &super::secret_unused::RULE,
+    &super::waiver_expired::RULE,
 ];
 
 /// The rule with this id.
@@ -98,6 +99,7 @@ mod tests {
             "anomalous-usage",
             "auth-failure-spike",
             "secret-unused",
+            "waiver-expired",
         ] {
             assert!(find(id).is_some(), "rule {id} is missing");
         }

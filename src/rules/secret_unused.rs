@@ -26,7 +26,14 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .filter(|v| v.kind == CredentialKind::Secret)
     {
         let Some(o) = v.observed else { continue };
-        let (message, evidence) = match (o.last_used_at, o.created_at) {
+        // Secrets Manager may give no LastAccessedDate; CloudTrail's reads then tell.
+        let last_used = o.last_used_at.or_else(|| {
+            [o.id.as_str(), o.name.as_str()]
+                .into_iter()
+                .filter_map(|id| crate::collect::cloudtrail::last_access(&ctx.facts.usage, id))
+                .max()
+        });
+        let (message, evidence) = match (last_used, o.created_at) {
             (Some(used), _) if ctx.as_of - used > limit => (
                 format!("last accessed {} days ago", days(ctx.as_of - used)),
                 vec![("last_accessed", fmt_time(used))],

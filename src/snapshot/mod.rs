@@ -20,6 +20,7 @@ use crate::model::{
     AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, KeyStatus, ObservedCredential,
     Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
 };
+use crate::waivers::Waiver;
 
 /// What a run is, apart from its facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +37,14 @@ pub struct RunMeta {
     pub status: String,
     pub content_hash: String,
     pub prev_hash: String,
+}
+
+/// The outcome of [`Snapshot::verify_chain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainReport {
+    pub runs: usize,
+    /// The first run whose hash or link is wrong, and why.
+    pub first_broken: Option<(i64, String)>,
 }
 
 /// An open snapshot file.
@@ -196,6 +205,57 @@ impl Snapshot {
     /// The newest run, if any.
     pub fn latest_run(&self) -> Result<Option<RunMeta>> {
         Ok(self.runs()?.pop())
+    }
+
+    /// The run just before `run_id`, if any.
+    pub fn run_before(&self, run_id: i64) -> Result<Option<RunMeta>> {
+        Ok(self.runs()?.into_iter().rev().find(|r| r.id < run_id))
+    }
+
+    /// Recomputes every run's content hash from what is stored and checks the chain: each
+    /// run's `prev_hash` is the hash of the run before it. Names the first broken run.
+    pub fn verify_chain(&self) -> Result<ChainReport> {
+        let runs = self.runs()?;
+        let mut prev = String::new();
+        for run in &runs {
+            if run.prev_hash != prev {
+                return Ok(ChainReport {
+                    runs: runs.len(),
+                    first_broken: Some((
+                        run.id,
+                        "its link to the previous run does not match".into(),
+                    )),
+                });
+            }
+            let facts = self.facts(run.id)?;
+            let findings = self.findings(run.id)?;
+            let raw_hashes: Vec<(String, String)> = self
+                .raw_files(run.id)?
+                .iter()
+                .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
+                .collect();
+            let recomputed = content_hash(
+                &run.prev_hash,
+                &ts(&run.as_of),
+                &facts,
+                &findings,
+                &raw_hashes,
+            );
+            if recomputed != run.content_hash {
+                return Ok(ChainReport {
+                    runs: runs.len(),
+                    first_broken: Some((
+                        run.id,
+                        "its content does not match its recorded hash".into(),
+                    )),
+                });
+            }
+            prev = run.content_hash.clone();
+        }
+        Ok(ChainReport {
+            runs: runs.len(),
+            first_broken: None,
+        })
     }
 
     /// The facts stored for a run.
@@ -473,6 +533,25 @@ fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result
             ])?;
         }
     }
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO waivers (run_id, seq, rule, credential, reason, approver, ticket, expires, line)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (seq, w) in facts.waivers.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                w.rule,
+                w.credential,
+                w.reason,
+                w.approver,
+                w.ticket,
+                ts(&w.expires),
+                w.line as i64
+            ])?;
+        }
+    }
     Ok(())
 }
 
@@ -660,7 +739,26 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
+    let mut stmt = conn.prepare(
+        "SELECT rule, credential, reason, approver, ticket, expires, line
+         FROM waivers WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let waivers = stmt
+        .query_map([run_id], |r| {
+            Ok(Waiver {
+                rule: r.get(0)?,
+                credential: r.get(1)?,
+                reason: r.get(2)?,
+                approver: r.get(3)?,
+                ticket: r.get(4)?,
+                expires: parse_ts(&r.get::<_, String>(5)?)?,
+                line: r.get::<_, i64>(6)? as usize,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
     Ok(Facts {
+        waivers,
         usage,
         auth_windows,
         inventory: Inventory {
@@ -692,8 +790,8 @@ fn write_raw(tx: &Transaction, run_id: i64, raw: &[(String, Vec<u8>)]) -> rusqli
 
 fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare(
-        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json, waiver_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     for (seq, f) in findings.iter().enumerate() {
         stmt.execute(params![
@@ -709,6 +807,11 @@ fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqli
             f.owner,
             f.message,
             serde_json::to_string(&f.evidence).map_err(json_err)?,
+            f.waiver
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(json_err)?,
         ])?;
     }
     Ok(())
@@ -716,13 +819,15 @@ fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqli
 
 fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding>> {
     let mut stmt = conn.prepare(
-        "SELECT rule, severity, credential, kind, account, region, owner, message, evidence_json
+        "SELECT rule, severity, credential, kind, account, region, owner, message, evidence_json,
+           waiver_json
          FROM findings WHERE run_id = ?1 ORDER BY seq",
     )?;
     stmt.query_map([run_id], |r| {
         let severity: String = r.get(1)?;
         let kind: String = r.get(3)?;
         let evidence: String = r.get(8)?;
+        let waiver: Option<String> = r.get(9)?;
         Ok(Finding {
             rule: r.get(0)?,
             severity: parse_enum(&severity)?,
@@ -733,6 +838,11 @@ fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding
             owner: r.get(6)?,
             message: r.get(7)?,
             evidence: serde_json::from_str(&evidence).map_err(json_err)?,
+            waiver: waiver
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(json_err)?,
         })
     })?
     .collect()
@@ -858,6 +968,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    #[test]
+    fn verify_chain_names_the_first_tampered_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut snap = Snapshot::open(&path).unwrap();
+        for _ in 0..3 {
+            snap.record_run(
+                "t",
+                testkit::as_of(),
+                testkit::as_of(),
+                &sample_facts(),
+                &[],
+                |f| {
+                    let mut f = f.clone();
+                    f.inventory.credentials.clear();
+                    crate::rules::evaluate(&f, testkit::as_of())
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        // Someone with write access drops the guard and rewrites history in run 2.
+        snap.conn
+            .execute_batch(
+                "DROP TRIGGER findings_no_update;
+                 UPDATE findings SET severity = 'low' WHERE run_id = 2;",
+            )
+            .unwrap();
+        let report = snap.verify_chain().unwrap();
+        assert_eq!(report.runs, 3);
+        assert_eq!(report.first_broken.map(|(id, _)| id), Some(2));
     }
 
     #[test]

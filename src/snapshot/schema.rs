@@ -105,6 +105,7 @@ CREATE TABLE findings (
     owner          TEXT,
     message        TEXT NOT NULL,
     evidence_json  TEXT NOT NULL,
+    waiver_json    TEXT,
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX findings_by_fingerprint ON findings (fingerprint, run_id);
@@ -125,6 +126,18 @@ CREATE TABLE auth_windows (
     calls          INTEGER NOT NULL,
     auth_errors    INTEGER NOT NULL,
     PRIMARY KEY (run_id, credential_id, start)
+);
+CREATE TABLE waivers (
+    run_id      INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    rule        TEXT NOT NULL,
+    credential  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    approver    TEXT NOT NULL,
+    ticket      TEXT NOT NULL,
+    expires     TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE raw_files (
     run_id   INTEGER NOT NULL,
@@ -154,6 +167,8 @@ CREATE TRIGGER usage_no_update BEFORE UPDATE ON usage_buckets BEGIN SELECT RAISE
 CREATE TRIGGER usage_no_delete BEFORE DELETE ON usage_buckets BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER auth_windows_no_update BEFORE UPDATE ON auth_windows BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER auth_windows_no_delete BEFORE DELETE ON auth_windows BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER waivers_no_update BEFORE UPDATE ON waivers BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER waivers_no_delete BEFORE DELETE ON waivers BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_update BEFORE UPDATE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;

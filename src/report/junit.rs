@@ -1,0 +1,421 @@
+//! `junit.xml`: the control matrix as JUnit XML, so a CI system shows each compliance control as
+//! a test: one `<testsuite>` per framework, one `<testcase>` per control. A failing control is a
+//! failed test listing the credentials and findings that make it fail; `manual` and
+//! `not-applicable` controls are skipped tests; a passing control is a passed test.
+//!
+//! Written by hand (no XML dependency): every attribute value goes through [`escape`] and every
+//! text through [`escape_text`], which escape the five XML metacharacters and drop characters
+//! XML 1.0 does not allow, so an id or message that came from AWS or an input file cannot break
+//! the document.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::FindingView;
+use super::view::{ControlView, FrameworkView, ReportView};
+
+/// `message` of a `manual` control's `<skipped>`.
+pub const MANUAL_MESSAGE: &str = "manual: needs evidence no scan can give";
+
+/// `message` of a `not-applicable` control's `<skipped>`.
+pub const NOT_APPLICABLE_MESSAGE: &str = "not applicable: nothing in scope";
+
+/// `type` of a failing control's `<failure>`.
+pub const FAILURE_TYPE: &str = "control-failed";
+
+/// Renders the control matrix of `view` as a JUnit XML document (UTF-8, trailing newline).
+pub fn controls_junit(view: &ReportView) -> Vec<u8> {
+    let tests: usize = view.frameworks.iter().map(|f| f.controls.len()).sum();
+    let failures: usize = view.frameworks.iter().map(|f| f.fail).sum();
+    let skipped: usize = view
+        .frameworks
+        .iter()
+        .map(|f| f.manual + f.not_applicable)
+        .sum();
+
+    let mut xml = String::new();
+    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
+        escape(view.tool)
+    );
+    for framework in &view.frameworks {
+        write_suite(&mut xml, view, framework);
+    }
+    xml.push_str("</testsuites>\n");
+    xml.into_bytes()
+}
+
+fn write_suite(xml: &mut String, view: &ReportView, framework: &FrameworkView) {
+    let name = if framework.version.is_empty() {
+        framework.name.clone()
+    } else {
+        format!("{} {}", framework.name, framework.version)
+    };
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" id=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" timestamp=\"{}\">",
+        escape(&name),
+        escape(&framework.id),
+        framework.controls.len(),
+        framework.fail,
+        framework.manual + framework.not_applicable,
+        escape(view.run.as_of.trim_end_matches('Z')),
+    );
+    let _ = writeln!(xml, "    <properties>");
+    for (key, value) in [
+        ("run-id", view.run.id.to_string()),
+        ("as-of", view.run.as_of.clone()),
+        ("status", view.run.status.clone()),
+    ] {
+        let _ = writeln!(
+            xml,
+            "      <property name=\"{}\" value=\"{}\"/>",
+            escape(key),
+            escape(&value)
+        );
+    }
+    let _ = writeln!(xml, "    </properties>");
+    for control in &framework.controls {
+        write_case(xml, view, framework, control);
+    }
+    xml.push_str("  </testsuite>\n");
+}
+
+fn write_case(
+    xml: &mut String,
+    view: &ReportView,
+    framework: &FrameworkView,
+    control: &ControlView,
+) {
+    let open = format!(
+        "    <testcase classname=\"{}\" name=\"{}\"",
+        escape(&framework.id),
+        escape(&format!("{} {}", control.id, control.title))
+    );
+    match control.status.as_str() {
+        "fail" => {
+            let _ = writeln!(
+                xml,
+                "{open}>\n      <failure message=\"{}\" type=\"{FAILURE_TYPE}\">{}</failure>\n    </testcase>",
+                escape(&failure_message(control)),
+                escape_text(&failure_text(view, control)),
+            );
+        }
+        "manual" => {
+            let _ = writeln!(
+                xml,
+                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
+                escape(MANUAL_MESSAGE)
+            );
+        }
+        "not-applicable" => {
+            let _ = writeln!(
+                xml,
+                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
+                escape(NOT_APPLICABLE_MESSAGE)
+            );
+        }
+        _ => {
+            let _ = writeln!(xml, "{open}/>");
+        }
+    }
+}
+
+/// "3 findings", or, when only the control's own threshold fails it, "2 credentials beyond
+/// the control's threshold".
+fn failure_message(control: &ControlView) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    if control.findings > 0 || control.failing_credentials.is_empty() {
+        plural(control.findings, "finding", "findings")
+    } else {
+        format!(
+            "{} beyond the control's threshold",
+            plural(
+                control.failing_credentials.len(),
+                "credential",
+                "credentials"
+            )
+        )
+    }
+}
+
+/// The findings of the control's rules on each failing credential, one line each.
+fn failure_text(view: &ReportView, control: &ControlView) -> String {
+    let rules: BTreeSet<&str> = control.rules.iter().map(String::as_str).collect();
+    let mut text = format!(
+        "{}: {}\nfailing credentials ({}):\n",
+        control.id,
+        control.title,
+        control.failing_credentials.len()
+    );
+    for credential in &control.failing_credentials {
+        let _ = writeln!(text, "- {credential}");
+        let findings: Vec<&FindingView> = view
+            .findings
+            .iter()
+            .filter(|f| f.credential == *credential && rules.contains(f.rule.as_str()))
+            .collect();
+        if findings.is_empty() {
+            let _ = writeln!(
+                text,
+                "    beyond the control's own threshold (no single rule finding)"
+            );
+        }
+        for f in findings {
+            let _ = writeln!(text, "    [{}] {}: {}", f.severity, f.rule, f.message);
+        }
+    }
+    text
+}
+
+/// Escapes an attribute value for XML 1.0: `& < > " '` become entities; tab, newline and
+/// carriage return become character references (a parser would turn them into spaces
+/// otherwise); every other character XML 1.0 does not allow (other C0 controls, U+FFFE,
+/// U+FFFF) is dropped.
+pub fn escape(text: &str) -> String {
+    escape_xml(text, true)
+}
+
+/// Escapes element text for XML 1.0 like [`escape`], but keeps tab and newline as they are
+/// (only a carriage return becomes `&#13;`, so it survives line-end normalisation).
+pub fn escape_text(text: &str) -> String {
+    escape_xml(text, false)
+}
+
+fn escape_xml(text: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            c if is_xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether XML 1.0 allows `c` in a document (the `Char` production).
+fn is_xml_char(c: char) -> bool {
+    matches!(c,
+        '\t' | '\n' | '\r'
+        | '\u{20}'..='\u{D7FF}'
+        | '\u{E000}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{10FFFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sarif::testview::{HOSTILE_ID, sample_view};
+
+    fn parse(xml: &str) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse(xml).expect("well-formed XML")
+    }
+
+    fn render(view: &ReportView) -> String {
+        String::from_utf8(controls_junit(view)).expect("UTF-8")
+    }
+
+    fn attr<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> &'a str {
+        node.attribute(name)
+            .unwrap_or_else(|| panic!("attribute {name}"))
+    }
+
+    fn count(node: roxmltree::Node, name: &str) -> usize {
+        attr(node, name).parse().expect("a count")
+    }
+
+    #[test]
+    fn counts_match_the_control_matrix() {
+        let view = sample_view();
+        let xml = render(&view);
+        let doc = parse(&xml);
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "testsuites");
+        assert_eq!(attr(root, "name"), "credaudit");
+        let suites: Vec<_> = root
+            .children()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .collect();
+        assert_eq!(suites.len(), view.frameworks.len());
+
+        let mut all_tests = 0;
+        let mut all_failures = 0;
+        for (suite, framework) in suites.iter().zip(&view.frameworks) {
+            assert_eq!(
+                attr(*suite, "name"),
+                format!("{} {}", framework.name, framework.version)
+            );
+            let cases: Vec<_> = suite
+                .children()
+                .filter(|n| n.has_tag_name("testcase"))
+                .collect();
+            let failed = cases
+                .iter()
+                .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+                .count();
+            let skipped = cases
+                .iter()
+                .filter(|c| c.children().any(|n| n.has_tag_name("skipped")))
+                .count();
+            assert_eq!(cases.len(), framework.controls.len());
+            assert_eq!(count(*suite, "tests"), cases.len());
+            assert_eq!(count(*suite, "failures"), failed);
+            assert_eq!(failed, framework.fail);
+            assert_eq!(count(*suite, "skipped"), skipped);
+            assert_eq!(skipped, framework.manual + framework.not_applicable);
+            for (case, control) in cases.iter().zip(&framework.controls) {
+                assert_eq!(attr(*case, "classname"), framework.id);
+                assert_eq!(
+                    attr(*case, "name"),
+                    format!("{} {}", control.id, control.title)
+                );
+                let child = case.children().find(|n| n.is_element());
+                match control.status.as_str() {
+                    "pass" => assert!(child.is_none(), "a passing control has no child"),
+                    "manual" => assert_eq!(
+                        child.map(|c| (c.tag_name().name(), attr(c, "message"))),
+                        Some(("skipped", MANUAL_MESSAGE))
+                    ),
+                    "not-applicable" => assert_eq!(
+                        child.map(|c| (c.tag_name().name(), attr(c, "message"))),
+                        Some(("skipped", NOT_APPLICABLE_MESSAGE))
+                    ),
+                    _ => assert_eq!(child.map(|c| c.tag_name().name()), Some("failure")),
+                }
+            }
+            all_tests += cases.len();
+            all_failures += failed;
+        }
+        assert_eq!(count(root, "tests"), all_tests);
+        assert_eq!(count(root, "failures"), all_failures);
+        assert!(all_failures > 0, "the sample fleet fails some control");
+        assert!(
+            view.frameworks
+                .iter()
+                .flat_map(|f| &f.controls)
+                .any(|c| c.status == "pass"),
+            "and passes some"
+        );
+    }
+
+    #[test]
+    fn a_failing_control_lists_its_findings() {
+        let view = sample_view();
+        let xml = render(&view);
+        let doc = parse(&xml);
+        let (framework, control) = view
+            .frameworks
+            .iter()
+            .flat_map(|f| f.controls.iter().map(move |c| (f, c)))
+            .find(|(_, c)| c.status == "fail" && c.findings > 0)
+            .expect("a control failed by findings");
+        let case = doc
+            .descendants()
+            .find(|n| {
+                n.has_tag_name("testcase")
+                    && n.attribute("classname") == Some(framework.id.as_str())
+                    && n.attribute("name")
+                        .is_some_and(|name| name.starts_with(&format!("{} ", control.id)))
+            })
+            .expect("its testcase");
+        let failure = case
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .expect("a failure element");
+        assert_eq!(attr(failure, "type"), FAILURE_TYPE);
+        assert_eq!(
+            attr(failure, "message"),
+            format!(
+                "{} finding{}",
+                control.findings,
+                if control.findings == 1 { "" } else { "s" }
+            )
+        );
+        let text = failure.text().expect("failure text");
+        let rules: BTreeSet<&str> = control.rules.iter().map(String::as_str).collect();
+        let listed: Vec<&FindingView> = view
+            .findings
+            .iter()
+            .filter(|f| {
+                rules.contains(f.rule.as_str())
+                    && control.failing_credentials.contains(&f.credential)
+            })
+            .collect();
+        assert!(!listed.is_empty());
+        for f in listed {
+            assert!(text.contains(&f.credential), "{text}");
+            assert!(
+                text.contains(&format!("{}: {}", f.rule, f.message)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_ids_are_escaped_and_round_trip() {
+        let mut view = sample_view();
+        // A control character XML 1.0 cannot carry, in a message.
+        for f in &mut view.findings {
+            if f.credential == HOSTILE_ID {
+                f.message = format!("bad\u{1}byte\u{FFFF} & <b>{}", f.message);
+            }
+        }
+        let xml = render(&view);
+        assert!(!xml.contains("<script>"), "no raw markup from data");
+        assert!(!xml.contains('\u{1}') && !xml.contains('\u{FFFF}'));
+        let doc = parse(&xml);
+        let failure_texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("failure"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(
+            failure_texts.iter().any(|t| t.contains(HOSTILE_ID)),
+            "the hostile id comes back intact from a failing control"
+        );
+        assert!(
+            failure_texts.iter().any(|t| t.contains("badbyte & <b>")),
+            "the message keeps its text, loses the control characters"
+        );
+    }
+
+    #[test]
+    fn escape_covers_metacharacters_and_invalid_characters() {
+        assert_eq!(
+            escape("a<b>&\"c\"'d'"),
+            "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
+        );
+        assert_eq!(escape("x\u{0}\u{8}\u{B}\u{C}\u{1F}y"), "xy");
+        assert_eq!(escape("l1\nl2\tt\r"), "l1&#10;l2&#9;t&#13;");
+        assert_eq!(escape_text("l1\nl2\tt\r<\u{1}"), "l1\nl2\tt&#13;&lt;");
+        assert_eq!(escape("é€😀"), "é€😀");
+        // An attribute with every kind of hostile character parses back to the clean value.
+        let xml = format!(
+            "<a v=\"{}\">{}</a>",
+            escape("<&\">'\u{1}\n\r"),
+            escape_text("<&\">'\u{1}\n\r")
+        );
+        let doc = parse(&xml);
+        assert_eq!(doc.root_element().attribute("v"), Some("<&\">'\n\r"));
+        assert_eq!(doc.root_element().text(), Some("<&\">'\n\r"));
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(
+            controls_junit(&sample_view()),
+            controls_junit(&sample_view())
+        );
+    }
+}

@@ -1,0 +1,447 @@
+//! `summary.md`: a short Markdown summary of a run, fit for a CI job summary
+//! (`$GITHUB_STEP_SUMMARY`): status (a partial scan flagged with what could not be read),
+//! findings by severity, what changed since the previous run, failing controls, the most urgent
+//! remediation actions and the fleet hygiene score.
+//!
+//! Every string from the view goes through [`escape`] (or [`code`] where it is shown as code),
+//! so an id, message or owner that came from AWS or an input file cannot add HTML, links or
+//! table cells to the summary.
+
+use std::fmt::Write as _;
+
+use super::FindingView;
+use super::view::ReportView;
+
+/// How many new findings the diff section lists before "and N more".
+pub const NEW_LIMIT: usize = 20;
+/// How many resolved findings the diff section lists.
+pub const RESOLVED_LIMIT: usize = 10;
+/// How many remediation actions the summary lists.
+pub const ACTION_LIMIT: usize = 10;
+
+const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
+
+/// Renders the CI summary of `view` as Markdown (UTF-8, trailing newline).
+pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
+    let mut md = String::new();
+    let partial = view.run.status != "complete";
+    let failed: Vec<_> = view.coverage.iter().filter(|c| !c.ok).collect();
+
+    let _ = writeln!(md, "## {} — run {}\n", escape(view.tool), view.run.id);
+    let status = if partial || !failed.is_empty() {
+        format!("⚠️ **{}** (incomplete scan)", escape(&view.run.status))
+    } else {
+        format!("✅ {}", escape(&view.run.status))
+    };
+    md.push_str("| | |\n|---|---|\n");
+    let _ = writeln!(md, "| Run | {} |", view.run.id);
+    let _ = writeln!(md, "| As of | {} |", escape(&view.run.as_of));
+    let _ = writeln!(md, "| Status | {status} |");
+    let _ = writeln!(
+        md,
+        "| Credentials | {} observed, {} declared |",
+        view.run.credentials_observed, view.run.credentials_declared
+    );
+    let _ = writeln!(
+        md,
+        "| Fleet hygiene score | **{}** / 100 |",
+        view.plan.fleet_score.score
+    );
+    md.push('\n');
+
+    if partial || !failed.is_empty() {
+        let _ = writeln!(
+            md,
+            "> [!WARNING]\n> **Partial scan.** {} of {} coverage entries failed: findings below \
+             cover only what could be read, and nothing unread is reported as clean.",
+            failed.len(),
+            view.coverage.len()
+        );
+        for c in &failed {
+            let error = c
+                .error
+                .as_deref()
+                .map(|e| format!(": {}", escape(e)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "> - {} in {} / {}{error}",
+                escape(&c.api),
+                escape(&c.account),
+                escape(&c.region)
+            );
+        }
+        md.push('\n');
+    }
+
+    let _ = writeln!(md, "### Findings\n");
+    md.push_str("| Severity | Count |\n|---|---:|\n");
+    for severity in SEVERITIES {
+        let n = view.summary.by_severity.get(severity).copied().unwrap_or(0);
+        let _ = writeln!(md, "| {severity} | {n} |");
+    }
+    let _ = writeln!(md, "| **total** | **{}** |\n", view.summary.total);
+
+    if let Some(diff) = &view.diff {
+        let _ = writeln!(md, "### Since run {}\n", diff.from_run);
+        let _ = writeln!(
+            md,
+            "**{} new**, {} resolved, {} persisting.\n",
+            diff.new.len(),
+            diff.resolved.len(),
+            diff.persisting
+        );
+        if !diff.new.is_empty() {
+            md.push_str("New findings:\n\n");
+            findings_table(&mut md, &diff.new, NEW_LIMIT);
+        }
+        if !diff.resolved.is_empty() {
+            md.push_str("Resolved:\n\n");
+            for f in diff.resolved.iter().take(RESOLVED_LIMIT) {
+                let _ = writeln!(md, "- {} on {}", code(&f.rule), escape(&f.credential));
+            }
+            more(
+                &mut md,
+                diff.resolved.len(),
+                RESOLVED_LIMIT,
+                "resolved findings",
+            );
+            md.push('\n');
+        }
+    }
+
+    let _ = writeln!(md, "### Controls\n");
+    md.push_str("| Framework | Fail | Pass | Manual | N/A |\n|---|---:|---:|---:|---:|\n");
+    for fw in &view.frameworks {
+        let _ = writeln!(
+            md,
+            "| {} {} | {} | {} | {} | {} |",
+            escape(&fw.name),
+            escape(&fw.version),
+            fw.fail,
+            fw.pass,
+            fw.manual,
+            fw.not_applicable
+        );
+    }
+    md.push('\n');
+    let mut any_failing = false;
+    for fw in &view.frameworks {
+        let failing: Vec<String> = fw
+            .controls
+            .iter()
+            .filter(|c| c.status == "fail")
+            .map(|c| escape(&c.id))
+            .collect();
+        if !failing.is_empty() {
+            any_failing = true;
+            let _ = writeln!(
+                md,
+                "- **{}** failing: {}",
+                escape(&fw.name),
+                failing.join(", ")
+            );
+        }
+    }
+    if any_failing {
+        md.push('\n');
+    } else {
+        md.push_str("No failing controls.\n\n");
+    }
+
+    let _ = writeln!(md, "### Top remediation actions\n");
+    if view.plan.actions.is_empty() {
+        md.push_str("Nothing to do.\n\n");
+    } else {
+        md.push_str("| Priority | Action | Credential | Owner | Due |\n|---:|---|---|---|---|\n");
+        for a in view.plan.actions.iter().take(ACTION_LIMIT) {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                a.priority,
+                code(a.action.as_str()),
+                escape(&a.credential),
+                escape(&a.owner),
+                escape(&a.due)
+            );
+        }
+        more(
+            &mut md,
+            view.plan.actions.len(),
+            ACTION_LIMIT,
+            "actions in `remediation-plan.csv`",
+        );
+        md.push('\n');
+    }
+
+    let score = &view.plan.fleet_score;
+    let _ = writeln!(
+        md,
+        "Fleet hygiene score **{}** / 100 over {} credentials: automation {:.0}%, in policy \
+         {:.0}%, finding load {:.1}.",
+        score.score,
+        score.credentials,
+        score.automation * 100.0,
+        score.in_policy * 100.0,
+        score.finding_load
+    );
+    md.into_bytes()
+}
+
+/// A table of findings, the first `limit` of them, then "and N more".
+fn findings_table(md: &mut String, findings: &[FindingView], limit: usize) {
+    md.push_str("| Severity | Rule | Credential | Message |\n|---|---|---|---|\n");
+    for f in findings.iter().take(limit) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            f.severity,
+            code(&f.rule),
+            escape(&f.credential),
+            escape(&f.message)
+        );
+    }
+    more(md, findings.len(), limit, "new findings");
+    md.push('\n');
+}
+
+fn more(md: &mut String, total: usize, limit: usize, what: &str) {
+    if total > limit {
+        let _ = writeln!(md, "\n…and {} more {what}.", total - limit);
+    }
+}
+
+/// Escapes an untrusted string for inline Markdown (table cells included): backslash before
+/// `` \ ` * _ [ ] < > | # ~ & ``, newlines and tabs become spaces, other control characters are
+/// dropped. The result renders as the literal text: no HTML, link, emphasis or table cell.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A trusted identifier (a rule id, an action kind) as inline code. Only for values made of
+/// characters that cannot end a code span; anything else is escaped as text instead.
+fn code(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        format!("`{text}`")
+    } else {
+        escape(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sarif::testview::{
+        HOSTILE_ID, RESOLVED_ID, sample_view, sample_view_with_diff,
+    };
+
+    fn render(view: &ReportView) -> String {
+        String::from_utf8(summary_markdown(view)).expect("UTF-8")
+    }
+
+    /// The cells of a Markdown table row, split on unescaped `|`.
+    fn cells(row: &str) -> Vec<String> {
+        let mut cells = Vec::new();
+        let mut cell = String::new();
+        let mut chars = row.trim().trim_start_matches('|').chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    cell.push(c);
+                    if let Some(next) = chars.next() {
+                        cell.push(next);
+                    }
+                }
+                '|' => cells.push(std::mem::take(&mut cell)),
+                c => cell.push(c),
+            }
+        }
+        if !cell.trim().is_empty() {
+            cells.push(cell);
+        }
+        cells
+    }
+
+    #[test]
+    fn diff_section_only_with_a_diff() {
+        let without = render(&sample_view());
+        assert!(!without.contains("### Since run"), "{without}");
+        assert!(!without.contains("persisting"));
+
+        let view = sample_view_with_diff();
+        let diff = view.diff.as_ref().expect("diff");
+        let with = render(&view);
+        assert!(with.contains("### Since run 6"), "{with}");
+        assert!(with.contains(&format!(
+            "**{} new**, 1 resolved, {} persisting.",
+            diff.new.len(),
+            diff.persisting
+        )));
+        assert!(with.contains(&format!("- `{}` on {RESOLVED_ID}", diff.resolved[0].rule)));
+    }
+
+    #[test]
+    fn new_findings_are_capped_with_and_n_more() {
+        let mut view = sample_view_with_diff();
+        let diff = view.diff.as_mut().expect("diff");
+        let template = diff.new[0].clone();
+        diff.new = (0..25)
+            .map(|i| {
+                let mut f = template.clone();
+                f.credential = format!("AKIANEW{i:02}");
+                f
+            })
+            .collect();
+        diff.resolved = (0..13)
+            .map(|i| {
+                let mut f = template.clone();
+                f.credential = format!("AKIAGONE{i:02}");
+                f
+            })
+            .collect();
+        let md = render(&view);
+        assert!(
+            md.contains("AKIANEW19") && !md.contains("AKIANEW20"),
+            "{md}"
+        );
+        assert!(md.contains("…and 5 more new findings."));
+        assert!(md.contains("AKIAGONE09") && !md.contains("AKIAGONE10"));
+        assert!(md.contains("…and 3 more resolved findings."));
+    }
+
+    #[test]
+    fn hostile_strings_cannot_add_html_or_cells() {
+        let view = sample_view_with_diff();
+        let md = render(&view);
+        assert!(HOSTILE_ID.contains("<script>alert(1)</script>") && HOSTILE_ID.contains("a|b"));
+        assert!(!md.contains("<script>"), "no raw tag: {md}");
+        assert!(md.contains(r"\<script\>alert(1)\</script\>"), "{md}");
+        assert!(md.contains(r"a\|b"));
+        assert!(!md.contains(HOSTILE_ID));
+        // Every table row keeps its column count although the id holds a `|`.
+        let mut tables = 0;
+        let mut width = None;
+        for line in md.lines() {
+            if line.starts_with('|') {
+                let n = cells(line).len();
+                match width {
+                    None => {
+                        width = Some(n);
+                        tables += 1;
+                    }
+                    Some(w) => assert_eq!(n, w, "row {line:?}"),
+                }
+            } else {
+                width = None;
+            }
+        }
+        assert!(
+            tables >= 4,
+            "summary, severity, new findings, controls, actions tables"
+        );
+        let row = md
+            .lines()
+            .find(|l| l.starts_with('|') && l.contains("alert(1)"))
+            .expect("a row with the hostile id");
+        assert_eq!(cells(row).len(), 4, "{row}");
+    }
+
+    #[test]
+    fn escape_neutralises_markdown_and_html() {
+        assert_eq!(
+            escape("<img src=x onerror=alert(1)>"),
+            r"\<img src=x onerror=alert(1)\>"
+        );
+        assert_eq!(escape("a|b"), r"a\|b");
+        assert_eq!(escape("[x](javascript:y)"), r"\[x\](javascript:y)");
+        assert_eq!(escape("*_`#~&\\"), r"\*\_\`\#\~\&\\");
+        assert_eq!(escape("line1\nline2\r\tx\u{7}"), "line1 line2  x");
+        assert_eq!(code("rotation-overdue"), "`rotation-overdue`");
+        assert_eq!(code("a`b"), r"a\`b");
+    }
+
+    #[test]
+    fn summary_sections() {
+        let view = sample_view();
+        let md = render(&view);
+        assert!(md.starts_with("## credaudit — run 7\n"), "{md}");
+        assert!(md.contains("| As of | 2026-11-01T00:00:00Z |"));
+        assert!(md.contains("| Status | ✅ complete |"));
+        assert!(!md.contains("Partial scan"));
+        for severity in SEVERITIES {
+            let n = view.summary.by_severity.get(severity).copied().unwrap_or(0);
+            assert!(md.contains(&format!("| {severity} | {n} |")), "{severity}");
+        }
+        assert!(md.contains(&format!("| **total** | **{}** |", view.summary.total)));
+        for fw in &view.frameworks {
+            let failing: Vec<&str> = fw
+                .controls
+                .iter()
+                .filter(|c| c.status == "fail")
+                .map(|c| c.id.as_str())
+                .collect();
+            if !failing.is_empty() {
+                assert!(
+                    md.contains(&format!("- **{}** failing: ", escape(&fw.name))),
+                    "{md}"
+                );
+                for id in failing {
+                    assert!(md.contains(&escape(id)));
+                }
+            }
+        }
+        let first = &view.plan.actions[0];
+        assert!(md.contains(&format!(
+            "| {} | `{}` | {} |",
+            first.priority,
+            first.action.as_str(),
+            escape(&first.credential)
+        )));
+        assert!(md.contains(&format!(
+            "Fleet hygiene score **{}** / 100",
+            view.plan.fleet_score.score
+        )));
+        assert!(md.ends_with(".\n"));
+    }
+
+    #[test]
+    fn a_partial_scan_is_flagged_with_its_failed_coverage() {
+        let mut view = sample_view();
+        view.run.status = "partial".into();
+        view.coverage[1].ok = false;
+        view.coverage[1].error = Some("AccessDenied <b>".into());
+        let md = render(&view);
+        assert!(md.contains("⚠️ **partial** (incomplete scan)"), "{md}");
+        assert!(md.contains("**Partial scan.** 1 of 3 coverage entries failed"));
+        assert!(md.contains(&format!(
+            "> - {} in {} / {}: AccessDenied \\<b\\>",
+            escape(&view.coverage[1].api),
+            view.coverage[1].account,
+            view.coverage[1].region
+        )));
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(
+            summary_markdown(&sample_view_with_diff()),
+            summary_markdown(&sample_view_with_diff())
+        );
+    }
+}

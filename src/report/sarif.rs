@@ -1,0 +1,725 @@
+//! `findings.sarif`: the findings of a run as one SARIF 2.1.0 run, for code-scanning dashboards
+//! (GitHub code scanning, Azure DevOps, any SARIF viewer).
+//!
+//! Every rule that ran is a `reportingDescriptor`; every finding is a `result` keyed by its
+//! stable fingerprint (`partialFingerprints["credaudit/v1"]`), so a dashboard tracks a finding
+//! across nights the same way `credaudit diff` does. A finding about a declared credential
+//! points at its line in the inventory file, where the fix usually starts; any other finding
+//! names the credential as a logical location (`aws/<account>/<region>/<credential>`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use super::FindingView;
+use super::view::ReportView;
+use crate::model::Severity;
+
+/// The schema URI written into `$schema`.
+pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+/// The SARIF version written into `version`.
+pub const SARIF_VERSION: &str = "2.1.0";
+
+/// Key of the stable fingerprint in `partialFingerprints`.
+pub const FINGERPRINT_KEY: &str = "credaudit/v1";
+
+/// Inventory path used in locations when the view does not say where the inventory came from.
+pub const DEFAULT_INVENTORY_FILE: &str = "inventory.toml";
+
+/// SARIF `level` of a severity: critical and high are errors, medium a warning, the rest notes.
+pub fn level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical | Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Info => "note",
+    }
+}
+
+/// The `security-severity` score (a string, as GitHub code scanning reads it) of a severity.
+pub fn security_severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "9.0",
+        Severity::High => "7.0",
+        Severity::Medium => "5.0",
+        Severity::Low => "3.0",
+        Severity::Info => "0.0",
+    }
+}
+
+/// Renders the findings of `view` as a pretty-printed SARIF 2.1.0 log with a trailing newline.
+/// The output depends only on the view, so the same run always gives the same bytes.
+pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
+    let rule_tags = rule_tags(view);
+    let mut rules: Vec<Value> = Vec::with_capacity(view.rules.len());
+    let mut rule_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for rule in &view.rules {
+        let severity = rule.severity.parse().unwrap_or(Severity::High);
+        rule_index.entry(rule.id).or_insert(rules.len());
+        rules.push(rule_descriptor(
+            rule.id,
+            rule.title,
+            rule.rationale,
+            rule.remediation,
+            severity,
+            rule_tags.get(rule.id),
+        ));
+    }
+    // A finding of a rule the view does not list still needs a descriptor for its ruleIndex.
+    let mut extra: Vec<(String, Severity)> = Vec::new();
+    for finding in &view.findings {
+        if !rule_index.contains_key(finding.rule.as_str())
+            && !extra.iter().any(|(id, _)| *id == finding.rule)
+        {
+            extra.push((finding.rule.clone(), finding.severity));
+        }
+    }
+    let mut extra_index: BTreeMap<String, usize> = BTreeMap::new();
+    for (id, severity) in &extra {
+        extra_index.insert(id.clone(), rules.len());
+        rules.push(rule_descriptor(
+            id,
+            id,
+            "",
+            "",
+            *severity,
+            rule_tags.get(id.as_str()),
+        ));
+    }
+
+    let inventory_uri = uri_reference(
+        view.inventory_file
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .unwrap_or(DEFAULT_INVENTORY_FILE),
+    );
+    let new_fingerprints: Option<BTreeSet<&str>> = view
+        .diff
+        .as_ref()
+        .map(|d| d.new.iter().map(|f| f.fingerprint.as_str()).collect());
+
+    let results: Vec<Value> = view
+        .findings
+        .iter()
+        .map(|finding| {
+            let index = rule_index
+                .get(finding.rule.as_str())
+                .or_else(|| extra_index.get(&finding.rule))
+                .copied()
+                .unwrap_or(0);
+            let mut result = result(finding, index, &inventory_uri);
+            if let (Some(new), Value::Object(map)) = (&new_fingerprints, &mut result) {
+                let state = if new.contains(finding.fingerprint.as_str()) {
+                    "new"
+                } else {
+                    "unchanged"
+                };
+                map.insert("baselineState".into(), json!(state));
+            }
+            result
+        })
+        .collect();
+
+    let failed: Vec<Value> = view
+        .coverage
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| {
+            let mut text = format!("could not read {} in {}/{}", c.api, c.account, c.region);
+            if let Some(error) = c.error.as_deref().filter(|e| !e.is_empty()) {
+                text.push_str(": ");
+                text.push_str(error);
+            }
+            json!({
+                "level": "error",
+                "message": { "text": text },
+                "descriptor": { "id": "coverage-failure" },
+            })
+        })
+        .collect();
+    let mut invocation = Map::new();
+    invocation.insert(
+        "executionSuccessful".into(),
+        json!(view.run.status == "complete" && failed.is_empty()),
+    );
+    if !failed.is_empty() {
+        invocation.insert("toolExecutionNotifications".into(), Value::Array(failed));
+    }
+
+    let log = json!({
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": view.tool,
+                    "version": view.version,
+                    "semanticVersion": view.version,
+                    "rules": rules,
+                }
+            },
+            "invocations": [Value::Object(invocation)],
+            "results": results,
+            "properties": {
+                "run-id": view.run.id,
+                "as-of": view.run.as_of,
+                "status": view.run.status,
+                "content-hash": view.run.content_hash,
+            },
+        }],
+    });
+    let mut bytes = serde_json::to_vec_pretty(&log).expect("a JSON value always serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// `framework:control` tags per rule id, from the controls that test the rule.
+fn rule_tags(view: &ReportView) -> BTreeMap<&str, BTreeSet<String>> {
+    let mut tags: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for framework in &view.frameworks {
+        for control in &framework.controls {
+            for rule in &control.rules {
+                tags.entry(rule.as_str())
+                    .or_default()
+                    .insert(format!("{}:{}", framework.id, control.id));
+            }
+        }
+    }
+    tags
+}
+
+/// One `reportingDescriptor`.
+fn rule_descriptor(
+    id: &str,
+    title: &str,
+    rationale: &str,
+    remediation: &str,
+    severity: Severity,
+    controls: Option<&BTreeSet<String>>,
+) -> Value {
+    let mut tags = vec!["security".to_string(), "credential-hygiene".to_string()];
+    tags.extend(controls.into_iter().flatten().cloned());
+    let mut rule = Map::new();
+    rule.insert("id".into(), json!(id));
+    rule.insert("name".into(), json!(pascal_case(id)));
+    rule.insert("shortDescription".into(), json!({ "text": title }));
+    if !rationale.is_empty() {
+        rule.insert("fullDescription".into(), json!({ "text": rationale }));
+    }
+    if !remediation.is_empty() {
+        rule.insert("help".into(), json!({ "text": remediation }));
+    }
+    rule.insert(
+        "defaultConfiguration".into(),
+        json!({ "level": level(severity) }),
+    );
+    rule.insert(
+        "properties".into(),
+        json!({
+            "security-severity": security_severity(severity),
+            "severity": severity.as_str(),
+            "tags": tags,
+        }),
+    );
+    Value::Object(rule)
+}
+
+/// One `result`.
+fn result(finding: &FindingView, rule_index: usize, inventory_uri: &str) -> Value {
+    let mut evidence = Map::new();
+    for item in &finding.evidence {
+        match evidence.get_mut(&item.key) {
+            // Evidence is a list of pairs; a repeated key keeps every value, in order.
+            Some(Value::String(existing)) => {
+                existing.push_str("; ");
+                existing.push_str(&item.value);
+            }
+            _ => {
+                evidence.insert(item.key.clone(), json!(item.value));
+            }
+        }
+    }
+    let mut location = Map::new();
+    if let Some(line) = finding.inventory_line.filter(|l| *l >= 1) {
+        location.insert(
+            "physicalLocation".into(),
+            json!({
+                "artifactLocation": { "uri": inventory_uri },
+                "region": { "startLine": line },
+            }),
+        );
+    }
+    location.insert(
+        "logicalLocations".into(),
+        json!([{
+            "name": finding.credential,
+            "fullyQualifiedName": qualified_name(finding),
+            "kind": "resource",
+        }]),
+    );
+    json!({
+        "ruleId": finding.rule,
+        "ruleIndex": rule_index,
+        "level": level(finding.severity),
+        "message": { "text": finding.message },
+        "locations": [Value::Object(location)],
+        "partialFingerprints": { FINGERPRINT_KEY: finding.fingerprint },
+        "properties": {
+            "severity": finding.severity.as_str(),
+            "credential": finding.credential,
+            "kind": finding.kind,
+            "account": finding.account,
+            "region": finding.region,
+            "owner": finding.owner,
+            "evidence": Value::Object(evidence),
+        },
+    })
+}
+
+/// `aws/<account>/<region>/<credential>`, with `-` for a part that is not known.
+fn qualified_name(finding: &FindingView) -> String {
+    let part = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "aws/{}/{}/{}",
+        part(&finding.account),
+        part(&finding.region),
+        finding.credential
+    )
+}
+
+/// `rotation-overdue` → `RotationOverdue`: SARIF's `name` is an identifier, the id is kebab.
+fn pascal_case(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A file path as a relative URI reference: `/`-separated, every byte outside the unreserved
+/// set (and `/`) percent-encoded, so a space or `#` in a path cannot break the URI.
+fn uri_reference(path: &str) -> String {
+    let path = path.replace('\\', "/");
+    let mut uri = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
+}
+
+/// A small view built from real facts, rules, controls and plan, shared by the SARIF, JUnit
+/// and Markdown tests.
+#[cfg(test)]
+pub(crate) mod testview {
+    use crate::controls;
+    use crate::model::{EventType, Finding};
+    use crate::plan::PlanConfig;
+    use crate::report::bundle::build_view;
+    use crate::report::view::ReportView;
+    use crate::rules::testkit::{self, as_of, days_ago};
+    use crate::snapshot::RunMeta;
+
+    /// An undeclared key whose id carries HTML, Markdown table and XML metacharacters.
+    pub const HOSTILE_ID: &str = "AKIA<script>alert(1)</script>a|b<&\">'";
+    /// A declared key past its rotation interval (class A, 14 days): rotation-overdue.
+    pub const OVERDUE_ID: &str = "AKIAOVERDUE000000001";
+    /// A declared, healthy key.
+    pub const HEALTHY_ID: &str = "AKIAHEALTHY000000002";
+    /// Its line in the inventory file.
+    pub const OVERDUE_LINE: usize = 12;
+    /// A key with a finding in the earlier run of the diff only.
+    pub const RESOLVED_ID: &str = "AKIARESOLVED00000003";
+
+    fn run_meta(status: &str) -> RunMeta {
+        RunMeta {
+            id: 7,
+            recorded_at: as_of(),
+            as_of: as_of(),
+            source: "export:fixtures/test".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            status: status.into(),
+            content_hash: "sha256:00".into(),
+            prev_hash: String::new(),
+        }
+    }
+
+    /// The view of a small fleet: one overdue declared key, one healthy declared key, one
+    /// undeclared key with a hostile id; no diff; the inventory at `inventory/fleet.toml`.
+    pub fn sample_view() -> ReportView {
+        fleet_view(None)
+    }
+
+    /// [`sample_view`] with a diff against run 6, which had every finding but those of the
+    /// hostile key (so they are new), plus one finding on [`RESOLVED_ID`] (so it is resolved).
+    pub fn sample_view_with_diff() -> ReportView {
+        fleet_view(Some(|findings: &[Finding]| {
+            let mut before: Vec<Finding> = findings
+                .iter()
+                .filter(|f| f.credential != HOSTILE_ID)
+                .cloned()
+                .collect();
+            let mut resolved = findings
+                .iter()
+                .find(|f| f.credential == HOSTILE_ID)
+                .expect("a finding on the hostile key")
+                .clone();
+            resolved.credential = RESOLVED_ID.into();
+            before.push(resolved);
+            crate::rules::sort_findings(&mut before);
+            before
+        }))
+    }
+
+    fn fleet_view(diff_base: Option<fn(&[Finding]) -> Vec<Finding>>) -> ReportView {
+        let observed = vec![
+            testkit::key(OVERDUE_ID, "svc-overdue", 40),
+            testkit::key(HEALTHY_ID, "svc-healthy", 3),
+            testkit::key(HOSTILE_ID, "svc-hostile", 3),
+        ];
+        let mut declared = testkit::declare_all(&observed[..2]);
+        declared[0].line = OVERDUE_LINE;
+        declared[1].line = 20;
+        let events = observed[..2]
+            .iter()
+            .map(|o| {
+                testkit::event(
+                    &o.id,
+                    EventType::RotationCompleted,
+                    o.created_at.unwrap_or_else(|| days_ago(1)),
+                    None,
+                )
+            })
+            .collect();
+        let facts = testkit::facts(observed, declared, events);
+        let findings = crate::rules::evaluate(&facts, as_of());
+        let before = diff_base.map(|make| make(&findings));
+        let diff = before.map(|before| crate::diff::compare(6, &before, 7, &findings));
+        let frameworks = controls::builtin().expect("built-in controls load");
+        let mut view = build_view(
+            &run_meta("complete"),
+            &facts,
+            &findings,
+            diff.as_ref(),
+            &frameworks,
+            &PlanConfig::default(),
+        );
+        view.inventory_file = Some("inventory/fleet.toml".into());
+        assert!(
+            view.findings.iter().any(|f| f.credential == OVERDUE_ID),
+            "the overdue key has a finding"
+        );
+        assert!(
+            view.findings.iter().any(|f| f.credential == HOSTILE_ID),
+            "the hostile key has a finding"
+        );
+        view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testview::{HOSTILE_ID, OVERDUE_ID, OVERDUE_LINE, sample_view};
+    use super::*;
+    use crate::rules::RULES;
+
+    fn parse(view: &ReportView) -> Value {
+        let bytes = findings_sarif(view);
+        assert!(
+            bytes.ends_with(b"}\n"),
+            "pretty JSON with a trailing newline"
+        );
+        serde_json::from_slice(&bytes).expect("valid JSON")
+    }
+
+    fn schema_validator() -> jsonschema::Validator {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sarif/sarif-schema-2.1.0.json"
+        );
+        let text = std::fs::read_to_string(path).expect("the SARIF schema is checked in");
+        let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::draft4::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the SARIF schema compiles")
+    }
+
+    fn schema_errors(validator: &jsonschema::Validator, log: &Value) -> Vec<String> {
+        validator
+            .iter_errors(log)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect()
+    }
+
+    #[test]
+    fn validates_against_the_official_sarif_schema() {
+        let validator = schema_validator();
+        for view in [sample_view(), super::testview::sample_view_with_diff()] {
+            let log = parse(&view);
+            let errors = schema_errors(&validator, &log);
+            assert!(errors.is_empty(), "schema errors: {errors:#?}");
+        }
+    }
+
+    #[test]
+    fn the_schema_check_rejects_a_broken_log() {
+        // Guards the test above: the validator really applies the schema.
+        let validator = schema_validator();
+        let mut log = parse(&sample_view());
+        log["runs"][0]["results"][0]["level"] = json!("fatal");
+        log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]["startLine"] =
+            json!(0);
+        assert!(!schema_errors(&validator, &log).is_empty());
+        let mut log = parse(&sample_view());
+        log["version"] = json!("2.0.0");
+        assert!(!schema_errors(&validator, &log).is_empty());
+    }
+
+    #[test]
+    fn header_and_tool() {
+        let log = parse(&sample_view());
+        assert_eq!(log["$schema"], SARIF_SCHEMA);
+        assert_eq!(log["version"], "2.1.0");
+        assert_eq!(log["runs"].as_array().map(Vec::len), Some(1));
+        let driver = &log["runs"][0]["tool"]["driver"];
+        assert_eq!(driver["name"], "credaudit");
+        assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+        assert!(driver.get("informationUri").is_none());
+    }
+
+    #[test]
+    fn rules_cover_every_rule_with_mapped_levels() {
+        let view = sample_view();
+        let log = parse(&view);
+        let rules = log["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .expect("rules");
+        let ids: Vec<&str> = rules.iter().filter_map(|r| r["id"].as_str()).collect();
+        let expected: Vec<&str> = RULES.iter().map(|r| r.meta.id).collect();
+        assert_eq!(ids, expected, "one descriptor per rule, in catalogue order");
+        for (descriptor, rule) in rules.iter().zip(RULES) {
+            let meta = &rule.meta;
+            assert_eq!(descriptor["shortDescription"]["text"], meta.title);
+            assert_eq!(descriptor["fullDescription"]["text"], meta.rationale);
+            assert_eq!(descriptor["help"]["text"], meta.remediation);
+            let (level, score) = match meta.default_severity {
+                Severity::Critical => ("error", "9.0"),
+                Severity::High => ("error", "7.0"),
+                Severity::Medium => ("warning", "5.0"),
+                Severity::Low => ("note", "3.0"),
+                Severity::Info => ("note", "0.0"),
+            };
+            assert_eq!(
+                descriptor["defaultConfiguration"]["level"], level,
+                "{}",
+                meta.id
+            );
+            assert_eq!(descriptor["properties"]["security-severity"], score);
+            assert!(
+                descriptor["properties"]["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&json!("security"))),
+            );
+        }
+        let root = rules
+            .iter()
+            .find(|r| r["id"] == "root-access-key")
+            .expect("root-access-key");
+        assert_eq!(root["name"], "RootAccessKey");
+        assert_eq!(root["defaultConfiguration"]["level"], "error");
+        // Control ids ride along as tags.
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["properties"]["tags"].as_array().is_some_and(|t| t
+                    .iter()
+                    .any(|t| t.as_str().is_some_and(|s| s.contains(':'))))),
+            "some rule carries framework:control tags"
+        );
+    }
+
+    #[test]
+    fn levels_follow_finding_severity() {
+        assert_eq!(level(Severity::Critical), "error");
+        assert_eq!(level(Severity::High), "error");
+        assert_eq!(level(Severity::Medium), "warning");
+        assert_eq!(level(Severity::Low), "note");
+        assert_eq!(level(Severity::Info), "note");
+        let mut view = sample_view();
+        let severities = [
+            Severity::Critical,
+            Severity::High,
+            Severity::Medium,
+            Severity::Low,
+            Severity::Info,
+        ];
+        for (finding, severity) in view.findings.iter_mut().zip(severities.iter().cycle()) {
+            finding.severity = *severity;
+        }
+        let log = parse(&view);
+        for (result, finding) in log["runs"][0]["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .zip(&view.findings)
+        {
+            assert_eq!(result["level"], level(finding.severity));
+            assert_eq!(result["properties"]["severity"], finding.severity.as_str());
+        }
+    }
+
+    #[test]
+    fn one_result_per_finding_with_fingerprint_and_rule_index() {
+        let view = sample_view();
+        let log = parse(&view);
+        let results = log["runs"][0]["results"].as_array().expect("results");
+        assert_eq!(results.len(), view.findings.len());
+        let rules = log["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .expect("rules");
+        for (result, finding) in results.iter().zip(&view.findings) {
+            assert_eq!(result["ruleId"], finding.rule.as_str());
+            let index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+            assert_eq!(rules[index]["id"], finding.rule.as_str());
+            assert_eq!(result["message"]["text"], finding.message.as_str());
+            assert_eq!(
+                result["partialFingerprints"][FINGERPRINT_KEY],
+                finding.fingerprint.as_str()
+            );
+            let evidence = result["properties"]["evidence"]
+                .as_object()
+                .expect("evidence object");
+            for item in &finding.evidence {
+                assert!(evidence.contains_key(&item.key));
+            }
+            assert!(
+                result.get("baselineState").is_none(),
+                "no diff, no baseline"
+            );
+        }
+    }
+
+    #[test]
+    fn declared_findings_point_at_their_inventory_line() {
+        let view = sample_view();
+        let log = parse(&view);
+        let results = log["runs"][0]["results"].as_array().expect("results");
+        let declared = results
+            .iter()
+            .find(|r| r["properties"]["credential"] == OVERDUE_ID)
+            .expect("a finding on the declared key");
+        let physical = &declared["locations"][0]["physicalLocation"];
+        assert_eq!(physical["artifactLocation"]["uri"], "inventory/fleet.toml");
+        assert_eq!(physical["region"]["startLine"], OVERDUE_LINE);
+
+        let undeclared = results
+            .iter()
+            .find(|r| r["properties"]["credential"] == HOSTILE_ID)
+            .expect("a finding on the undeclared key");
+        let location = &undeclared["locations"][0];
+        assert!(location.get("physicalLocation").is_none());
+        let logical = &location["logicalLocations"][0];
+        assert_eq!(logical["name"], HOSTILE_ID);
+        assert_eq!(logical["kind"], "resource");
+        assert_eq!(
+            logical["fullyQualifiedName"],
+            format!("aws/{}/global/{HOSTILE_ID}", crate::rules::testkit::ACCOUNT)
+        );
+    }
+
+    #[test]
+    fn inventory_uri_defaults_and_is_encoded() {
+        let mut view = sample_view();
+        view.inventory_file = None;
+        let log = parse(&view);
+        let declared = log["runs"][0]["results"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|r| r["properties"]["credential"] == OVERDUE_ID)
+            })
+            .expect("declared finding");
+        assert_eq!(
+            declared["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            DEFAULT_INVENTORY_FILE
+        );
+        assert_eq!(
+            uri_reference(r"conf\my inv#1.toml"),
+            "conf/my%20inv%231.toml"
+        );
+    }
+
+    #[test]
+    fn diff_sets_baseline_state() {
+        let view = super::testview::sample_view_with_diff();
+        let log = parse(&view);
+        for result in log["runs"][0]["results"].as_array().expect("results") {
+            let expected = if result["properties"]["credential"] == HOSTILE_ID {
+                "new"
+            } else {
+                "unchanged"
+            };
+            assert_eq!(result["baselineState"], expected);
+        }
+    }
+
+    #[test]
+    fn a_partial_scan_says_so() {
+        let mut view = sample_view();
+        view.run.status = "partial".into();
+        view.coverage[0].ok = false;
+        view.coverage[0].error = Some("AccessDenied".into());
+        let log = parse(&view);
+        let invocation = &log["runs"][0]["invocations"][0];
+        assert_eq!(invocation["executionSuccessful"], false);
+        let text = invocation["toolExecutionNotifications"][0]["message"]["text"]
+            .as_str()
+            .expect("notification");
+        assert!(text.contains("AccessDenied"), "{text}");
+        let complete = parse(&sample_view());
+        assert_eq!(
+            complete["runs"][0]["invocations"][0]["executionSuccessful"],
+            true
+        );
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(
+            findings_sarif(&sample_view()),
+            findings_sarif(&sample_view())
+        );
+    }
+
+    #[test]
+    fn a_finding_of_an_unlisted_rule_gets_a_descriptor() {
+        let mut view = sample_view();
+        view.findings[0].rule = "from-the-future".into();
+        let log = parse(&view);
+        let rules = log["runs"][0]["tool"]["driver"]["rules"]
+            .as_array()
+            .expect("rules");
+        let index = log["runs"][0]["results"][0]["ruleIndex"]
+            .as_u64()
+            .expect("index") as usize;
+        assert_eq!(rules[index]["id"], "from-the-future");
+        assert_eq!(rules.len(), RULES.len() + 1);
+        let errors = schema_errors(&schema_validator(), &log);
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+}

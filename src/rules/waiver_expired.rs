@@ -1,0 +1,130 @@
+//! waiver-expired: a waiver past its expiry; the finding it hid is shown again.
+//!
+//! Waivers apply after every other rule has run (they accept findings, so they need them):
+//! [`apply`] marks findings that a waiver in force accepts and raises this rule for each
+//! credential whose finding is no longer covered because its waiver expired.
+
+use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
+use crate::model::{Finding, Severity};
+
+pub static RULE: Rule = Rule {
+    meta: RuleMeta {
+        id: "waiver-expired",
+        title: "Waiver expired",
+        default_severity: Severity::Medium,
+        rationale: "A waiver is a risk someone accepted until a date. Past that date the risk is \
+                    unaccepted again: the finding it hid counts again and gates CI, and the \
+                    acceptance itself needs a decision (renew with a new approval, or fix).",
+        remediation: "Fix the finding, or renew the waiver with a fresh approval, ticket and \
+                      expiry in waivers.toml.",
+    },
+    // Raised by `apply`, which needs the other rules' findings.
+    evaluate: |_| Vec::new(),
+};
+
+/// Marks waived findings and appends a `waiver-expired` finding per credential whose only
+/// matching waivers have expired. Findings are otherwise left as they are.
+pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
+    let waivers = &ctx.facts.waivers;
+    if waivers.is_empty() {
+        return;
+    }
+    let mut expired_findings = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    for finding in findings.iter_mut() {
+        let matching: Vec<_> = waivers.iter().filter(|w| w.matches(finding)).collect();
+        if let Some(active) = matching.iter().find(|w| w.expires > ctx.as_of) {
+            finding.waiver = Some(active.applied());
+            continue;
+        }
+        let Some(expired) = matching.iter().max_by_key(|w| w.expires) else {
+            continue;
+        };
+        if !reported.insert(finding.credential.clone()) {
+            continue;
+        }
+        let view = ctx
+            .credentials
+            .iter()
+            .find(|v| v.id == finding.credential)
+            .copied()
+            .unwrap_or(CredentialView {
+                id: &finding.credential,
+                kind: finding.kind,
+                observed: None,
+                declared: None,
+            });
+        expired_findings.push(ctx.finding(
+            &RULE.meta,
+            RULE.meta.default_severity,
+            &view,
+            format!(
+                "waiver {} for {} (approved by {}) expired on {}; the finding counts again",
+                expired.ticket,
+                expired.rule,
+                expired.approver,
+                fmt_time(expired.expires)
+            ),
+            vec![
+                ("ticket", expired.ticket.clone()),
+                ("approver", expired.approver.clone()),
+                ("waived_rule", expired.rule.clone()),
+                ("expired", fmt_time(expired.expires)),
+                ("waiver_line", expired.line.to_string()),
+            ],
+        ));
+    }
+    findings.extend(expired_findings);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testkit::*;
+    use crate::waivers::Waiver;
+
+    fn waiver(credential: &str, expires_in_days: i64) -> Waiver {
+        Waiver {
+            rule: "rotation-overdue".into(),
+            credential: credential.into(),
+            reason: "vendor rotates quarterly".into(),
+            approver: "ciso".into(),
+            ticket: "SEC-1".into(),
+            expires: as_of() + chrono::Duration::days(expires_in_days),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn active_waivers_accept_and_expired_ones_raise() {
+        let waived = key("AKIAWAIVED0000000001", "a", 20);
+        let lapsed = key("AKIALAPSED0000000001", "b", 20);
+        let plain = key("AKIAPLAIN00000000001", "c", 20);
+        let all = vec![waived, lapsed, plain];
+        let declared = declare_all(&all);
+        let mut facts = facts(all, declared, vec![]);
+        facts.waivers = vec![
+            waiver("AKIAWAIVED*", 10),
+            waiver("AKIALAPSED0000000001", -1),
+        ];
+        let findings = crate::rules::evaluate(&facts, as_of());
+        let overdue: Vec<_> = findings
+            .iter()
+            .filter(|f| f.rule == "rotation-overdue")
+            .collect();
+        assert_eq!(overdue.len(), 3);
+        for f in &overdue {
+            assert_eq!(
+                f.waiver.is_some(),
+                f.credential == "AKIAWAIVED0000000001",
+                "{}",
+                f.credential
+            );
+        }
+        let expired: Vec<_> = findings
+            .iter()
+            .filter(|f| f.rule == "waiver-expired")
+            .map(|f| f.credential.as_str())
+            .collect();
+        assert_eq!(expired, vec!["AKIALAPSED0000000001"]);
+    }
+}

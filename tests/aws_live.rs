@@ -1,0 +1,762 @@
+//! Live AWS collection against a real AWS emulator: moto's server (pinned in
+//! tests/moto/requirements.txt, installed into tests/moto/.venv by scripts/test.sh), run
+//! in-process by tests/moto/fleet_server.py with a fleet whose ages are backdated, plus a small
+//! CloudTrail LookupEvents responder (moto has none). Every test runs the real binary.
+//!
+//! A test never passes because the emulator is missing: it fails and says how to install it.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{AS_OF, repo};
+
+const BASE_ACCOUNT: &str = "123456789012";
+const SECOND_ACCOUNT: &str = "222222222222";
+
+/// The Python that has moto: `CREDAUDIT_MOTO_PYTHON`, else the venv scripts/test.sh makes.
+fn python() -> PathBuf {
+    let path = std::env::var_os("CREDAUDIT_MOTO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo("tests/moto/.venv/bin/python"));
+    assert!(
+        path.exists(),
+        "the AWS emulator is not installed ({} is missing): run `bash scripts/test.sh`, which \
+         creates tests/moto/.venv with moto[server]==5.2.5 from tests/moto/requirements.txt",
+        path.display()
+    );
+    path
+}
+
+/// A Python helper server from tests/moto/, stopped (stdin closed, then killed) when dropped.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl Server {
+    fn start(script: &str, args: &[&str], stderr_to: &Path) -> Server {
+        let stderr = std::fs::File::create(stderr_to).unwrap();
+        let mut child = Command::new(python())
+            .arg(repo(&format!("tests/moto/{script}")))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = send.send(line);
+        });
+        let line = receive
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_default();
+        let Some(port) = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{script} did not start (said {line:?}); its stderr:\n{}",
+                std::fs::read_to_string(stderr_to).unwrap_or_default()
+            );
+        };
+        Server { child, stdin, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto with the test fleet, its manifest (key ids, secret ARNs, planted values) and its
+/// request log.
+struct Emulator {
+    server: Server,
+    manifest: Value,
+    requests: PathBuf,
+}
+
+impl Emulator {
+    fn start(dir: &Path) -> Emulator {
+        let manifest = dir.join("fleet.json");
+        let requests = dir.join("moto-requests.jsonl");
+        let server = Server::start(
+            "fleet_server.py",
+            &[
+                "--as-of",
+                AS_OF,
+                "--manifest",
+                manifest.to_str().unwrap(),
+                "--request-log",
+                requests.to_str().unwrap(),
+            ],
+            &dir.join("moto.stderr"),
+        );
+        let manifest = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        Emulator {
+            server,
+            manifest,
+            requests,
+        }
+    }
+
+    fn key(&self, account: &str, user_slot: &str) -> String {
+        self.manifest["accounts"][account]["keys"][user_slot]
+            .as_str()
+            .unwrap_or_else(|| panic!("no key {user_slot} in {account}"))
+            .to_string()
+    }
+
+    fn secret(&self, account: &str, region_name: &str) -> String {
+        self.manifest["accounts"][account]["secrets"][region_name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no secret {region_name} in {account}"))
+            .to_string()
+    }
+
+    fn planted(&self) -> Vec<String> {
+        self.manifest["planted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The operations the scanner sent, in order (the log starts after the fleet was made).
+    fn operations(&self) -> Vec<String> {
+        read_jsonl(&self.requests)
+            .iter()
+            .map(|r| r["operation"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// The declared inventory of the test fleet: most of it, with class, owner and automation.
+    fn write_inventory(&self, path: &Path) {
+        let entry = |id: &str, kind: &str, class: &str, automated: bool| {
+            format!(
+                "[[credentials]]\nid = \"{id}\"\nkind = \"{kind}\"\nclass = \"{class}\"\n\
+                 owner = \"team-payments\"\nautomated = {automated}\n\n"
+            )
+        };
+        let mut toml = String::from("[[owners]]\nid = \"team-payments\"\nstatus = \"active\"\n\n");
+        for (slot, class) in [
+            ("alice/0", "B"),
+            ("bob/0", "C"),
+            ("carol/0", "C"),
+            ("carol/1", "C"),
+            ("erin/0", "C"),
+        ] {
+            toml += &entry(
+                &self.key(BASE_ACCOUNT, slot),
+                "iam-access-key",
+                class,
+                false,
+            );
+        }
+        toml += &entry(
+            &self.key(SECOND_ACCOUNT, "frank/0"),
+            "iam-access-key",
+            "B",
+            false,
+        );
+        toml += &entry("prod/db-password", "secret", "B", true);
+        toml += &entry("prod/api-key", "secret", "B", true);
+        toml += &entry("prod/placeholder", "secret", "C", false);
+        toml += &entry("team2/token", "secret", "B", true);
+        std::fs::write(path, toml).unwrap();
+    }
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The credaudit binary with a clean AWS environment: fixed test keys, no profile files, no
+/// instance metadata (nothing may leave loopback).
+fn credaudit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credaudit"));
+    cmd.env_clear()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/credaudit-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/credaudit-test/credentials",
+        )
+        .env("TMPDIR", std::env::temp_dir());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("credaudit runs");
+    eprintln!(
+        "credaudit exited {:?}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `--aws` arguments for the emulator: both accounts, both regions, no CloudTrail.
+fn live_args(emulator: &Emulator) -> Vec<String> {
+    [
+        "--aws",
+        "--endpoint-url",
+        &emulator.server.url(),
+        "--region",
+        "us-east-1",
+        "--region",
+        "eu-west-1",
+        "--assume-role",
+        emulator.manifest["role"].as_str().unwrap(),
+        "--external-id",
+        emulator.manifest["external_id"].as_str().unwrap(),
+        "--cloudtrail-window",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// (rule, credential id) of every finding in a bundle's findings.json.
+fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("findings.json")).unwrap())
+            .unwrap();
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["credential"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(files_under(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let (export, bundle, db) = (
+        tmp.path().join("export"),
+        tmp.path().join("bundle"),
+        tmp.path().join("scan.db"),
+    );
+
+    let output = run(credaudit()
+        .arg("scan")
+        .args(live_args(&emulator))
+        .arg("--export")
+        .arg(&export)
+        .arg("--inventory")
+        .arg(&inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&bundle));
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("collected 2 account(s)"), "{stderr}");
+
+    let found = findings(&bundle);
+    let expect = [
+        // 100-day-old key of a 30-day class.
+        ("rotation-overdue", emulator.key(BASE_ACCOUNT, "alice/0")),
+        // Created 60 days ago, never used.
+        ("unused-credential", emulator.key(BASE_ACCOUNT, "bob/0")),
+        // Two active keys for three days.
+        (
+            "multiple-active-keys",
+            emulator.key(BASE_ACCOUNT, "carol/0"),
+        ),
+        // Not in the inventory.
+        ("unmanaged-credential", emulator.key(BASE_ACCOUNT, "dave/0")),
+        // Deactivated 150 days ago, never deleted.
+        (
+            "inactive-key-lingering",
+            emulator.key(BASE_ACCOUNT, "erin/0"),
+        ),
+        // Declared automated, AWS rotation disabled.
+        (
+            "rotation-not-automated",
+            emulator.secret(BASE_ACCOUNT, "us-east-1/prod/db-password"),
+        ),
+        // The second region and the second account are scanned.
+        (
+            "unmanaged-credential",
+            emulator.secret(BASE_ACCOUNT, "eu-west-1/eu/llm-key"),
+        ),
+        ("rotation-overdue", emulator.key(SECOND_ACCOUNT, "frank/0")),
+        (
+            "unmanaged-credential",
+            emulator.secret(SECOND_ACCOUNT, "eu-west-1/team2/eu-token"),
+        ),
+    ];
+    for (rule, id) in &expect {
+        assert!(
+            found.contains(&(rule.to_string(), id.clone())),
+            "expected {rule} for {id}; found {found:#?}"
+        );
+    }
+    // And not what is fine: the secret AWS rotates as declared, the recent managed key.
+    let api_key = emulator.secret(BASE_ACCOUNT, "us-east-1/prod/api-key");
+    assert!(!found.iter().any(|(rule, id)| {
+        id == &api_key
+            && [
+                "rotation-not-automated",
+                "rotation-overdue",
+                "unmanaged-credential",
+            ]
+            .contains(&rule.as_str())
+    }));
+    assert!(!found.iter().any(|(_, id)| id.contains("prod/retired")));
+
+    // Every file of the layout, written in both accounts; the deleted secret is left out.
+    for account in [BASE_ACCOUNT, SECOND_ACCOUNT] {
+        for file in [
+            "credential-report.csv",
+            "list-users.json",
+            "list-access-keys.json",
+            "get-access-key-last-used.json",
+            "list-user-tags.json",
+        ] {
+            assert!(
+                export.join(format!("aws/{account}/iam/{file}")).is_file(),
+                "{account} {file}"
+            );
+        }
+        for region in ["us-east-1", "eu-west-1"] {
+            let list = export.join(format!(
+                "aws/{account}/secretsmanager/{region}/list-secrets.json"
+            ));
+            assert!(list.is_file(), "{}", list.display());
+        }
+    }
+    let list = std::fs::read_to_string(export.join(format!(
+        "aws/{BASE_ACCOUNT}/secretsmanager/us-east-1/list-secrets.json"
+    )))
+    .unwrap();
+    assert!(!list.contains("prod/retired"));
+    // The placeholder secret (no value, so no version map) was described; nothing else was.
+    let described: Value = serde_json::from_str(
+        &std::fs::read_to_string(export.join(format!(
+            "aws/{BASE_ACCOUNT}/secretsmanager/us-east-1/describe-secret.json"
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(described.as_array().unwrap().len(), 1);
+    assert_eq!(described[0]["Name"], "prod/placeholder");
+    assert_eq!(
+        std::fs::read_to_string(export.join("coverage.json"))
+            .unwrap()
+            .trim(),
+        "[]"
+    );
+
+    // What was sent: only what the read-only policy allows (plus the AssumeRole the base
+    // credentials make), never a secret value.
+    let operations = emulator.operations();
+    let policy: Value = serde_json::from_slice(&run(credaudit().arg("iam-policy")).stdout).unwrap();
+    let allowed: BTreeSet<String> = policy["Statement"][0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().split(':').nth(1).unwrap().to_string())
+        .chain(["AssumeRole".to_string()])
+        .collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in &operations {
+        assert!(allowed.contains(op), "{op} is not in the policy");
+        *counts.entry(op).or_default() += 1;
+    }
+    assert!(
+        !operations.iter().any(|op| op.contains("SecretValue")),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("ListUsers"),
+        Some(&2),
+        "one page per account: {counts:?}"
+    );
+    assert_eq!(
+        counts.get("ListSecrets"),
+        Some(&4),
+        "2 accounts × 2 regions: {counts:?}"
+    );
+    assert_eq!(
+        counts.get("GetAccessKeyLastUsed"),
+        Some(&7),
+        "every key: {counts:?}"
+    );
+    assert_eq!(counts.get("DescribeSecret"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("AssumeRole"), Some(&1), "{counts:?}");
+
+    // No planted secret value anywhere: export, snapshot, bundle.
+    let planted = emulator.planted();
+    assert!(planted.len() >= 5);
+    let mut checked = 0;
+    for file in files_under(&export)
+        .into_iter()
+        .chain(files_under(&bundle))
+        .chain([db.clone()])
+    {
+        let bytes = std::fs::read(&file).unwrap();
+        for value in &planted {
+            assert!(
+                !contains(&bytes, value),
+                "{} holds a secret value",
+                file.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} files checked");
+}
+
+#[test]
+fn an_export_replays_to_the_same_findings_as_the_live_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let p = |name: &str| tmp.path().join(name);
+
+    let live = run(credaudit()
+        .arg("scan")
+        .args(live_args(&emulator))
+        .arg("--inventory")
+        .arg(&inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(p("live.db"))
+        .arg("--out")
+        .arg(p("A")));
+    assert_eq!(live.status.code(), Some(0));
+
+    let collect = run(credaudit()
+        .arg("collect")
+        .args(live_args(&emulator))
+        .arg("--export")
+        .arg(p("export")));
+    assert_eq!(collect.status.code(), Some(0));
+
+    let replay = run(credaudit()
+        .arg("scan")
+        .arg("--from")
+        .arg(p("export"))
+        .arg("--inventory")
+        .arg(&inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(p("replay.db"))
+        .arg("--out")
+        .arg(p("B")));
+    assert_eq!(replay.status.code(), Some(0));
+
+    let a = std::fs::read(p("A/findings.json")).unwrap();
+    let b = std::fs::read(p("B/findings.json")).unwrap();
+    assert!(findings(&p("A")).len() >= 9);
+    assert!(a == b, "live and replayed findings.json differ");
+
+    // Collecting again into the same folder replaces the earlier collection whole.
+    let again = run(credaudit()
+        .arg("collect")
+        .args(live_args(&emulator))
+        .arg("--export")
+        .arg(p("export")));
+    assert_eq!(again.status.code(), Some(0));
+    assert!(!p("export/.credaudit-collect").exists());
+    // A folder holding an export credaudit did not write is refused, not overwritten.
+    std::fs::create_dir_all(p("handmade/aws")).unwrap();
+    let refused = run(credaudit()
+        .arg("collect")
+        .args(live_args(&emulator))
+        .arg("--export")
+        .arg(p("handmade")));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("did not write"));
+}
+
+#[test]
+fn a_failing_region_gives_partial_results_a_coverage_entry_and_exit_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let export = tmp.path().join("export");
+
+    // moto has no backend for a region it does not know: every call there answers HTTP 500.
+    let output = run(credaudit()
+        .arg("scan")
+        .args([
+            "--aws",
+            "--endpoint-url",
+            &emulator.server.url(),
+            "--region",
+            "us-east-1",
+            "--region",
+            "xx-nowhere-9",
+            "--cloudtrail-window",
+            "0",
+        ])
+        .arg("--export")
+        .arg(&export)
+        .arg("--inventory")
+        .arg(&inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(tmp.path().join("scan.db"))
+        .arg("--out")
+        .arg(tmp.path().join("bundle")));
+    assert_eq!(output.status.code(), Some(3), "a partial scan exits 3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "incomplete: {BASE_ACCOUNT} xx-nowhere-9 secretsmanager:list-secrets"
+        )),
+        "{stderr}"
+    );
+
+    let coverage: Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("coverage.json")).unwrap())
+            .unwrap();
+    let entries = coverage.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{coverage:#}");
+    assert_eq!(entries[0]["account"], BASE_ACCOUNT);
+    assert_eq!(entries[0]["region"], "xx-nowhere-9");
+    assert_eq!(entries[0]["api"], "secretsmanager:list-secrets");
+    assert_eq!(entries[0]["ok"], false);
+    assert!(!entries[0]["error"].as_str().unwrap().is_empty());
+    assert!(
+        !export
+            .join(format!("aws/{BASE_ACCOUNT}/secretsmanager/xx-nowhere-9"))
+            .exists()
+    );
+
+    // What could be read still is.
+    let found = findings(&tmp.path().join("bundle"));
+    assert!(found.contains(&(
+        "rotation-not-automated".to_string(),
+        emulator.secret(BASE_ACCOUNT, "us-east-1/prod/db-password")
+    )));
+    assert!(found.contains(&(
+        "rotation-overdue".to_string(),
+        emulator.key(BASE_ACCOUNT, "alice/0")
+    )));
+    let manifest = std::fs::read_to_string(tmp.path().join("bundle/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("xx-nowhere-9"),
+        "the bundle shows the gap"
+    );
+
+    // The replay of the export is just as incomplete.
+    let replay = run(credaudit()
+        .arg("scan")
+        .arg("--from")
+        .arg(&export)
+        .arg("--inventory")
+        .arg(&inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(tmp.path().join("replay.db")));
+    assert_eq!(replay.status.code(), Some(3));
+}
+
+#[test]
+fn cloudtrail_lookup_events_are_paged_spaced_and_written_as_the_cli_prints_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let ct_log = tmp.path().join("cloudtrail-requests.jsonl");
+    let responder = Server::start(
+        "cloudtrail_responder.py",
+        &["--request-log", ct_log.to_str().unwrap(), "--pages", "3"],
+        &tmp.path().join("cloudtrail.stderr"),
+    );
+    let export = tmp.path().join("export");
+    let output = run(credaudit()
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", responder.url())
+        .arg("scan")
+        .args([
+            "--aws",
+            "--endpoint-url",
+            &emulator.server.url(),
+            "--region",
+            "us-east-1",
+            "--region",
+            "eu-west-1",
+            "--cloudtrail-window",
+            "30",
+        ])
+        .arg("--export")
+        .arg(&export)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(tmp.path().join("scan.db")));
+    assert_eq!(output.status.code(), Some(0));
+
+    // The service-specific endpoint took CloudTrail away from moto.
+    assert!(!emulator.operations().iter().any(|op| op == "LookupEvents"));
+    let as_of = chrono::DateTime::parse_from_rfc3339(AS_OF)
+        .unwrap()
+        .timestamp();
+    let requests = read_jsonl(&ct_log);
+    assert_eq!(requests.len(), 6, "3 pages × 2 regions: {requests:#?}");
+    for region in ["us-east-1", "eu-west-1"] {
+        let mine: Vec<&Value> = requests.iter().filter(|r| r["region"] == region).collect();
+        let tokens: Vec<&Value> = mine.iter().map(|r| &r["next_token"]).collect();
+        assert_eq!(
+            tokens,
+            [&Value::Null, &Value::from("page-2"), &Value::from("page-3")]
+        );
+        for r in &mine {
+            assert_eq!(r["start"].as_f64().unwrap() as i64, as_of - 30 * 86_400);
+            assert_eq!(r["end"].as_f64().unwrap() as i64, as_of);
+        }
+        for pair in mine.windows(2) {
+            let gap = pair[1]["time"].as_f64().unwrap() - pair[0]["time"].as_f64().unwrap();
+            assert!(gap >= 0.49, "{region}: calls {gap:.3} s apart");
+        }
+        for page in 1..=3 {
+            let file = export.join(format!(
+                "cloudtrail/{BASE_ACCOUNT}/{region}/lookup-events-{page:04}.json"
+            ));
+            let doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let events = doc["Events"].as_array().unwrap();
+            assert_eq!(events.len(), 2);
+            for event in events {
+                for member in [
+                    "EventId",
+                    "EventName",
+                    "EventTime",
+                    "EventSource",
+                    "CloudTrailEvent",
+                ] {
+                    assert!(
+                        event.get(member).is_some(),
+                        "{member} in {}",
+                        file.display()
+                    );
+                }
+                assert!(event["EventTime"].as_str().unwrap().ends_with('Z'));
+                let record: Value =
+                    serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap();
+                assert_eq!(record["awsRegion"], region);
+            }
+        }
+        assert!(
+            !export
+                .join(format!(
+                    "cloudtrail/{BASE_ACCOUNT}/{region}/lookup-events-0004.json"
+                ))
+                .exists()
+        );
+    }
+
+    // A window of 0 days reads no CloudTrail at all.
+    let output = run(credaudit()
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", responder.url())
+        .arg("collect")
+        .args([
+            "--aws",
+            "--endpoint-url",
+            &emulator.server.url(),
+            "--region",
+            "us-east-1",
+            "--cloudtrail-window",
+            "0",
+        ])
+        .arg("--export")
+        .arg(tmp.path().join("no-trail")));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(read_jsonl(&ct_log).len(), 6);
+    assert!(!tmp.path().join("no-trail/cloudtrail").exists());
+}
+
+#[test]
+fn unreachable_aws_is_a_clear_error_not_an_empty_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = run(credaudit()
+        .arg("collect")
+        .args([
+            "--aws",
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--region",
+            "us-east-1",
+        ])
+        .arg("--export")
+        .arg(tmp.path().join("export")));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("sts:GetCallerIdentity"), "{stderr}");
+    assert!(!tmp.path().join("export/aws").exists());
+    assert!(!tmp.path().join("export/coverage.json").exists());
+}
