@@ -587,7 +587,7 @@
         },
         { label: "Class", key: "class", type: "str" },
         {
-          label: "Owner", key: "owner", type: "str",
+          label: "Owner", key: "owner", type: "str", cls: "nowrap",
           cell: function (td, i, v) {
             td.textContent = S[v];
             var status = S[I.owner_status[i]];

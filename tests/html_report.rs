@@ -303,7 +303,7 @@ fn assert_payloads_inert(page: &Path) {
         "secret name as text"
     );
     assert!(
-        findings.contains(&format!("<td>{TAG_TEXT}</td>")),
+        findings.contains(&format!(">{TAG_TEXT}</td>")),
         "tag value (owner) as text"
     );
     let inventory = loaded

@@ -361,31 +361,35 @@ pub(crate) mod testview {
     /// The view of a small fleet: one overdue declared key, one healthy declared key, one
     /// undeclared key with a hostile id; no diff; the inventory at `inventory/fleet.toml`.
     pub fn sample_view() -> ReportView {
-        fleet_view(None)
+        fleet_view(false)
     }
 
     /// [`sample_view`] with a diff against run 6, which had every finding but those of the
     /// hostile key (so they are new), plus one finding on [`RESOLVED_ID`] (so it is resolved).
     pub fn sample_view_with_diff() -> ReportView {
-        fleet_view(Some(|findings: &[Finding]| {
-            let mut before: Vec<Finding> = findings
-                .iter()
-                .filter(|f| f.credential != HOSTILE_ID)
-                .cloned()
-                .collect();
-            let mut resolved = findings
-                .iter()
-                .find(|f| f.credential == HOSTILE_ID)
-                .expect("a finding on the hostile key")
-                .clone();
-            resolved.credential = RESOLVED_ID.into();
-            before.push(resolved);
-            crate::rules::sort_findings(&mut before);
-            before
-        }))
+        fleet_view(true)
     }
 
-    fn fleet_view(diff_base: Option<fn(&[Finding]) -> Vec<Finding>>) -> ReportView {
+    /// Run 6 of the diff: every finding of run 7 but those of the hostile key, plus one on
+    /// [`RESOLVED_ID`].
+    fn earlier_findings(findings: &[Finding]) -> Vec<Finding> {
+        let mut before: Vec<Finding> = findings
+            .iter()
+            .filter(|f| f.credential != HOSTILE_ID)
+            .cloned()
+            .collect();
+        let mut resolved = findings
+            .iter()
+            .find(|f| f.credential == HOSTILE_ID)
+            .expect("a finding on the hostile key")
+            .clone();
+        resolved.credential = RESOLVED_ID.into();
+        before.push(resolved);
+        crate::rules::sort_findings(&mut before);
+        before
+    }
+
+    fn fleet_view(with_diff: bool) -> ReportView {
         let observed = vec![
             testkit::key(OVERDUE_ID, "svc-overdue", 40),
             testkit::key(HEALTHY_ID, "svc-healthy", 3),
@@ -407,8 +411,8 @@ pub(crate) mod testview {
             .collect();
         let facts = testkit::facts(observed, declared, events);
         let findings = crate::rules::evaluate(&facts, as_of());
-        let before = diff_base.map(|make| make(&findings));
-        let diff = before.map(|before| crate::diff::compare(6, &before, 7, &findings));
+        let diff =
+            with_diff.then(|| crate::diff::compare(6, &earlier_findings(&findings), 7, &findings));
         let frameworks = controls::builtin().expect("built-in controls load");
         let mut view = build_view(
             &run_meta("complete"),
