@@ -38,6 +38,7 @@ pub fn findings_csv(findings: &[FindingView]) -> Vec<u8> {
         "message",
         "fingerprint",
         "evidence",
+        "waiver",
     ];
     let rows = std::iter::once(header.iter().map(|h| (*h).into()).collect()).chain(
         findings.iter().map(|f| {
@@ -58,6 +59,16 @@ pub fn findings_csv(findings: &[FindingView]) -> Vec<u8> {
                 f.message.as_str().into(),
                 f.fingerprint.as_str().into(),
                 evidence.into(),
+                f.waiver
+                    .as_ref()
+                    .map(|w| {
+                        format!(
+                            "{} (approved by {}, expires {})",
+                            w.ticket, w.approver, w.expires
+                        )
+                    })
+                    .unwrap_or_default()
+                    .into(),
             ]
         }),
     );

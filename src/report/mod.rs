@@ -32,6 +32,9 @@ pub struct FindingView {
     pub message: String,
     pub fingerprint: String,
     pub evidence: Vec<EvidenceView>,
+    /// The waiver in force that accepts this finding, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<WaiverView>,
     /// Line of the credential's declaration in the inventory file, when it is declared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inventory_line: Option<usize>,
@@ -64,9 +67,24 @@ impl From<&Finding> for FindingView {
                     value: value.clone(),
                 })
                 .collect(),
+            waiver: f.waiver.as_ref().map(|w| WaiverView {
+                ticket: w.ticket.clone(),
+                approver: w.approver.clone(),
+                reason: w.reason.clone(),
+                expires: w.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }),
             inventory_line: None,
         }
     }
+}
+
+/// A waiver as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaiverView {
+    pub ticket: String,
+    pub approver: String,
+    pub reason: String,
+    pub expires: String,
 }
 
 /// Counts of findings, for summaries.
