@@ -19,3 +19,5 @@ pub mod snapshot;
 pub mod waivers;
 
 pub use error::{Error, Result};
+pub mod query;
+pub mod simulate;

@@ -505,3 +505,37 @@ pub struct AuthWindow {
     pub calls: u64,
     pub auth_errors: u64,
 }
+
+/// Error codes that mean a request failed authentication or authorisation.
+pub const AUTH_ERROR_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "Client.UnauthorizedOperation",
+];
+
+/// Whether a CloudTrail `errorCode` is an authentication or authorisation failure.
+pub fn is_auth_error(code: &str) -> bool {
+    AUTH_ERROR_CODES.contains(&code)
+}
+
+/// The start of the last hour in which `id` made at least one successful call, from usage
+/// sorted by (credential, hour).
+pub fn last_access(usage: &[UsageBucket], id: &str) -> Option<Timestamp> {
+    let start = usage.partition_point(|b| b.credential_id.as_str() < id);
+    usage[start..]
+        .iter()
+        .take_while(|b| b.credential_id == id)
+        .filter(|b| b.calls > b.errors)
+        .map(|b| b.hour)
+        .max()
+}

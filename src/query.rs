@@ -240,7 +240,10 @@ pub(crate) fn rotation_row(credential: &str, e: &RotationEvent) -> Vec<String> {
         credential.to_string(),
         e.credential_id.clone(),
         e.event_type.as_str().to_string(),
-        e.trigger.map(|t| t.as_str()).unwrap_or_default().to_string(),
+        e.trigger
+            .map(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string(),
         e.source.clone(),
         e.fingerprint.clone().unwrap_or_default(),
         e.details.clone().unwrap_or_default(),
@@ -431,7 +434,10 @@ impl<'a> Lookup<'a> {
                         "event".to_string(),
                         e.credential_id.clone(),
                         e.event_type.as_str().to_string(),
-                        e.trigger.map(|t| t.as_str()).unwrap_or_default().to_string(),
+                        e.trigger
+                            .map(|t| t.as_str())
+                            .unwrap_or_default()
+                            .to_string(),
                         e.source.clone(),
                         e.fingerprint.clone().unwrap_or_default(),
                         String::new(),
@@ -500,16 +506,6 @@ impl<'a> Lookup<'a> {
             }
         }
         days.into_values().collect()
-    }
-
-    /// Whether any usage was recorded for one of `aliases` within `[from, to]`.
-    pub(crate) fn usage_day_count(
-        &self,
-        aliases: &BTreeSet<&str>,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> usize {
-        self.usage_days(aliases, from, to).len()
     }
 
     /// Whether `id` is a name of a known credential.
@@ -792,7 +788,11 @@ mod tests {
     fn rotations_filtered_by_dates_and_credential() {
         let facts = sample();
         let all = rotations(&facts, as_of(), None, None, None);
-        assert_eq!(all.rows.len(), 6, "anomaly.detected is not a rotation event");
+        assert_eq!(
+            all.rows.len(),
+            6,
+            "anomaly.detected is not a rotation event"
+        );
         let times = column(&all, "time");
         let mut sorted = times.clone();
         sorted.sort();
@@ -939,11 +939,12 @@ mod tests {
         assert_eq!(column(&table, "verdict"), vec!["created", "late by 6 days"]);
     }
 
-    fn facts_with_key(
-        k: &crate::model::ObservedCredential,
-        events: Vec<RotationEvent>,
-    ) -> Facts {
-        facts(vec![k.clone()], declare_all(std::slice::from_ref(k)), events)
+    fn facts_with_key(k: &crate::model::ObservedCredential, events: Vec<RotationEvent>) -> Facts {
+        facts(
+            vec![k.clone()],
+            declare_all(std::slice::from_ref(k)),
+            events,
+        )
     }
 
     #[test]
@@ -997,10 +998,15 @@ mod tests {
         let table = rotations(&facts, as_of(), Some(days_ago(2)), None, None);
         let csv = String::from_utf8(table.render(QueryFormat::Csv)).unwrap();
         assert!(
-            csv.starts_with("time,credential,recorded_id,event,trigger,source,fingerprint,details\r\n"),
+            csv.starts_with(
+                "time,credential,recorded_id,event,trigger,source,fingerprint,details\r\n"
+            ),
             "{csv}"
         );
-        assert!(csv.contains(",'@SUM(A1),'@SUM(A1),rotation.failed,"), "{csv}");
+        assert!(
+            csv.contains(",'@SUM(A1),'@SUM(A1),rotation.failed,"),
+            "{csv}"
+        );
         assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")"), "{csv}");
 
         let text = String::from_utf8(table.render(QueryFormat::Table)).unwrap();

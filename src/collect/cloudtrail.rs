@@ -93,27 +93,7 @@ pub struct CloudTrailData {
     pub files: Vec<PathBuf>,
 }
 
-/// Error codes that mean a request failed authentication or authorisation.
-pub const AUTH_ERROR_CODES: &[&str] = &[
-    "AccessDenied",
-    "AccessDeniedException",
-    "UnauthorizedOperation",
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "UnrecognizedClientException",
-    "AuthFailure",
-    "InvalidAccessKeyId",
-    "IncompleteSignature",
-    "MissingAuthenticationToken",
-    "Client.UnauthorizedOperation",
-];
-
-/// Whether a CloudTrail `errorCode` is an authentication or authorisation failure.
-pub fn is_auth_error(code: &str) -> bool {
-    AUTH_ERROR_CODES.contains(&code)
-}
+pub use crate::model::{AUTH_ERROR_CODES, is_auth_error};
 
 /// Length of an [`AuthWindow`] in seconds.
 pub const AUTH_WINDOW_SECONDS: i64 = 300;
@@ -176,13 +156,7 @@ pub fn merge_auth_windows(previous: &[AuthWindow], new: &[AuthWindow]) -> Vec<Au
 /// return it. For a secret this is its last `GetSecretValue` seen in CloudTrail, to the hour;
 /// `id` must be spelled as callers named the secret (ARN or name).
 pub fn last_access(usage: &[UsageBucket], id: &str) -> Option<Timestamp> {
-    let start = usage.partition_point(|b| b.credential_id.as_str() < id);
-    usage[start..]
-        .iter()
-        .take_while(|b| b.credential_id == id)
-        .filter(|b| b.calls > b.errors)
-        .map(|b| b.hour)
-        .max()
+    crate::model::last_access(usage, id)
 }
 
 /// Adds the CloudTrail files under `dir` to `out`, walking sub-directories in sorted order.

@@ -12,7 +12,8 @@ use super::view::{
     RuleView, RunView,
 };
 use super::{
-    FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, plan_files, write_atomic,
+    FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, junit, markdown, plan_files,
+    sarif, write_atomic,
 };
 use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
 use crate::diff::Diff;
@@ -26,17 +27,13 @@ use crate::collect::raw::RawFile;
 
 /// `framework:control` ids per rule id, from the catalogues.
 pub fn rule_controls(frameworks: &[Framework]) -> BTreeMap<String, Vec<String>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for fw in frameworks {
-        for control in &fw.controls {
-            for rule in &control.rules {
-                map.entry(rule.clone())
-                    .or_default()
-                    .push(format!("{}:{}", fw.id, control.id));
-            }
-        }
-    }
-    map
+    controls::rule_map(frameworks)
+        .into_iter()
+        .map(|(rule, pairs)| {
+            let ids = pairs.into_iter().map(|(f, c)| format!("{f}:{c}")).collect();
+            (rule, ids)
+        })
+        .collect()
 }
 
 fn days_f(d: chrono::Duration) -> f64 {
@@ -474,6 +471,9 @@ pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Ma
             "remediation-plan.json".into(),
             plan_files::plan_json(&view.plan, &view.run.as_of),
         ),
+        ("findings.sarif".into(), sarif::findings_sarif(view)),
+        ("junit.xml".into(), junit::controls_junit(view)),
+        ("summary.md".into(), markdown::summary_markdown(view)),
     ];
     for (path, bytes) in raw {
         if let Some(rel) = safe_relative(path) {

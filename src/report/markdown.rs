@@ -161,7 +161,11 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
                 a.priority,
                 code(a.action.as_str()),
                 escape(&a.credential),
-                escape(&a.owner),
+                if a.owner.is_empty() {
+                    "—".to_string()
+                } else {
+                    escape(&a.owner)
+                },
                 escape(&a.due)
             );
         }

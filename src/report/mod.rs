@@ -5,7 +5,10 @@ pub mod bundle;
 pub mod csv;
 pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod plan_files;
+pub mod sarif;
 pub mod view;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use chrono::Duration;
 
 use super::anomalous_usage::{auth_windows_of, hour_of};
 use super::{EvalCtx, Rule, RuleMeta, fmt_time};
-use crate::collect::cloudtrail::is_auth_error;
+use crate::model::is_auth_error;
 use crate::model::{Finding, Severity};
 
 pub static RULE: Rule = Rule {

@@ -30,7 +30,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         let last_used = o.last_used_at.or_else(|| {
             [o.id.as_str(), o.name.as_str()]
                 .into_iter()
-                .filter_map(|id| crate::collect::cloudtrail::last_access(&ctx.facts.usage, id))
+                .filter_map(|id| crate::model::last_access(&ctx.facts.usage, id))
                 .max()
         });
         let (message, evidence) = match (last_used, o.created_at) {
@@ -75,5 +75,23 @@ mod tests {
         let mut want = vec![stale.id, never.id];
         want.sort();
         assert_eq!(flagged(&RULE, &facts(all, declared, vec![])), want);
+    }
+
+    #[test]
+    fn cloudtrail_reads_stand_in_for_a_missing_last_accessed_date() {
+        let mut read_recently = secret("prod/read-recently", 3);
+        read_recently.last_used_at = None;
+        let mut never_read = secret("prod/never-read", 3);
+        never_read.last_used_at = None;
+        let all = vec![read_recently.clone(), never_read.clone()];
+        let declared = declare_all(&all);
+        let mut facts = facts(all, declared, vec![]);
+        facts.usage = vec![crate::model::UsageBucket {
+            credential_id: read_recently.id.clone(),
+            hour: days_ago(2),
+            calls: 4,
+            ..Default::default()
+        }];
+        assert_eq!(flagged(&RULE, &facts), vec![never_read.id]);
     }
 }
