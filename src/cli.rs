@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Collect, record a run in the snapshot, evaluate every rule, and write findings.
@@ -40,6 +42,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// New, resolved and persisting findings between two runs of a snapshot.
     Diff(DiffArgs),
+    /// Answer a catalogue of auditor questions from a stored run and score how completely.
+    Simulate(SimulateArgs),
+    /// Ask the snapshot: rotation events, a credential's audit trail, proof of rotation.
+    Query(QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +65,68 @@ pub struct VerifyArgs {
     /// Check the hash chain of every run in this snapshot instead.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+}
+
+/// Which stored run a read-only command looks at.
+#[derive(Debug, Args)]
+pub struct RunSelect {
+    /// SQLite snapshot holding the runs.
+    #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
+    pub db: PathBuf,
+    /// The run [default: the latest].
+    #[arg(long, value_name = "ID")]
+    pub run: Option<i64>,
+    /// Answer as of this time (RFC 3339) [default: the run's as-of].
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub select: RunSelect,
+    /// Write each answer's evidence CSV, simulation.json and simulation.md here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(subcommand)]
+    pub query: Query,
+    #[command(flatten)]
+    pub select: RunSelect,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::query::QueryFormat::Table, global = true)]
+    pub format: crate::query::QueryFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Query {
+    /// Every rotation event (history and CloudTrail), oldest first.
+    Rotations {
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only this credential (its id, declared id or secret name).
+        #[arg(long, value_name = "ID")]
+        credential: Option<String>,
+    },
+    /// The audit trail of one credential between two times.
+    Trail {
+        /// Credential id, declared id or secret name.
+        credential: String,
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        #[arg(long, value_name = "TIME")]
+        to: String,
+    },
+    /// Proof that a credential was rotated within its declared period (exit 1 when it was not).
+    Proof {
+        /// Credential id, declared id or secret name.
+        credential: String,
+    },
 }
 
 #[derive(Debug, Args)]

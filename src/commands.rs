@@ -9,8 +9,8 @@ use chrono::Utc;
 use std::io::IsTerminal;
 
 use crate::cli::{
-    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, ReportArgs,
-    RulesArgs, ScanArgs, VerifyArgs,
+    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
+    QueryArgs, ReportArgs, RulesArgs, RunSelect, ScanArgs, SimulateArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
 use crate::collect::cloudtrail;
@@ -25,7 +25,9 @@ use crate::report::bundle;
 use crate::rules::RULES;
 use crate::snapshot::RunMeta;
 use crate::snapshot::Snapshot;
-use crate::{collect, controls, generate, history, inventory, report, rules, waivers};
+use crate::{
+    collect, controls, generate, history, inventory, query, report, rules, simulate, waivers,
+};
 
 /// How a command ended, short of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -569,6 +571,88 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The stored run a read-only command looks at, its facts and findings, and the as-of time.
+fn select_run(select: &RunSelect) -> Result<(RunMeta, Facts, Vec<Finding>, Timestamp)> {
+    let snapshot = Snapshot::open_existing(&select.db)?;
+    let run = match select.run {
+        Some(id) => snapshot.run(id)?,
+        None => snapshot
+            .latest_run()?
+            .ok_or_else(|| Error::Usage(format!("{} holds no run yet", select.db.display())))?,
+    };
+    let as_of = match &select.as_of {
+        Some(t) => parse_time_arg("--as-of", t)?,
+        None => run.as_of,
+    };
+    let facts = snapshot.facts(run.id)?;
+    let findings = snapshot.findings(run.id)?;
+    Ok((run, facts, findings, as_of))
+}
+
+fn parse_time_arg(flag: &str, value: &str) -> Result<Timestamp> {
+    history::parse_time(value).map_err(|m| Error::Usage(format!("{flag} {value:?}: {m}")))
+}
+
+/// `credaudit simulate`.
+pub fn simulate(args: &SimulateArgs, out: &mut impl Write) -> Result<Outcome> {
+    let (run, facts, findings, as_of) = select_run(&args.select)?;
+    let simulation = simulate::simulate(&facts, &findings, run.id, as_of, args.out.as_deref())?;
+    out.write_all(simulation.to_markdown().as_bytes())
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit query …`.
+pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
+    let (_, facts, _, as_of) = select_run(&args.select)?;
+    let optional =
+        |flag: &str, v: &Option<String>| v.as_deref().map(|t| parse_time_arg(flag, t)).transpose();
+    let (table, outcome) = match &args.query {
+        Query::Rotations {
+            since,
+            until,
+            credential,
+        } => (
+            query::rotations(
+                &facts,
+                as_of,
+                optional("--since", since)?,
+                optional("--until", until)?,
+                credential.as_deref(),
+            ),
+            Outcome::Ok,
+        ),
+        Query::Trail {
+            credential,
+            from,
+            to,
+        } => (
+            query::trail(
+                &facts,
+                as_of,
+                credential,
+                parse_time_arg("--from", from)?,
+                parse_time_arg("--to", to)?,
+            )?,
+            Outcome::Ok,
+        ),
+        Query::Proof { credential } => {
+            let (table, within) = query::proof(&facts, as_of, credential)?;
+            (
+                table,
+                if within {
+                    Outcome::Ok
+                } else {
+                    Outcome::FindingsAtThreshold
+                },
+            )
+        }
+    };
+    out.write_all(&table.render(args.format))
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+    Ok(outcome)
 }
 
 /// `credaudit rules`.

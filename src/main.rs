@@ -19,6 +19,8 @@ fn main() {
         Command::IamPolicy => commands::iam_policy(&mut stdout),
         Command::Verify(args) => commands::verify(args, &mut stdout),
         Command::Diff(args) => commands::diff_runs(args, &mut stdout),
+        Command::Simulate(args) => commands::simulate(args, &mut stdout),
+        Command::Query(args) => commands::query(args, &mut stdout),
     };
     match result {
         Ok(outcome) => std::process::exit(outcome.exit_code()),

@@ -306,7 +306,9 @@ fn unknown(credential: &str) -> Error {
 /// rotation history does, so a rotation in between would not be on record), then a final row
 /// for the current age as of `as_of`.
 ///
-/// The flag is true when every gap and the current age are within the interval. Fails with
+/// A credential known only from events (neither observed nor declared any more) is judged at
+/// the interval of an unclassified credential (class A). The flag is true when every gap and
+/// the current age are within the interval. Fails with
 /// [`Error::Usage`] when nothing matches the id, or when it names more than one credential (a
 /// secret name used in two accounts or regions).
 pub fn proof(facts: &Facts, as_of: Timestamp, credential: &str) -> Result<(Table, bool)> {

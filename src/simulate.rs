@@ -245,7 +245,7 @@ fn parse_catalogue(text: &str) -> Result<Vec<Question>> {
                 ),
             ));
         };
-        if a.needs_lookback && !q.lookback_days.is_some_and(|d| d > 0) {
+        if a.needs_lookback && q.lookback_days.is_none_or(|d| d == 0) {
             return Err(Error::input(
                 path,
                 at,

@@ -142,7 +142,8 @@ fn failure_message(control: &ControlView) -> String {
     }
 }
 
-/// The findings of the control's rules on each failing credential, one line each.
+/// The open findings of the control's rules on each failing credential, one line each (a
+/// waived finding does not fail a control, so it is not listed).
 fn failure_text(view: &ReportView, control: &ControlView) -> String {
     let rules: BTreeSet<&str> = control.rules.iter().map(String::as_str).collect();
     let mut text = format!(
@@ -156,7 +157,9 @@ fn failure_text(view: &ReportView, control: &ControlView) -> String {
         let findings: Vec<&FindingView> = view
             .findings
             .iter()
-            .filter(|f| f.credential == *credential && rules.contains(f.rule.as_str()))
+            .filter(|f| {
+                f.waiver.is_none() && f.credential == *credential && rules.contains(f.rule.as_str())
+            })
             .collect();
         if findings.is_empty() {
             let _ = writeln!(
@@ -360,6 +363,28 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn waived_findings_are_not_listed() {
+        let mut view = sample_view();
+        let listed = |view: &ReportView| {
+            let xml = render(view);
+            let doc = parse(&xml);
+            doc.descendants()
+                .filter(|n| n.has_tag_name("failure"))
+                .filter_map(|n| n.text())
+                .collect::<String>()
+        };
+        let finding = view
+            .findings
+            .iter_mut()
+            .find(|f| f.rule == "rotation-overdue")
+            .expect("an overdue finding");
+        let line = format!("{}: {}", finding.rule, finding.message);
+        assert!(listed(&sample_view()).contains(&line));
+        finding.waiver = Some(crate::report::sarif::testview::waiver());
+        assert!(!listed(&view).contains(&line));
     }
 
     #[test]

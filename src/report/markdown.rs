@@ -81,6 +81,14 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         let _ = writeln!(md, "| {severity} | {n} |");
     }
     let _ = writeln!(md, "| **total** | **{}** |\n", view.summary.total);
+    let waived = view.findings.iter().filter(|f| f.waiver.is_some()).count();
+    if waived > 0 {
+        let _ = writeln!(
+            md,
+            "{waived} of them waived: accepted by a waiver in force, shown in the reports, not \
+             failing controls.\n"
+        );
+    }
 
     if let Some(diff) = &view.diff {
         let _ = writeln!(md, "### Since run {}\n", diff.from_run);
@@ -422,6 +430,14 @@ mod tests {
             view.plan.fleet_score.score
         )));
         assert!(md.ends_with(".\n"));
+    }
+
+    #[test]
+    fn waived_findings_are_counted() {
+        assert!(!render(&sample_view()).contains("waived"));
+        let mut view = sample_view();
+        view.findings[0].waiver = Some(crate::report::sarif::testview::waiver());
+        assert!(render(&view).contains("\n1 of them waived: "));
     }
 
     #[test]

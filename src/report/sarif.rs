@@ -1,7 +1,7 @@
 //! `findings.sarif`: the findings of a run as one SARIF 2.1.0 run, for code-scanning dashboards
 //! (GitHub code scanning, Azure DevOps, any SARIF viewer).
 //!
-//! Every rule that ran is a `reportingDescriptor`; every finding is a `result` keyed by its
+//! Every rule that ran is a `reportingDescriptor`; every open (unwaived) finding is a `result` keyed by its
 //! stable fingerprint (`partialFingerprints["credaudit/v1"]`), so a dashboard tracks a finding
 //! across nights the same way `credaudit diff` does. A finding about a declared credential
 //! points at its line in the inventory file, where the fix usually starts; any other finding
@@ -65,9 +65,16 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             rule_tags.get(rule.id),
         ));
     }
+    // A waived finding is accepted risk, not an open result: it stays in findings.json and
+    // findings.csv with its waiver, and out of code-scanning dashboards.
+    let open: Vec<&FindingView> = view
+        .findings
+        .iter()
+        .filter(|f| f.waiver.is_none())
+        .collect();
     // A finding of a rule the view does not list still needs a descriptor for its ruleIndex.
     let mut extra: Vec<(String, Severity)> = Vec::new();
-    for finding in &view.findings {
+    for finding in &open {
         if !rule_index.contains_key(finding.rule.as_str())
             && !extra.iter().any(|(id, _)| *id == finding.rule)
         {
@@ -98,8 +105,7 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
         .as_ref()
         .map(|d| d.new.iter().map(|f| f.fingerprint.as_str()).collect());
 
-    let results: Vec<Value> = view
-        .findings
+    let results: Vec<Value> = open
         .iter()
         .map(|finding| {
             let index = rule_index
@@ -329,6 +335,7 @@ pub(crate) mod testview {
     use crate::controls;
     use crate::model::{EventType, Finding};
     use crate::plan::PlanConfig;
+    use crate::report::WaiverView;
     use crate::report::bundle::build_view;
     use crate::report::view::ReportView;
     use crate::rules::testkit::{self, as_of, days_ago};
@@ -344,6 +351,16 @@ pub(crate) mod testview {
     pub const OVERDUE_LINE: usize = 12;
     /// A key with a finding in the earlier run of the diff only.
     pub const RESOLVED_ID: &str = "AKIARESOLVED00000003";
+
+    /// A waiver in force, to attach to a finding of the view.
+    pub fn waiver() -> WaiverView {
+        WaiverView {
+            ticket: "SEC-1".into(),
+            approver: "ciso".into(),
+            reason: "accepted until the migration".into(),
+            expires: "2027-01-01T00:00:00Z".into(),
+        }
+    }
 
     fn run_meta(status: &str) -> RunMeta {
         RunMeta {
@@ -699,6 +716,22 @@ mod tests {
         assert_eq!(
             complete["runs"][0]["invocations"][0]["executionSuccessful"],
             true
+        );
+    }
+
+    #[test]
+    fn waived_findings_are_left_out() {
+        let mut view = sample_view();
+        let all = view.findings.len();
+        view.findings[0].waiver = Some(super::testview::waiver());
+        let waived = view.findings[0].fingerprint.clone();
+        let log = parse(&view);
+        let results = log["runs"][0]["results"].as_array().expect("results");
+        assert_eq!(results.len(), all - 1);
+        assert!(
+            results
+                .iter()
+                .all(|r| r["partialFingerprints"][FINGERPRINT_KEY] != waived.as_str())
         );
     }
 
