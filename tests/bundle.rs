@@ -16,6 +16,9 @@ const BUNDLE_FILES: &[&str] = &[
     "rotation-events.csv",
     "remediation-plan.csv",
     "remediation-plan.json",
+    "findings.sarif",
+    "junit.xml",
+    "summary.md",
     "manifest.json",
 ];
 
