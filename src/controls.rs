@@ -15,31 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{CredentialKind, Finding};
 
-/// Every rule id a catalogue may name, in catalogue order. Stands in for the rule registry until
-/// the registry lists all of them.
-pub const RULE_IDS: &[&str] = &[
-    "unmanaged-credential",
-    "orphaned-inventory-entry",
-    "rotation-overdue",
-    "rotation-due-soon",
-    "unclassified-credential",
-    "unowned-credential",
-    "unused-credential",
-    "multiple-active-keys",
-    "root-access-key",
-    "inactive-key-lingering",
-    "rotation-not-automated",
-    "rotation-schedule-drift",
-    "rotation-failing",
-    "audit-trail-gap",
-    "tag-drift",
-    "credential-reuse",
-    "usage-limit-exceeded",
-    "anomalous-usage",
-    "auth-failure-spike",
-    "secret-unused",
-    "waiver-expired",
-];
+/// Every rule id a catalogue may name: the rule registry's.
+pub fn known_rules() -> Vec<&'static str> {
+    crate::rules::RULES.iter().map(|r| r.meta.id).collect()
+}
 
 /// The built-in catalogues: (file name under `controls/`, text).
 const BUILTIN: [(&str, &str); 5] = [
@@ -153,13 +132,13 @@ impl fmt::Display for ControlStatus {
     }
 }
 
-/// The five built-in catalogues, embedded from `controls/*.toml`, checked against [`RULE_IDS`].
+/// The five built-in catalogues, embedded from `controls/*.toml`, checked against [`known_rules`].
 pub fn builtin() -> Result<Vec<Framework>> {
     let mut frameworks = BUILTIN
         .iter()
         .map(|(file, text)| {
             let path = Path::new("controls").join(file);
-            let mut framework = parse(text, &path, RULE_IDS)?;
+            let mut framework = parse(text, &path, &known_rules())?;
             framework.source = BUILTIN_SOURCE.to_string();
             Ok(framework)
         })
@@ -188,7 +167,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Framework>> {
     let mut from_user: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in files {
         let text = crate::error::read_to_string(&path)?;
-        let framework = parse(&text, &path, RULE_IDS)?;
+        let framework = parse(&text, &path, &known_rules())?;
         if let Some(earlier) = from_user.insert(framework.id.clone(), path.clone()) {
             return Err(Error::input(
                 &path,
@@ -587,7 +566,7 @@ mod tests {
     }
 
     fn parse_str(text: &str) -> Result<Framework> {
-        parse(text, Path::new("user/custom.toml"), RULE_IDS)
+        parse(text, Path::new("user/custom.toml"), &known_rules())
     }
 
     const MINIMAL: &str = r#"
@@ -625,7 +604,10 @@ rules = ["rotation-overdue"]
     #[test]
     fn every_rule_is_mapped_by_some_control() {
         let map = rule_map(&builtin().unwrap());
-        let unmapped: Vec<_> = RULE_IDS.iter().filter(|r| !map.contains_key(**r)).collect();
+        let unmapped: Vec<_> = known_rules()
+            .into_iter()
+            .filter(|r| !map.contains_key(*r))
+            .collect();
         assert!(
             unmapped.is_empty(),
             "rules mapped to no control: {unmapped:?}"
@@ -641,7 +623,7 @@ rules = ["rotation-overdue"]
             for control in doc["controls"].as_array().unwrap() {
                 for rule in control["rules"].as_array().unwrap() {
                     let rule = rule.as_str().unwrap();
-                    assert!(RULE_IDS.contains(&rule), "{file}: unknown rule {rule}");
+                    assert!(known_rules().contains(&rule), "{file}: unknown rule {rule}");
                 }
             }
         }
@@ -649,9 +631,9 @@ rules = ["rotation-overdue"]
 
     #[test]
     fn rule_ids_are_unique() {
-        let unique: BTreeSet<_> = RULE_IDS.iter().collect();
-        assert_eq!(unique.len(), RULE_IDS.len());
-        assert_eq!(RULE_IDS.len(), 21);
+        let unique: BTreeSet<_> = known_rules().into_iter().collect();
+        assert_eq!(unique.len(), known_rules().len());
+        assert_eq!(known_rules().len(), 21);
     }
 
     #[test]
@@ -801,7 +783,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &findings,
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Manual);
@@ -842,7 +824,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -852,7 +834,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &[],
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -878,7 +860,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &findings,
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -897,7 +879,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &cert_only,
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -929,7 +911,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -953,7 +935,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &[],
                 in_scope: &stale,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(
@@ -977,7 +959,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &policy_only,
                 in_scope: &recent,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -1005,7 +987,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &unrelated,
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -1022,7 +1004,7 @@ rules = ["rotation-overdue"]
             &ControlFacts {
                 findings: &root,
                 in_scope: &scope,
-                rules_run: RULE_IDS,
+                rules_run: &known_rules(),
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);

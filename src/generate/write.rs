@@ -19,30 +19,7 @@ pub(super) const HISTORY: &str = "history.jsonl";
 pub(super) const EXPECTED: &str = "expected-findings.json";
 
 /// The credential report header, exactly as IAM returns it.
-const REPORT_HEADER: [&str; 22] = [
-    "user",
-    "arn",
-    "user_creation_time",
-    "password_enabled",
-    "password_last_used",
-    "password_last_changed",
-    "password_next_rotation",
-    "mfa_active",
-    "access_key_1_active",
-    "access_key_1_last_rotated",
-    "access_key_1_last_used_date",
-    "access_key_1_last_used_region",
-    "access_key_1_last_used_service",
-    "access_key_2_active",
-    "access_key_2_last_rotated",
-    "access_key_2_last_used_date",
-    "access_key_2_last_used_region",
-    "access_key_2_last_used_service",
-    "cert_1_active",
-    "cert_1_last_rotated",
-    "cert_2_active",
-    "cert_2_last_rotated",
-];
+const REPORT_HEADER: [&str; 22] = crate::collect::credential_report::COLUMNS;
 
 /// Writes every file of the fleet into `out` (which exists).
 pub(super) fn write_all(
