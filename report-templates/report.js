@@ -354,7 +354,7 @@
       return controlsByRule.get(ruleId) || [];
     }
 
-    var state = { severity: "", rule: "", control: "" };
+    var state = { severity: "", rule: "", control: "", status: "" };
 
     var findings = new Table({
       id: "findings",
@@ -363,7 +363,16 @@
       text: ["rule", "credential", "kind", "account", "region", "owner", "message", "fingerprint"],
       lists: ["evidence"],
       columns: [
-        { label: "Severity", key: "severity", type: "sev" },
+        {
+          label: "Severity", key: "severity", type: "sev",
+          cell: function (td, i, v) {
+            td.appendChild(badge("sev-" + SEVERITIES[v], SEVERITIES[v]));
+            if (F.waiver[i].length) {
+              td.appendChild(document.createTextNode(" "));
+              td.appendChild(badge("st-waived", "waived"));
+            }
+          }
+        },
         { label: "Rule", key: "rule", type: "str", cls: "mono nowrap" },
         { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
         { label: "Kind", key: "kind", type: "str", cls: "nowrap" },
@@ -381,8 +390,10 @@
           var controlRules = new Set(k === undefined ? [] : C.rules[k]);
           rules = rules ? new Set(Array.from(rules).filter(function (r) { return controlRules.has(r); })) : controlRules;
         }
-        if (!severities.length && !rules) return null;
+        var status = state.status;
+        if (!severities.length && !rules && !status) return null;
         return function (i) {
+          if (status && (F.waiver[i].length > 0) !== (status === "waived")) return false;
           if (severities.length && severities.indexOf(F.severity[i]) === -1) return false;
           if (rules && !rules.has(F.rule[i])) return false;
           return true;
@@ -395,6 +406,16 @@
           ["Kind", S[F.kind[i]]],
           ["Controls", controlsOfRule(F.rule[i]).join(", "), "mono"]
         ]));
+        var w = F.waiver[i];
+        if (w.length) {
+          box.appendChild(el("strong", "", "Waived"));
+          box.appendChild(kv([
+            ["Ticket", S[w[0]], "mono"],
+            ["Approver", S[w[1]]],
+            ["Reason", S[w[2]]],
+            ["Expires", S[w[3]], "mono"]
+          ]));
+        }
         var ev = F.evidence[i];
         if (ev.length) {
           box.appendChild(el("strong", "", "Evidence"));
@@ -411,6 +432,7 @@
     var severitySelect = byId("findings-severity");
     var ruleSelect = byId("findings-rule");
     var controlChip = byId("findings-control");
+    var statusSelect = byId("findings-status");
 
     function renderControlChip() {
       var k = state.control ? controlIndex.get(state.control) : undefined;
@@ -464,6 +486,7 @@
       if (state.severity) p.set("severity", state.severity);
       if (state.rule) p.set("rule", state.rule);
       if (state.control) p.set("control", state.control);
+      if (state.status) p.set("status", state.status);
       if (findings.sortKey) {
         p.set("sort", findings.sortKey);
         p.set("dir", findings.sortDir > 0 ? "asc" : "desc");
@@ -484,13 +507,14 @@
       var raw = location.hash.replace(/^#/, "");
       // Only a fragment made of our parameters is a filter; others (#findings) are anchors.
       var p = new URLSearchParams(raw);
-      var known = ["q", "severity", "rule", "control", "sort", "dir"];
+      var known = ["q", "severity", "rule", "control", "status", "sort", "dir"];
       var isFilter = raw.indexOf("=") !== -1 && Array.from(p.keys()).some(function (k) { return known.indexOf(k) !== -1; });
       if (!isFilter) return false;
       findings.q = (p.get("q") || "").trim();
       state.severity = p.get("severity") || "";
       state.rule = p.get("rule") || "";
       state.control = p.get("control") || "";
+      state.status = p.get("status") || "";
       var sort = p.get("sort") || "";
       findings.sortKey = findings.o.columns.some(function (c) { return c.key === sort; }) ? sort : "";
       findings.sortDir = p.get("dir") === "desc" ? -1 : 1;
@@ -498,6 +522,7 @@
       qInput.value = findings.q;
       setSelect(severitySelect, state.severity);
       setSelect(ruleSelect, state.rule);
+      setSelect(statusSelect, state.status);
       return true;
     }
 
@@ -508,6 +533,10 @@
     });
     ruleSelect.addEventListener("change", function () {
       state.rule = ruleSelect.value;
+      applyFindings();
+    });
+    statusSelect.addEventListener("change", function () {
+      state.status = statusSelect.value;
       applyFindings();
     });
     document.addEventListener("click", function (event) {

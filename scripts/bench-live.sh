@@ -60,7 +60,7 @@ live=(--aws --endpoint-url "http://127.0.0.1:$port" --region us-east-1 --region 
 
 report() { # $1 = label, $2 = /usr/bin/time output, $3 = stderr of credaudit
   echo "== $1"
-  grep -E 'Elapsed \(wall clock\)|Maximum resident set size' "$2" | sed 's/^\s*/  /'
+  grep -E 'Elapsed \(wall clock\)|Maximum resident set size|User time|System time' "$2" | sed 's/^\s*/  /'
   grep -E '^requests |^collected ' "$3" | sed 's/^/  /'
   echo "  wire requests (emulator log):"
   python3 - "$work/requests.jsonl" <<'EOF'

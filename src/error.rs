@@ -70,3 +70,42 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         _ => Error::io(path, e),
     })
 }
+
+/// Maps byte offsets of a text to 1-based line numbers, for messages that name a line.
+pub struct LineIndex {
+    /// Byte offset where each line starts.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    pub fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LineIndex;
+
+    #[test]
+    fn lines_of_offsets() {
+        let index = LineIndex::new("a\nbc\n\nd");
+        assert_eq!(
+            [0, 1, 2, 4, 5, 6, 7, 100].map(|o| index.line(o)),
+            [1, 1, 2, 2, 3, 4, 4, 4]
+        );
+    }
+}

@@ -153,15 +153,6 @@ struct RawCredential {
     description: Option<String>,
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// Reads and validates an inventory file.
 pub fn load(path: &Path) -> Result<Inventory> {
     let text = crate::error::read_to_string(path)?;
@@ -170,10 +161,11 @@ pub fn load(path: &Path) -> Result<Inventory> {
 
 /// Parses inventory TOML; `path` names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
+    let lines = crate::error::LineIndex::new(text);
     let raw: RawInventory = toml::from_str(text).map_err(|e| {
         let location = e
             .span()
-            .map(|s| format!("line {}", line_of(text, s.start)))
+            .map(|s| format!("line {}", lines.line(s.start)))
             .unwrap_or_else(|| "document".to_string());
         Error::input(path, location, e.message().trim().to_string())
     })?;
@@ -183,7 +175,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
     let mut owners = Vec::with_capacity(raw.owners.len());
     let mut owner_ids = HashSet::new();
     for spanned in raw.owners {
-        let line = line_of(text, spanned.span().start);
+        let line = lines.line(spanned.span().start);
         let o = spanned.into_inner();
         let at = || format!("line {line} (owner \"{}\")", o.id);
         if o.id.trim().is_empty() {
@@ -214,7 +206,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
     let mut credentials = Vec::with_capacity(raw.credentials.len());
     let mut ids = HashSet::new();
     for spanned in raw.credentials {
-        let line = line_of(text, spanned.span().start);
+        let line = lines.line(spanned.span().start);
         let c = spanned.into_inner();
         let at = || format!("line {line} (credential \"{}\")", c.id);
         if c.id.trim().is_empty() {

@@ -94,14 +94,6 @@ struct RawWaiver {
     expires: toml::Value,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// Reads a waivers file; `known_rules` are the rule ids a waiver may name.
 pub fn load(path: &Path, known_rules: &[&str]) -> Result<Vec<Waiver>> {
     let text = crate::error::read_to_string(path)?;
@@ -111,16 +103,17 @@ pub fn load(path: &Path, known_rules: &[&str]) -> Result<Vec<Waiver>> {
 /// Parses waivers TOML. Every field is required; `expires` is a date (`2026-12-31`, the end of
 /// that day UTC) or an RFC 3339 time.
 pub fn parse(text: &str, path: &Path, known_rules: &[&str]) -> Result<Vec<Waiver>> {
+    let lines = crate::error::LineIndex::new(text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let location = e
             .span()
-            .map(|s| format!("line {}", line_of(text, s.start)))
+            .map(|s| format!("line {}", lines.line(s.start)))
             .unwrap_or_else(|| "document".to_string());
         Error::input(path, location, e.message().trim().to_string())
     })?;
     let mut waivers = Vec::with_capacity(raw.waivers.len());
     for spanned in raw.waivers {
-        let line = line_of(text, spanned.span().start);
+        let line = lines.line(spanned.span().start);
         let w = spanned.into_inner();
         let at = format!(
             "line {line} (waiver for {} on \"{}\")",

@@ -207,6 +207,26 @@ fn url_fragment_filters_the_findings() {
     );
     assert!(prod_db > 2 && prod_db < total);
 
+    // Waived findings: shown, marked, and selectable.
+    let waived = findings
+        .iter()
+        .filter(|f| f.get("waiver").is_some())
+        .count();
+    assert_eq!(waived, 1, "fixture changed");
+    let loaded = chromium::load(&page, "status=waived");
+    assert_clean(&loaded);
+    assert_eq!(
+        loaded.text_of("findings-count"),
+        Some(count_text(1, total).as_str())
+    );
+    let table = loaded.element("findings-table", "table").expect("table");
+    assert!(table.contains("<span class=\"badge st-waived\">waived</span>"));
+    let loaded = chromium::load(&page, "status=open");
+    assert_eq!(
+        loaded.text_of("findings-count"),
+        Some(count_text(total - 1, total).as_str())
+    );
+
     // Sorting from the fragment too: credential, descending.
     let last = findings
         .iter()

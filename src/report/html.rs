@@ -251,6 +251,18 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
         })
         .collect();
     f.columns.insert("evidence", Column::StringLists(evidence));
+    // [ticket, approver, reason, expires] of the waiver that accepts the finding, or [].
+    let waivers = findings
+        .iter()
+        .map(|x| {
+            x.waiver
+                .iter()
+                .flat_map(|w| [&w.ticket, &w.approver, &w.reason, &w.expires])
+                .map(|s| table.id(s))
+                .collect()
+        })
+        .collect();
+    f.columns.insert("waiver", Column::StringLists(waivers));
 
     let actions = &view.plan.actions;
     let mut a = Block::new(actions.len());
@@ -692,6 +704,8 @@ struct Page<'a> {
     /// Changes since the previous run, with at most [`DIFF_LISTED`] findings of each side.
     diff: Option<DiffSummary<'a>>,
     total_findings: usize,
+    /// Findings accepted by a waiver in force (shown, but not counted against controls).
+    waived_findings: usize,
     severity_counts: Vec<Count>,
     rule_options: Vec<String>,
     fleet_score: &'a Score,
@@ -787,6 +801,7 @@ impl<'a> Page<'a> {
             partial: view.run.status != "complete",
             diff: view.diff.as_ref().map(DiffSummary::new),
             total_findings: view.findings.len(),
+            waived_findings: view.findings.iter().filter(|f| f.waiver.is_some()).count(),
             severity_counts,
             rule_options,
             fleet_score: &view.plan.fleet_score,
@@ -833,10 +848,10 @@ mod tests {
     use super::*;
     use crate::model::{CredentialKind, Finding, Severity};
     use crate::plan::{Action, ActionKind, Job, Plan};
-    use crate::report::Summary;
     use crate::report::view::{
         ControlView, DiffView, EventView, FrameworkView, MonthCount, RuleView, RunView,
     };
+    use crate::report::{Summary, WaiverView};
 
     const SCRIPT_PAYLOAD: &str = "<script>alert(1)</script>";
     const ATTR_PAYLOAD: &str = "\"><img src=x onerror=alert(1)>";
@@ -913,7 +928,7 @@ mod tests {
             "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db{SCRIPT_PAYLOAD}-AbCdEf"
         );
         let user_key = "AKIAEXAMPLE000000001".to_string();
-        let findings = vec![
+        let mut findings = vec![
             finding(
                 "root-access-key",
                 Severity::Critical,
@@ -936,6 +951,12 @@ mod tests {
                 &format!("user svc-{ATTR_PAYLOAD} has no owner </script><script>alert(2)</script>"),
             ),
         ];
+        findings[2].waiver = Some(WaiverView {
+            ticket: "SEC-1".into(),
+            approver: format!("ciso{ATTR_PAYLOAD}"),
+            reason: format!("accepted {SCRIPT_PAYLOAD}"),
+            expires: "2024-12-31T23:59:59Z".into(),
+        });
         let mut by_severity = BTreeMap::new();
         for s in SEVERITIES {
             by_severity.insert(s.to_string(), 0);
@@ -1237,6 +1258,9 @@ mod tests {
             [rule_of(0), rule_of(1), rule_of(2)],
             ["root-access-key", "rotation-overdue", "unowned-credential"]
         );
+        assert_eq!(findings["waiver"][0], serde_json::json!([]));
+        let waiver = findings["waiver"][2].as_array().expect("waiver");
+        assert_eq!(strings[waiver[0].as_u64().expect("id") as usize], "SEC-1");
         let evidence = findings["evidence"][2].as_array().expect("pairs");
         assert_eq!(evidence.len(), 4);
         assert_eq!(strings[evidence[0].as_u64().expect("id") as usize], "user");
@@ -1313,6 +1337,7 @@ mod tests {
         }
         assert!(html.contains("data-control=\"soc2:CC6.1\""));
         assert!(html.contains("<h3>Since run 6</h3>"));
+        assert!(html.contains("<div class=\"note\" id=\"waived-note\">1 waived</div>"));
         assert!(html.contains("<code>AKIAOLD&lt;script&gt;"));
         // Severity chart: one bar per severity; the rotations chart stacks failed on completed.
         assert!(html.matches("<rect class=\"fill-critical\"").count() == 1);

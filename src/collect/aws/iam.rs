@@ -207,6 +207,9 @@ macro_rules! all_pages {
 }
 pub(crate) use all_pages;
 
+/// One user's keys and tags; `None` where the call failed.
+type UserListing = (Option<Vec<AccessKeyMetadata>>, Option<Vec<Tag>>);
+
 async fn users_and_keys(ctx: &Arc<Ctx>, client: &Client, account: &AccountId) -> Result<()> {
     let mut users: Vec<User> = Vec::new();
     let failure = all_pages!(
@@ -239,8 +242,7 @@ async fn users_and_keys(ctx: &Arc<Ctx>, client: &Client, account: &AccountId) ->
             (index, keys, tags)
         });
     }
-    let mut per_user: Vec<(Option<Vec<AccessKeyMetadata>>, Option<Vec<Tag>>)> =
-        vec![(None, None); users.len()];
+    let mut per_user: Vec<UserListing> = vec![(None, None); users.len()];
     while let Some(joined) = tasks.join_next().await {
         let (index, keys, tags) = joined.expect("IAM tasks do not panic");
         per_user[index] = (keys, tags);
@@ -496,7 +498,7 @@ mod tests {
     fn a_hanging_call_times_out() {
         let result = block_on(poll_report(
             || async { Generated::Started },
-            || std::future::pending::<Fetched>(),
+            std::future::pending::<Fetched>,
             quick(100),
         ));
         assert!(result.unwrap_err().contains("not ready after"));
