@@ -50,8 +50,8 @@ fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<RawFile>) -> Result<()> {
     Ok(())
 }
 
-/// The export files under `DIR/aws` and `DIR/cloudtrail`, plus the inventory and history files
-/// used, as (relative path, bytes), sorted. Symbolic links and oddly named files are skipped.
+/// The export files under `DIR/aws` and `DIR/cloudtrail`, `DIR/coverage.json`, plus the
+/// inventory and history files used, as (relative path, bytes), sorted. Symbolic links and oddly named files are skipped.
 pub fn gather(
     dir: &Path,
     inventory: Option<&Path>,
@@ -63,6 +63,13 @@ pub fn gather(
         if path.is_dir() && !path.is_symlink() {
             gather_dir(&path, sub, &mut out)?;
         }
+    }
+    let coverage = dir.join("coverage.json");
+    if coverage.is_file() && !coverage.is_symlink() {
+        out.push((
+            "coverage.json".to_string(),
+            std::fs::read(&coverage).map_err(|e| Error::io(&coverage, e))?,
+        ));
     }
     for (file, name) in [(inventory, "inventory.toml"), (history, "history.jsonl")] {
         if let Some(file) = file {
