@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{CredentialKind, DeclaredCredential, Owner, OwnerStatus, RiskClass};
+use crate::rules::anomalous_usage::AnomalousUsageOptions;
+use crate::rules::auth_failure_spike::AuthFailureSpikeOptions;
 
 /// Rotation policy and every rule threshold. Defaults are those of the product design.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct Policy {
     pub audit_match_hours: u32,
     /// How far a date tag may be from the fact before it is drift.
     pub tag_tolerance_hours: u32,
+    /// Thresholds of anomalous-usage.
+    pub anomalous_usage: AnomalousUsageOptions,
+    /// Thresholds of auth-failure-spike.
+    pub auth_failure_spike: AuthFailureSpikeOptions,
 }
 
 impl Default for Policy {
@@ -55,6 +61,8 @@ impl Default for Policy {
             pending_stuck_hours: 24,
             audit_match_hours: 24,
             tag_tolerance_hours: 24,
+            anomalous_usage: AnomalousUsageOptions::default(),
+            auth_failure_spike: AuthFailureSpikeOptions::default(),
         }
     }
 }
@@ -125,6 +133,8 @@ struct RawPolicy {
     pending_stuck_hours: Option<u32>,
     audit_match_hours: Option<u32>,
     tag_tolerance_hours: Option<u32>,
+    anomalous_usage: Option<AnomalousUsageOptions>,
+    auth_failure_spike: Option<AuthFailureSpikeOptions>,
 }
 
 #[derive(Deserialize)]
@@ -313,6 +323,12 @@ fn build_policy(raw: RawPolicy, path: &Path) -> Result<Policy> {
     set(&mut policy.pending_stuck_hours, raw.pending_stuck_hours);
     set(&mut policy.audit_match_hours, raw.audit_match_hours);
     set(&mut policy.tag_tolerance_hours, raw.tag_tolerance_hours);
+    if let Some(options) = raw.anomalous_usage {
+        policy.anomalous_usage = options;
+    }
+    if let Some(options) = raw.auth_failure_spike {
+        policy.auth_failure_spike = options;
+    }
     Ok(policy)
 }
 
@@ -358,6 +374,24 @@ max_uses = 3
         assert_eq!(c.class, Some(RiskClass::B));
         assert_eq!(c.max_uses, Some(3));
         assert_eq!(c.line, 11);
+    }
+
+    #[test]
+    fn usage_rule_thresholds_are_configurable() {
+        let inv = parse_str(
+            "[policy.auth_failure_spike]\nmin_rate = 0.2\n[policy.anomalous_usage]\nbaseline_days = 7\n",
+        )
+        .unwrap();
+        assert_eq!(inv.policy.auth_failure_spike.min_rate, 0.2);
+        assert_eq!(
+            inv.policy.auth_failure_spike.min_auth_errors, 5,
+            "unset fields keep defaults"
+        );
+        assert_eq!(inv.policy.anomalous_usage.baseline_days, 7);
+        let err = parse_str("[policy.auth_failure_spike]\nrate = 0.2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `rate`"), "{err}");
     }
 
     #[test]

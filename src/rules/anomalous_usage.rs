@@ -41,8 +41,10 @@ pub static RULE: Rule = Rule {
     evaluate,
 };
 
-/// Thresholds of anomalous-usage (defaults: the product's; the lead may move them into `Policy`).
-#[derive(Debug, Clone, PartialEq)]
+/// Thresholds of anomalous-usage, set in `[policy.anomalous_usage]` of inventory.toml (any
+/// field left out keeps its default).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AnomalousUsageOptions {
     /// Hours before as-of whose use is judged.
     pub detection_hours: u32,
@@ -162,7 +164,7 @@ pub(super) fn list(items: &[String], limit: usize) -> String {
 }
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    evaluate_with(ctx, &AnomalousUsageOptions::default())
+    evaluate_with(ctx, &ctx.policy.anomalous_usage)
 }
 
 /// What one credential did in one detection hour, over all the ids it is recorded under.

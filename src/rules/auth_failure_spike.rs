@@ -24,8 +24,10 @@ pub static RULE: Rule = Rule {
     evaluate,
 };
 
-/// Thresholds of auth-failure-spike (defaults: the product's; the lead may move them into `Policy`).
-#[derive(Debug, Clone, PartialEq)]
+/// Thresholds of auth-failure-spike, set in `[policy.auth_failure_spike]` of inventory.toml (any
+/// field left out keeps its default).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthFailureSpikeOptions {
     /// Hours before as-of whose windows are judged.
     pub detection_hours: u32,
@@ -46,7 +48,7 @@ impl Default for AuthFailureSpikeOptions {
 }
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    evaluate_with(ctx, &AuthFailureSpikeOptions::default())
+    evaluate_with(ctx, &ctx.policy.auth_failure_spike)
 }
 
 /// Runs auth-failure-spike with explicit thresholds. One finding per credential, about its worst

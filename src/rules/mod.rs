@@ -14,9 +14,9 @@ use crate::model::{
 mod registry;
 pub use registry::{RULES, find};
 
-mod anomalous_usage;
+pub mod anomalous_usage;
 mod audit_trail_gap;
-mod auth_failure_spike;
+pub mod auth_failure_spike;
 mod credential_reuse;
 mod inactive_key_lingering;
 mod multiple_active_keys;
