@@ -183,13 +183,10 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
 
     let mut snapshot = Snapshot::open(&args.db)?;
     // Usage aggregates carry over from the latest run, so a baseline needs no old logs.
-    let previous = match snapshot.latest_run()? {
-        Some(run) => Some(snapshot.facts(run.id)?),
-        None => None,
+    let (old_usage, old_windows) = match snapshot.latest_run()? {
+        Some(run) => snapshot.usage(run.id)?,
+        None => Default::default(),
     };
-    let (old_usage, old_windows) = previous
-        .map(|p| (p.usage, p.auth_windows))
-        .unwrap_or_default();
     let (new_usage, new_windows) = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
     facts.usage = cloudtrail::merge_usage(&old_usage, &new_usage);
     facts.auth_windows = cloudtrail::merge_auth_windows(&old_windows, &new_windows);

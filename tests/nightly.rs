@@ -345,3 +345,36 @@ fn simulate_and_query_from_the_snapshot() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-credential"));
 }
+
+#[test]
+fn usage_baselines_carry_over_between_runs_without_the_old_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let logs = repo("fixtures/cloudtrail/invictus-aws-dataset/CloudTrail");
+    let logs = logs.to_str().unwrap();
+    let (code, _, stderr) = scan(
+        &repo("fixtures/demo-fleet"),
+        &db,
+        None,
+        &["-q", "--cloudtrail", logs],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // The next night: no logs given, yet the usage learnt from them is still in the snapshot.
+    assert_eq!(scan(&repo("fixtures/demo-fleet"), &db, None, &["-q"]).0, 0);
+    let snapshot = credaudit::snapshot::Snapshot::open_existing(&db).unwrap();
+    let (first, _) = snapshot.usage(1).unwrap();
+    let (second, _) = snapshot.usage(2).unwrap();
+    assert!(!first.is_empty(), "the real logs give usage");
+    assert_eq!(first, second);
+    let cloudtrail_events = snapshot
+        .facts(1)
+        .unwrap()
+        .events
+        .iter()
+        .filter(|e| e.source == "cloudtrail")
+        .count();
+    assert!(
+        cloudtrail_events > 0,
+        "lifecycle calls in the logs become evidence"
+    );
+}

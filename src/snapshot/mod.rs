@@ -268,6 +268,11 @@ impl Snapshot {
         read_findings(&self.conn, run_id).map_err(|e| self.err(e))
     }
 
+    /// A run's CloudTrail usage aggregates, without the rest of its facts.
+    pub fn usage(&self, run_id: i64) -> Result<(Vec<UsageBucket>, Vec<AuthWindow>)> {
+        read_usage(&self.conn, run_id).map_err(|e| self.err(e))
+    }
+
     /// The raw evidence files stored with a run, sorted by path.
     pub fn raw_files(&self, run_id: i64) -> Result<Vec<(String, Vec<u8>)>> {
         let mut stmt = self
@@ -555,6 +560,50 @@ fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result
     Ok(())
 }
 
+/// A run's CloudTrail usage aggregates: hourly buckets and authentication-failure windows.
+fn read_usage(
+    conn: &Connection,
+    run_id: i64,
+) -> rusqlite::Result<(Vec<UsageBucket>, Vec<AuthWindow>)> {
+    let mut stmt = conn.prepare(
+        "SELECT credential_id, hour, calls, errors, auth_errors, detail_json
+         FROM usage_buckets WHERE run_id = ?1 ORDER BY credential_id, hour",
+    )?;
+    let usage = stmt
+        .query_map([run_id], |r| {
+            let detail: String = r.get(5)?;
+            let detail: UsageDetail = serde_json::from_str(&detail).map_err(json_err)?;
+            Ok(UsageBucket {
+                credential_id: r.get(0)?,
+                hour: parse_ts(&r.get::<_, String>(1)?)?,
+                calls: r.get::<_, i64>(2)? as u64,
+                errors: r.get::<_, i64>(3)? as u64,
+                auth_errors: r.get::<_, i64>(4)? as u64,
+                source_ips: detail.source_ips,
+                regions: detail.regions,
+                operations: detail.operations,
+                error_codes: detail.error_codes,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT credential_id, start, calls, auth_errors
+         FROM auth_windows WHERE run_id = ?1 ORDER BY credential_id, start",
+    )?;
+    let auth_windows = stmt
+        .query_map([run_id], |r| {
+            Ok(AuthWindow {
+                credential_id: r.get(0)?,
+                start: parse_ts(&r.get::<_, String>(1)?)?,
+                calls: r.get::<_, i64>(2)? as u64,
+                auth_errors: r.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((usage, auth_windows))
+}
+
 /// The per-bucket maps, stored as one JSON column.
 #[derive(Serialize, serde::Deserialize)]
 struct UsageDetail {
@@ -702,42 +751,7 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
-    let mut stmt = conn.prepare(
-        "SELECT credential_id, hour, calls, errors, auth_errors, detail_json
-         FROM usage_buckets WHERE run_id = ?1 ORDER BY credential_id, hour",
-    )?;
-    let usage = stmt
-        .query_map([run_id], |r| {
-            let detail: String = r.get(5)?;
-            let detail: UsageDetail = serde_json::from_str(&detail).map_err(json_err)?;
-            Ok(UsageBucket {
-                credential_id: r.get(0)?,
-                hour: parse_ts(&r.get::<_, String>(1)?)?,
-                calls: r.get::<_, i64>(2)? as u64,
-                errors: r.get::<_, i64>(3)? as u64,
-                auth_errors: r.get::<_, i64>(4)? as u64,
-                source_ips: detail.source_ips,
-                regions: detail.regions,
-                operations: detail.operations,
-                error_codes: detail.error_codes,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-
-    let mut stmt = conn.prepare(
-        "SELECT credential_id, start, calls, auth_errors
-         FROM auth_windows WHERE run_id = ?1 ORDER BY credential_id, start",
-    )?;
-    let auth_windows = stmt
-        .query_map([run_id], |r| {
-            Ok(AuthWindow {
-                credential_id: r.get(0)?,
-                start: parse_ts(&r.get::<_, String>(1)?)?,
-                calls: r.get::<_, i64>(2)? as u64,
-                auth_errors: r.get::<_, i64>(3)? as u64,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (usage, auth_windows) = read_usage(conn, run_id)?;
 
     let mut stmt = conn.prepare(
         "SELECT rule, credential, reason, approver, ticket, expires, line
