@@ -124,7 +124,12 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         Some(p) => history::load(p)?,
         None => Vec::new(),
     };
-    let raw = collect::raw::gather(from, inventory_path.as_deref(), history_path.as_deref())?;
+    let raw = collect::raw::gather(
+        from,
+        inventory_path.as_deref(),
+        history_path.as_deref(),
+        waivers_path.as_deref(),
+    )?;
     let facts = Facts {
         inventory,
         observed: export.observed,

@@ -51,11 +51,12 @@ fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<RawFile>) -> Result<()> {
 }
 
 /// The export files under `DIR/aws` and `DIR/cloudtrail`, `DIR/coverage.json`, plus the
-/// inventory and history files used, as (relative path, bytes), sorted. Symbolic links and oddly named files are skipped.
+/// inventory, history and waivers files used, as (relative path, bytes), sorted. Symbolic links and oddly named files are skipped.
 pub fn gather(
     dir: &Path,
     inventory: Option<&Path>,
     history: Option<&Path>,
+    waivers: Option<&Path>,
 ) -> Result<Vec<RawFile>> {
     let mut out = Vec::new();
     for sub in ["aws", "cloudtrail"] {
@@ -71,7 +72,11 @@ pub fn gather(
             std::fs::read(&coverage).map_err(|e| Error::io(&coverage, e))?,
         ));
     }
-    for (file, name) in [(inventory, "inventory.toml"), (history, "history.jsonl")] {
+    for (file, name) in [
+        (inventory, "inventory.toml"),
+        (history, "history.jsonl"),
+        (waivers, "waivers.toml"),
+    ] {
         if let Some(file) = file {
             out.push((
                 name.to_string(),
