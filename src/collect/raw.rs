@@ -51,7 +51,8 @@ fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<RawFile>) -> Result<()> {
 }
 
 /// The export files under `DIR/aws` and `DIR/cloudtrail`, `DIR/coverage.json`, plus the
-/// inventory, history and waivers files used, as (relative path, bytes), sorted. Symbolic links and oddly named files are skipped.
+/// inventory, history and waivers files used, as (relative path, bytes), sorted. Symbolic
+/// links and oddly named files are skipped.
 pub fn gather(
     dir: &Path,
     inventory: Option<&Path>,
