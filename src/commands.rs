@@ -136,10 +136,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         events,
         coverage: export.coverage,
         waivers: match &waivers_path {
-            Some(p) => {
-                let known: Vec<&str> = RULES.iter().map(|r| r.meta.id).collect();
-                waivers::load(p, &known)?
-            }
+            Some(p) => waivers::load(p, &rules::ids())?,
             None => Vec::new(),
         },
         ..Facts::default()

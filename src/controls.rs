@@ -17,7 +17,7 @@ use crate::model::{CredentialKind, Finding};
 
 /// Every rule id a catalogue may name: the rule registry's.
 pub fn known_rules() -> Vec<&'static str> {
-    crate::rules::RULES.iter().map(|r| r.meta.id).collect()
+    crate::rules::ids()
 }
 
 /// The built-in catalogues: (file name under `controls/`, text).

@@ -69,7 +69,7 @@ pub fn build_view(
     let as_of = run.as_of;
     let ctx = EvalCtx::new(facts, as_of);
     let in_scope = scope(&ctx);
-    let rules_run: Vec<&str> = RULES.iter().map(|r| r.meta.id).collect();
+    let rules_run = crate::rules::ids();
     let control_facts = ControlFacts {
         findings,
         in_scope: &in_scope,

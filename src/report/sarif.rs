@@ -531,7 +531,7 @@ mod tests {
             .as_array()
             .expect("rules");
         let ids: Vec<&str> = rules.iter().filter_map(|r| r["id"].as_str()).collect();
-        let expected: Vec<&str> = RULES.iter().map(|r| r.meta.id).collect();
+        let expected = crate::rules::ids();
         assert_eq!(ids, expected, "one descriptor per rule, in catalogue order");
         for (descriptor, rule) in rules.iter().zip(RULES) {
             let meta = &rule.meta;

@@ -12,7 +12,7 @@ use crate::model::{
 };
 
 mod registry;
-pub use registry::{RULES, find};
+pub use registry::{RULES, find, ids};
 
 pub mod anomalous_usage;
 mod audit_trail_gap;

@@ -28,6 +28,11 @@ pub static RULES: &[&Rule] = &[
     &super::waiver_expired::RULE,
 ];
 
+/// Every rule id, in catalogue order.
+pub fn ids() -> Vec<&'static str> {
+    RULES.iter().map(|r| r.meta.id).collect()
+}
+
 /// The rule with this id.
 pub fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().copied().find(|r| r.meta.id == id)
