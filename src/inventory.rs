@@ -117,24 +117,59 @@ struct RawInventory {
     credentials: Vec<toml::Spanned<RawCredential>>,
 }
 
-/// Policy as written: every field optional, classes merged over the defaults.
+/// Policy as written: every field optional, classes merged over the defaults. Spans give the
+/// line of a value that is out of bounds.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     #[serde(default)]
-    classes: BTreeMap<String, u32>,
-    due_soon_hours: Option<u32>,
-    breach_factor: Option<f64>,
-    unused_days: Option<u32>,
-    unused_grace_days: Option<u32>,
-    key_overlap_hours: Option<u32>,
-    inactive_key_days: Option<u32>,
-    secret_unused_days: Option<u32>,
-    pending_stuck_hours: Option<u32>,
-    audit_match_hours: Option<u32>,
-    tag_tolerance_hours: Option<u32>,
-    anomalous_usage: Option<AnomalousUsageOptions>,
-    auth_failure_spike: Option<AuthFailureSpikeOptions>,
+    classes: BTreeMap<String, toml::Spanned<u32>>,
+    due_soon_hours: Option<toml::Spanned<u32>>,
+    breach_factor: Option<toml::Spanned<f64>>,
+    unused_days: Option<toml::Spanned<u32>>,
+    unused_grace_days: Option<toml::Spanned<u32>>,
+    key_overlap_hours: Option<toml::Spanned<u32>>,
+    inactive_key_days: Option<toml::Spanned<u32>>,
+    secret_unused_days: Option<toml::Spanned<u32>>,
+    pending_stuck_hours: Option<toml::Spanned<u32>>,
+    audit_match_hours: Option<toml::Spanned<u32>>,
+    tag_tolerance_hours: Option<toml::Spanned<u32>>,
+    anomalous_usage: Option<toml::Spanned<AnomalousUsageOptions>>,
+    auth_failure_spike: Option<toml::Spanned<AuthFailureSpikeOptions>>,
+}
+
+// Bounds of the numbers in inventory.toml: wide enough for any real policy, narrow enough that
+// no date computed from them leaves the representable range.
+
+/// Longest interval or day count: 100 years.
+pub const MAX_DAYS: u32 = 36_500;
+/// Longest window in hours: 100 years.
+pub const MAX_HOURS: u32 = 876_000;
+/// Largest count (calls, failures, uses).
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+/// Largest breach factor (a multiple of the interval).
+pub const MAX_BREACH_FACTOR: f64 = 100.0;
+/// Largest number of standard deviations of a rate spike.
+pub const MAX_RATE_SIGMAS: f64 = 100.0;
+
+/// Checks that `value` of `field` lies in `min..=max` (`unit` names what it counts); the error
+/// names the field, the bounds and what was found. NaN is never in range.
+fn bounded<T: PartialOrd + std::fmt::Display>(
+    path: &Path,
+    location: &str,
+    field: &str,
+    value: T,
+    (min, max): (T, T),
+    unit: &str,
+) -> Result<T> {
+    if value >= min && value <= max {
+        return Ok(value);
+    }
+    Err(Error::input(
+        path,
+        location,
+        format!("{field} = {value} is out of range: expected {min} to {max}{unit}"),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -180,7 +215,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
         Error::input(path, location, e.message().trim().to_string())
     })?;
 
-    let policy = build_policy(raw.policy.unwrap_or_default(), path)?;
+    let policy = build_policy(raw.policy.unwrap_or_default(), path, &lines)?;
 
     let mut owners = Vec::with_capacity(raw.owners.len());
     let mut owner_ids = HashSet::new();
@@ -241,8 +276,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
                     .map_err(|e| Error::input(path, at(), format!("class \"{s}\": expected {e}")))
             })
             .transpose()?;
-        if c.interval_days == Some(0) {
-            return Err(Error::input(path, at(), "interval_days must be at least 1"));
+        if let Some(days) = c.interval_days {
+            bounded(path, &at(), "interval_days", days, (1, MAX_DAYS), " days")?;
+        }
+        if let Some(uses) = c.max_uses {
+            bounded(path, &at(), "max_uses", uses, (0, MAX_COUNT), "")?;
         }
         if let Some(account) = &c.account
             && !is_account_id(account)
@@ -280,54 +318,200 @@ pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn build_policy(raw: RawPolicy, path: &Path) -> Result<Policy> {
+fn build_policy(raw: RawPolicy, path: &Path, lines: &crate::error::LineIndex) -> Result<Policy> {
+    let at = |table: &str, span: std::ops::Range<usize>| {
+        format!("line {} ([{table}])", lines.line(span.start))
+    };
     let mut policy = Policy::default();
     for (name, days) in raw.classes {
+        let location = at("policy.classes", days.span());
         let class: RiskClass = name.parse().map_err(|e| {
-            Error::input(
-                path,
-                "[policy.classes]",
-                format!("class \"{name}\": expected {e}"),
-            )
+            Error::input(path, &location, format!("class \"{name}\": expected {e}"))
         })?;
-        if days == 0 {
-            return Err(Error::input(
-                path,
-                "[policy.classes]",
-                format!("class {name}: interval must be at least 1 day"),
-            ));
-        }
+        let days = bounded(
+            path,
+            &location,
+            &name,
+            days.into_inner(),
+            (1, MAX_DAYS),
+            " days",
+        )?;
         policy.classes.insert(class, days);
     }
     if let Some(f) = raw.breach_factor {
-        if !(f.is_finite() && f >= 1.0) {
+        let location = at("policy", f.span());
+        policy.breach_factor = bounded(
+            path,
+            &location,
+            "breach_factor",
+            f.into_inner(),
+            (1.0, MAX_BREACH_FACTOR),
+            " (a multiple of the interval)",
+        )?;
+    }
+    // (slot, value as written, field, minimum, maximum, unit)
+    let numbers = [
+        (
+            &mut policy.due_soon_hours,
+            raw.due_soon_hours,
+            "due_soon_hours",
+            0,
+            MAX_HOURS,
+            " hours",
+        ),
+        (
+            &mut policy.unused_days,
+            raw.unused_days,
+            "unused_days",
+            1,
+            MAX_DAYS,
+            " days",
+        ),
+        (
+            &mut policy.unused_grace_days,
+            raw.unused_grace_days,
+            "unused_grace_days",
+            0,
+            MAX_DAYS,
+            " days",
+        ),
+        (
+            &mut policy.key_overlap_hours,
+            raw.key_overlap_hours,
+            "key_overlap_hours",
+            0,
+            MAX_HOURS,
+            " hours",
+        ),
+        (
+            &mut policy.inactive_key_days,
+            raw.inactive_key_days,
+            "inactive_key_days",
+            1,
+            MAX_DAYS,
+            " days",
+        ),
+        (
+            &mut policy.secret_unused_days,
+            raw.secret_unused_days,
+            "secret_unused_days",
+            1,
+            MAX_DAYS,
+            " days",
+        ),
+        (
+            &mut policy.pending_stuck_hours,
+            raw.pending_stuck_hours,
+            "pending_stuck_hours",
+            0,
+            MAX_HOURS,
+            " hours",
+        ),
+        (
+            &mut policy.audit_match_hours,
+            raw.audit_match_hours,
+            "audit_match_hours",
+            0,
+            MAX_HOURS,
+            " hours",
+        ),
+        (
+            &mut policy.tag_tolerance_hours,
+            raw.tag_tolerance_hours,
+            "tag_tolerance_hours",
+            0,
+            MAX_HOURS,
+            " hours",
+        ),
+    ];
+    for (slot, value, field, min, max, unit) in numbers {
+        if let Some(value) = value {
+            let location = at("policy", value.span());
+            *slot = bounded(path, &location, field, value.into_inner(), (min, max), unit)?;
+        }
+    }
+    if let Some(options) = raw.anomalous_usage {
+        let location = at("policy.anomalous_usage", options.span());
+        let o = options.into_inner();
+        let check = |field, value: u64, min, max, unit| {
+            bounded(path, &location, field, value, (min, max), unit)
+        };
+        check(
+            "detection_hours",
+            o.detection_hours.into(),
+            1,
+            MAX_HOURS.into(),
+            " hours",
+        )?;
+        check(
+            "baseline_days",
+            o.baseline_days.into(),
+            1,
+            MAX_DAYS.into(),
+            " days",
+        )?;
+        check(
+            "min_baseline_calls",
+            o.min_baseline_calls,
+            0,
+            MAX_COUNT,
+            " calls",
+        )?;
+        check(
+            "min_baseline_active_hours",
+            o.min_baseline_active_hours as u64,
+            0,
+            MAX_HOURS.into(),
+            " hours",
+        )?;
+        bounded(
+            path,
+            &location,
+            "rare_operation_share",
+            o.rare_operation_share,
+            (0.0, 1.0),
+            " (a share of the baseline calls)",
+        )?;
+        if !(o.rate_sigmas > 0.0 && o.rate_sigmas <= MAX_RATE_SIGMAS) {
             return Err(Error::input(
                 path,
-                "[policy] breach_factor",
-                "expected a number of at least 1.0",
+                &location,
+                format!(
+                    "rate_sigmas = {} is out of range: expected more than 0 and at most {MAX_RATE_SIGMAS} (standard deviations)",
+                    o.rate_sigmas
+                ),
             ));
         }
-        policy.breach_factor = f;
-    }
-    let set = |slot: &mut u32, v: Option<u32>| {
-        if let Some(v) = v {
-            *slot = v;
-        }
-    };
-    set(&mut policy.due_soon_hours, raw.due_soon_hours);
-    set(&mut policy.unused_days, raw.unused_days);
-    set(&mut policy.unused_grace_days, raw.unused_grace_days);
-    set(&mut policy.key_overlap_hours, raw.key_overlap_hours);
-    set(&mut policy.inactive_key_days, raw.inactive_key_days);
-    set(&mut policy.secret_unused_days, raw.secret_unused_days);
-    set(&mut policy.pending_stuck_hours, raw.pending_stuck_hours);
-    set(&mut policy.audit_match_hours, raw.audit_match_hours);
-    set(&mut policy.tag_tolerance_hours, raw.tag_tolerance_hours);
-    if let Some(options) = raw.anomalous_usage {
-        policy.anomalous_usage = options;
+        policy.anomalous_usage = o;
     }
     if let Some(options) = raw.auth_failure_spike {
-        policy.auth_failure_spike = options;
+        let location = at("policy.auth_failure_spike", options.span());
+        let o = options.into_inner();
+        bounded(
+            path,
+            &location,
+            "detection_hours",
+            o.detection_hours,
+            (1, MAX_HOURS),
+            " hours",
+        )?;
+        bounded(
+            path,
+            &location,
+            "min_rate",
+            o.min_rate,
+            (0.0, 1.0),
+            " (a share of the calls in a window)",
+        )?;
+        bounded(
+            path,
+            &location,
+            "min_auth_errors",
+            o.min_auth_errors,
+            (0, MAX_COUNT),
+            "",
+        )?;
+        policy.auth_failure_spike = o;
     }
     Ok(policy)
 }
@@ -392,6 +576,91 @@ max_uses = 3
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `rate`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_numbers_out_of_bounds_naming_line_field_bound_and_value() {
+        let cases = [
+            (
+                "[policy]\ndue_soon_hours = 48\nunused_days = 0\n",
+                "inventory.toml: line 3 ([policy]): unused_days = 0 is out of range: expected 1 to 36500 days",
+            ),
+            (
+                "[policy]\ntag_tolerance_hours = 4294967295\n",
+                "line 2 ([policy]): tag_tolerance_hours = 4294967295 is out of range: expected 0 to 876000 hours",
+            ),
+            (
+                "[policy]\nbreach_factor = 1e300\n",
+                "breach_factor = 1000000",
+            ),
+            ("[policy]\nbreach_factor = nan\n", "breach_factor = NaN"),
+            ("[policy]\nbreach_factor = 0.5\n", "expected 1 to 100"),
+            (
+                "[policy.classes]\nA = 14\nB = 4294967295\n",
+                "line 3 ([policy.classes]): B = 4294967295 is out of range: expected 1 to 36500 days",
+            ),
+            ("[policy.classes]\nC = 0\n", "C = 0 is out of range"),
+            (
+                "[policy.anomalous_usage]\nbaseline_days = 4294967295\n",
+                "([policy.anomalous_usage]): baseline_days = 4294967295 is out of range: expected 1 to 36500 days",
+            ),
+            (
+                "[policy.anomalous_usage]\ndetection_hours = 0\n",
+                "detection_hours = 0 is out of range: expected 1 to 876000 hours",
+            ),
+            (
+                "[policy.anomalous_usage]\nrare_operation_share = 1.5\n",
+                "rare_operation_share = 1.5 is out of range: expected 0 to 1",
+            ),
+            (
+                "[policy.anomalous_usage]\nrate_sigmas = inf\n",
+                "rate_sigmas = inf is out of range",
+            ),
+            (
+                "[policy.anomalous_usage]\nrate_sigmas = 0.0\n",
+                "more than 0",
+            ),
+            (
+                "[policy.anomalous_usage]\nmin_baseline_calls = 10000000000001\n",
+                "min_baseline_calls = 10000000000001 is out of range: expected 0 to 1000000000000 calls",
+            ),
+            (
+                "[policy.auth_failure_spike]\ndetection_hours = 4294967295\n",
+                "([policy.auth_failure_spike]): detection_hours = 4294967295 is out of range: expected 1 to 876000 hours",
+            ),
+            (
+                "[policy.auth_failure_spike]\nmin_rate = -0.1\n",
+                "min_rate = -0.1 is out of range: expected 0 to 1",
+            ),
+            (
+                "[[credentials]]\nid = \"x\"\nkind = \"secret\"\ninterval_days = 4294967295\n",
+                "line 1 (credential \"x\"): interval_days = 4294967295 is out of range: expected 1 to 36500 days",
+            ),
+            (
+                "[[credentials]]\nid = \"x\"\nkind = \"secret\"\ninterval_days = 0\n",
+                "interval_days = 0 is out of range",
+            ),
+            (
+                "[[credentials]]\nid = \"x\"\nkind = \"secret\"\nmax_uses = 10000000000000\n",
+                "max_uses = 10000000000000 is out of range: expected 0 to 1000000000000",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse_str(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        // The bounds themselves are accepted, and so are zero grace and tolerance.
+        let inv = parse_str(
+            "[policy]\nunused_grace_days = 0\ntag_tolerance_hours = 0\nbreach_factor = 100\n\
+             [policy.classes]\nD = 36500\n[policy.anomalous_usage]\nbaseline_days = 36500\n\
+             detection_hours = 876000\nrare_operation_share = 0\n\
+             [policy.auth_failure_spike]\ndetection_hours = 876000\nmin_rate = 1\n\
+             [[credentials]]\nid = \"x\"\nkind = \"secret\"\ninterval_days = 36500\nmax_uses = 0\n",
+        )
+        .unwrap();
+        assert_eq!(inv.policy.class_interval(Some(RiskClass::D)), 36_500);
+        assert_eq!(inv.policy.anomalous_usage.baseline_days, 36_500);
+        assert_eq!(inv.credentials[0].max_uses, Some(0));
     }
 
     #[test]

@@ -25,7 +25,8 @@ fn main() {
     match result {
         Ok(outcome) => std::process::exit(outcome.exit_code()),
         Err(err) => {
-            eprintln!("error: {err}");
+            // The message may quote an input file or AWS; keep it from acting on the terminal.
+            eprintln!("error: {}", credaudit::term::escape(&err.to_string()));
             std::process::exit(2);
         }
     }

@@ -164,7 +164,7 @@ impl PlanConfig {
 
     /// When an action of this severity is due.
     pub fn due(&self, as_of: Timestamp, severity: Severity) -> Timestamp {
-        as_of + Duration::hours(i64::from(self.hours(severity)))
+        crate::rules::add_saturating(as_of, Duration::hours(i64::from(self.hours(severity))))
     }
 }
 

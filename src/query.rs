@@ -121,22 +121,10 @@ impl Table {
     }
 }
 
-/// A cell as a terminal may show it: control characters (escape sequences, newlines) escaped.
+/// A cell as a terminal may show it: control characters (escape sequences, newlines) and bidi
+/// controls escaped ([`crate::term::escape`]).
 fn printable(cell: &str) -> Cow<'_, str> {
-    if cell.chars().any(char::is_control) {
-        cell.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        cell.into()
-    }
+    crate::term::escape(cell)
 }
 
 /// Columns of [`rotations`].

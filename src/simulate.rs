@@ -398,8 +398,9 @@ impl Simulation {
     }
 }
 
-/// Text safe inside Markdown (paragraphs, list items, table cells): Markdown's active
-/// characters backslash-escaped, line breaks and other control characters turned into spaces.
+/// Text safe inside Markdown (paragraphs, list items, table cells) and on the terminal it is
+/// printed to: Markdown's active characters backslash-escaped, line breaks, other control
+/// characters and bidi controls ([`crate::term::is_unsafe`]) turned into spaces.
 fn md_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -408,7 +409,7 @@ fn md_escape(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push(' '),
+            c if crate::term::is_unsafe(c) => out.push(' '),
             c => out.push(c),
         }
     }
@@ -432,7 +433,7 @@ fn lookback(q: &Question, as_of: Timestamp) -> Lookback {
         format!("{days}-day")
     };
     Lookback {
-        start: as_of - Duration::days(i64::from(days)),
+        start: crate::rules::sub_saturating(as_of, Duration::days(i64::from(days))),
         label,
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::Duration;
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
 use crate::model::{AuthWindow, CredentialKind, Finding, Severity, Timestamp, UsageBucket};
 
 pub static RULE: Rule = Rule {
@@ -177,8 +177,14 @@ struct Hour<'a> {
 
 /// Runs anomalous-usage with explicit thresholds.
 pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Finding> {
-    let detection_start = ctx.as_of - Duration::hours(i64::from(options.detection_hours));
-    let baseline_start = detection_start - Duration::days(i64::from(options.baseline_days));
+    let detection_start = sub_saturating(
+        ctx.as_of,
+        Duration::hours(i64::from(options.detection_hours)),
+    );
+    let baseline_start = sub_saturating(
+        detection_start,
+        Duration::days(i64::from(options.baseline_days)),
+    );
     let mut findings = Vec::new();
     for view in &ctx.credentials {
         let buckets = usage_of(ctx, view);

@@ -1,7 +1,7 @@
 //! audit-trail-gap: a rotation visible in AWS without a matching history event, or a history
 //! event AWS does not bear out.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
 use crate::model::{CredentialKind, EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -77,7 +77,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         }
         let unconfirmed = events.iter().rev().find(|e| {
             e.event_type == EventType::RotationCompleted
-                && aws_rotation.is_none_or(|r| r < e.time - tolerance)
+                && aws_rotation.is_none_or(|r| r < sub_saturating(e.time, tolerance))
         });
         if let Some(e) = unconfirmed {
             findings.push(ctx.finding(

@@ -4,7 +4,7 @@
 use chrono::Duration;
 
 use super::anomalous_usage::{auth_windows_of, hour_of};
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
 use crate::model::is_auth_error;
 use crate::model::{Finding, Severity};
 
@@ -54,7 +54,10 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
 /// Runs auth-failure-spike with explicit thresholds. One finding per credential, about its worst
 /// window (most failures, then the earliest), with the number of spiking windows.
 pub fn evaluate_with(ctx: &EvalCtx, options: &AuthFailureSpikeOptions) -> Vec<Finding> {
-    let detection_start = ctx.as_of - Duration::hours(i64::from(options.detection_hours));
+    let detection_start = sub_saturating(
+        ctx.as_of,
+        Duration::hours(i64::from(options.detection_hours)),
+    );
     let mut findings = Vec::new();
     for view in &ctx.credentials {
         let spikes: Vec<_> = auth_windows_of(ctx, view)

@@ -224,9 +224,10 @@ impl<'a> EvalCtx<'a> {
         aws.max(history)
     }
 
-    /// When the next rotation is due.
+    /// When the next rotation is due (the end of time when that is past it).
     pub fn due(&self, view: &CredentialView) -> Option<Timestamp> {
-        self.last_rotation(view).map(|t| t + self.interval(view))
+        self.last_rotation(view)
+            .map(|t| add_saturating(t, self.interval(view)))
     }
 
     /// Whether history was supplied at all (rules about history gaps need it).
@@ -265,6 +266,25 @@ impl<'a> EvalCtx<'a> {
     }
 }
 
+/// `t + d`, or the first or last representable time when that is out of range: no configured
+/// or input-derived duration can make time arithmetic panic.
+pub fn add_saturating(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
+        Timestamp::MIN_UTC
+    } else {
+        Timestamp::MAX_UTC
+    })
+}
+
+/// `t - d`, saturating like [`add_saturating`].
+pub fn sub_saturating(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_sub_signed(d).unwrap_or(if d < Duration::zero() {
+        Timestamp::MAX_UTC
+    } else {
+        Timestamp::MIN_UTC
+    })
+}
+
 /// A time as the evidence shows it.
 pub fn fmt_time(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -298,3 +318,128 @@ pub fn sort_findings(findings: &mut [Finding]) {
 
 #[cfg(test)]
 pub(crate) mod testkit;
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::{as_of, declare, event, facts, key, secret};
+    use super::*;
+    use crate::model::{AuthWindow, UsageBucket};
+
+    #[test]
+    fn time_arithmetic_saturates_at_the_ends_of_time() {
+        let huge_days = Duration::days(i64::from(u32::MAX));
+        let huge_hours = Duration::hours(i64::from(u32::MAX));
+        assert_eq!(add_saturating(as_of(), huge_days), Timestamp::MAX_UTC);
+        assert_eq!(sub_saturating(as_of(), huge_hours), Timestamp::MIN_UTC);
+        assert_eq!(add_saturating(as_of(), -huge_days), Timestamp::MIN_UTC);
+        assert_eq!(sub_saturating(as_of(), -huge_days), Timestamp::MAX_UTC);
+        assert_eq!(
+            add_saturating(Timestamp::MAX_UTC, Duration::MAX),
+            Timestamp::MAX_UTC
+        );
+        assert_eq!(
+            sub_saturating(Timestamp::MIN_UTC, Duration::MAX),
+            Timestamp::MIN_UTC
+        );
+        assert_eq!(
+            add_saturating(Timestamp::MIN_UTC, Duration::MIN),
+            Timestamp::MIN_UTC
+        );
+        assert_eq!(
+            sub_saturating(Timestamp::MAX_UTC, Duration::MIN),
+            Timestamp::MAX_UTC
+        );
+        // In range, they are plain arithmetic.
+        assert_eq!(
+            add_saturating(as_of(), Duration::days(14)),
+            as_of() + Duration::days(14)
+        );
+        assert_eq!(
+            sub_saturating(as_of(), Duration::hours(24)),
+            as_of() - Duration::hours(24)
+        );
+    }
+
+    /// Every rule at the widest numbers a policy type can hold (beyond what inventory.toml
+    /// accepts) and at dates at the ends of time: nothing panics.
+    #[test]
+    fn no_rule_panics_on_extreme_numbers_or_dates() {
+        let mut old = key("AKIAOLD0000000000001", "svc", 10);
+        old.created_at = Some(Timestamp::MIN_UTC);
+        old.last_used_at = Some(Timestamp::MIN_UTC);
+        let mut future = key("AKIAFUTURE0000000001", "svc", 10);
+        future.created_at = Some(Timestamp::MAX_UTC);
+        let mut stuck = secret("prod/db", 3);
+        stuck.last_rotated_at = Some(Timestamp::MAX_UTC);
+        let mut declared = vec![
+            declare(&old.id, CredentialKind::IamAccessKey),
+            declare(&future.id, CredentialKind::IamAccessKey),
+            declare("prod/db", CredentialKind::Secret),
+        ];
+        for d in &mut declared {
+            d.interval_days = Some(u32::MAX);
+            d.max_uses = Some(u64::MAX);
+        }
+        let events = vec![
+            event(
+                &old.id,
+                EventType::RotationCompleted,
+                Timestamp::MIN_UTC,
+                None,
+            ),
+            event(
+                &future.id,
+                EventType::RotationCompleted,
+                Timestamp::MAX_UTC,
+                None,
+            ),
+        ];
+        let mut facts = facts(vec![old.clone(), future, stuck], declared, events);
+        let policy = &mut facts.inventory.policy;
+        for interval in policy.classes.values_mut() {
+            *interval = u32::MAX;
+        }
+        policy.due_soon_hours = u32::MAX;
+        policy.breach_factor = f64::MAX;
+        policy.unused_days = u32::MAX;
+        policy.unused_grace_days = u32::MAX;
+        policy.key_overlap_hours = u32::MAX;
+        policy.inactive_key_days = u32::MAX;
+        policy.secret_unused_days = u32::MAX;
+        policy.pending_stuck_hours = u32::MAX;
+        policy.audit_match_hours = u32::MAX;
+        policy.tag_tolerance_hours = u32::MAX;
+        policy.anomalous_usage.detection_hours = u32::MAX;
+        policy.anomalous_usage.baseline_days = u32::MAX;
+        policy.anomalous_usage.rate_sigmas = f64::MAX;
+        policy.auth_failure_spike.detection_hours = u32::MAX;
+        facts.usage = [Timestamp::MIN_UTC, as_of()]
+            .into_iter()
+            .map(|hour| UsageBucket {
+                credential_id: old.id.clone(),
+                hour,
+                calls: u64::MAX / 4,
+                ..UsageBucket::default()
+            })
+            .collect();
+        facts.auth_windows = vec![AuthWindow {
+            credential_id: old.id.clone(),
+            start: as_of(),
+            calls: u64::MAX,
+            auth_errors: u64::MAX,
+        }];
+        for at in [as_of(), Timestamp::MIN_UTC, Timestamp::MAX_UTC] {
+            let findings = evaluate(&facts, at);
+            let ctx = EvalCtx::new(&facts, at);
+            for view in &ctx.credentials {
+                let _ = ctx.due(view);
+            }
+            assert!(findings.iter().all(|f| !f.rule.is_empty()));
+        }
+        let config = crate::plan::PlanConfig {
+            critical_hours: u32::MAX,
+            ..Default::default()
+        };
+        assert_eq!(config.due(as_of(), Severity::Critical), Timestamp::MAX_UTC);
+    }
+}

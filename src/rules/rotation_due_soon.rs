@@ -1,6 +1,6 @@
 //! rotation-due-soon: due within the "due soon" window (48 h); feeds the remediation plan.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, add_saturating, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -21,7 +21,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .iter()
         .filter(|v| v.is_active() && v.kind != CredentialKind::RootAccessKey)
         .filter_map(|v| ctx.due(v).map(|due| (v, due)))
-        .filter(|(_, due)| *due >= ctx.as_of && *due <= ctx.as_of + window)
+        .filter(|(_, due)| *due >= ctx.as_of && *due <= add_saturating(ctx.as_of, window))
         .map(|(v, due)| {
             let hours = (due - ctx.as_of).num_hours();
             ctx.finding(

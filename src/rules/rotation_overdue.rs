@@ -1,6 +1,6 @@
 //! rotation-overdue: older than its rotation interval; critical past the breach factor.
 
-use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, add_saturating, days, fmt_time};
 use crate::model::{CredentialKind, Finding, RiskClass, Severity};
 
 pub static RULE: Rule = Rule {
@@ -54,7 +54,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                         ("last_rotation", fmt_time(last)),
                         ("age_days", days(age).to_string()),
                         ("interval_days", days(interval).to_string()),
-                        ("due", fmt_time(last + interval)),
+                        ("due", fmt_time(add_saturating(last, interval))),
                     ],
                 ));
             }
