@@ -2,6 +2,7 @@
 //! bundle, then `manifest.json` with the SHA-256 of each; `verify` re-checks a bundle.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,13 @@ use super::view::{
 };
 use super::{
     FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, junit, markdown, plan_files,
-    sarif, write_atomic,
+    sarif,
 };
 use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
 use crate::diff::Diff;
 use crate::error::{Error, Result};
 use crate::model::{EventType, Facts, Finding, KeyStatus, OwnerStatus};
+use crate::output;
 use crate::plan::{self, PlanConfig};
 use crate::rules::{EvalCtx, RULES, fmt_time};
 use crate::snapshot::RunMeta;
@@ -442,9 +444,115 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
     ok.then(|| p.to_path_buf())
 }
 
-/// Writes the whole bundle into `out` and returns the manifest.
+/// The message of an `--out` folder that holds something else than a credaudit bundle.
+fn foreign_out(out: &Path) -> Error {
+    Error::Usage(format!(
+        "--out {}: holds files that are not a credaudit bundle; choose an empty or new folder",
+        out.display()
+    ))
+}
+
+/// `out` with a plain last component (`out/.` is `out`), refused when it names no folder of its
+/// own (`.`, `..`, `/`): the bundle replaces the folder as a whole.
+fn bundle_path(out: &Path) -> Result<PathBuf> {
+    let name = out.file_name().ok_or_else(|| {
+        Error::Usage(format!(
+            "--out {}: name a folder of its own (not `.`, `..` or `/`); the bundle replaces it whole",
+            out.display()
+        ))
+    })?;
+    Ok(output::parent_of(out).join(name))
+}
+
+/// Whether `dir` (a real folder) holds a previous bundle: a regular `manifest.json` that parses
+/// as a credaudit manifest.
+fn holds_bundle(dir: &Path) -> bool {
+    let path = dir.join("manifest.json");
+    std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file())
+        && std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok())
+            .is_some_and(|m| m.tool == "credaudit")
+}
+
+/// Checks that a bundle may be written to `out`: it does not exist, or it is a real folder (not
+/// a symlink) that is empty or holds a previous credaudit bundle, which the new one replaces.
+/// Anything else is refused, so a user's files are never deleted. Gives whether `out` exists.
+pub fn check_out_dir(out: &Path) -> Result<bool> {
+    let out = bundle_path(out)?;
+    match std::fs::symlink_metadata(&out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(&out, e)),
+        Ok(meta) if meta.file_type().is_dir() => {
+            let empty = std::fs::read_dir(&out)
+                .map_err(|e| Error::io(&out, e))?
+                .next()
+                .is_none();
+            if empty || holds_bundle(&out) {
+                Ok(true)
+            } else {
+                Err(foreign_out(&out))
+            }
+        }
+        Ok(_) => Err(Error::Usage(format!(
+            "--out {}: is a file or a symlink, not a folder; choose an empty or new folder",
+            out.display()
+        ))),
+    }
+}
+
+/// Writes the whole bundle and returns the manifest. The bundle is built in a new owner-only
+/// folder beside `out` and renamed into place, replacing a previous bundle as a whole (so no
+/// stale file survives and nothing planted in `out` is written through); see [`check_out_dir`]
+/// for what `out` may hold.
 pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifest> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    check_out_dir(out)?;
+    let out = bundle_path(out)?;
+    let parent = output::parent_of(&out);
+    output::create_private_dir_all(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".credaudit-bundle-")
+        .permissions(std::fs::Permissions::from_mode(output::DIR_MODE))
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    output::make_private_dir(staging.path())?;
+    let manifest = fill_bundle(staging.path(), view, raw)?;
+    swap_in(staging, &out)?;
+    Ok(manifest)
+}
+
+/// Renames the finished bundle `staging` to `out`; an existing `out` (checked again just
+/// before) is first renamed aside, then removed.
+fn swap_in(staging: tempfile::TempDir, out: &Path) -> Result<()> {
+    let parent = output::parent_of(out);
+    if !check_out_dir(out)? {
+        let new = staging.keep();
+        return std::fs::rename(&new, out).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&new);
+            Error::io(out, e)
+        });
+    }
+    // A fresh, empty, uniquely named folder to rename the old bundle over.
+    let old = tempfile::Builder::new()
+        .prefix(".credaudit-old-")
+        .permissions(std::fs::Permissions::from_mode(output::DIR_MODE))
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    std::fs::rename(out, old.path()).map_err(|e| Error::io(out, e))?;
+    let new = staging.keep();
+    if let Err(e) = std::fs::rename(&new, out) {
+        let _ = std::fs::remove_dir_all(&new);
+        let old = old.keep();
+        let _ = std::fs::rename(&old, out);
+        return Err(Error::io(out, e));
+    }
+    // Dropping `old` removes the previous bundle.
+    drop(old);
+    Ok(())
+}
+
+/// Writes every file of the bundle into the new folder `dir`, then `manifest.json`.
+fn fill_bundle(dir: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifest> {
     let header = ReportHeader {
         tool: view.tool,
         version: view.version,
@@ -483,17 +591,9 @@ pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Ma
     }
     let mut entries = Vec::with_capacity(files.len());
     for (name, bytes) in &files {
-        let path = out.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        let (dir, file) = (
-            path.parent().unwrap_or(out),
-            path.file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        );
-        write_atomic(dir, &file, bytes)?;
+        let path = dir.join(name);
+        output::create_private_dir_all(output::parent_of(&path))?;
+        output::write_file(&path, bytes)?;
         entries.push(ManifestFile {
             path: name.clone(),
             sha256: sha256_hex(bytes),
@@ -523,39 +623,125 @@ pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Ma
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).expect("plain data");
     bytes.push(b'\n');
-    write_atomic(out, "manifest.json", &bytes)?;
+    output::write_atomic(dir, "manifest.json", &bytes)?;
     Ok(manifest)
 }
 
-/// Writes `<out>.tar.gz` holding the bundle folder (sorted entries, fixed times and modes, so
-/// the same bundle gives the same archive).
+/// Mode of the files in the archive (owner-only, as in the bundle folder).
+const ARCHIVE_FILE_MODE: u32 = output::FILE_MODE;
+/// Mode of the folders in the archive.
+const ARCHIVE_DIR_MODE: u32 = output::DIR_MODE;
+
+/// Writes `<out>.tar.gz` holding the bundle folder (sorted entries, fixed times, owner-only
+/// modes, so the same bundle gives the same archive). The archive is written to a new temporary
+/// file beside it and renamed into place: a file or symlink already at that path is replaced,
+/// never written through. Each file is read back only if it is a regular file whose SHA-256
+/// matches the manifest.
 pub fn write_archive(out: &Path, manifest: &Manifest) -> Result<PathBuf> {
+    let out = bundle_path(out)?;
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
-        .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| "bundle".to_string());
-    let archive = out.with_file_name(format!("{name}.tar.gz"));
-    let file = std::fs::File::create(&archive).map_err(|e| Error::io(&archive, e))?;
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    let mut paths: Vec<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
-    paths.push("manifest.json".into());
-    paths.sort();
-    for rel in paths {
-        let src = out.join(&rel);
-        let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        tar.append_data(&mut header, format!("{name}/{rel}"), bytes.as_slice())
-            .map_err(|e| Error::io(&archive, e))?;
+    let archive = output::parent_of(&out).join(format!("{name}.tar.gz"));
+
+    let mut hashes: BTreeMap<String, Option<&str>> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), Some(f.sha256.as_str())))
+        .collect();
+    hashes.insert("manifest.json".into(), None);
+    // Folders first in sort order ("raw" < "raw/..."), each once.
+    let mut folders: BTreeSet<String> = BTreeSet::new();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(hashes.len());
+    for (rel, sha256) in &hashes {
+        let Some(rel_path) = safe_relative_bundle(rel) else {
+            return Err(Error::input_file(
+                &out.join("manifest.json"),
+                format!("lists {rel:?}, which leaves the bundle"),
+            ));
+        };
+        let mut folder = rel_path.parent();
+        while let Some(f) = folder.filter(|f| !f.as_os_str().is_empty()) {
+            folders.insert(f.to_string_lossy().replace('\\', "/"));
+            folder = f.parent();
+        }
+        let src = out.join(rel_path);
+        let bytes = read_regular(&src)?;
+        if sha256.is_some_and(|expected| sha256_hex(&bytes) != expected) {
+            return Err(Error::input_file(
+                &src,
+                "changed since the bundle was written (SHA-256 differs from the manifest)",
+            ));
+        }
+        files.push((rel.clone(), bytes));
     }
-    let gz = tar.into_inner().map_err(|e| Error::io(&archive, e))?;
-    gz.finish().map_err(|e| Error::io(&archive, e))?;
+
+    let mut entries: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    entries.insert(name.clone(), None);
+    for folder in folders {
+        entries.insert(format!("{name}/{folder}"), None);
+    }
+    for (rel, bytes) in files {
+        entries.insert(format!("{name}/{rel}"), Some(bytes));
+    }
+    output::write_with(&archive, |file| {
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        for (path, bytes) in &entries {
+            let mut header = tar::Header::new_gnu();
+            match bytes {
+                Some(bytes) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(bytes.len() as u64);
+                    header.set_mode(ARCHIVE_FILE_MODE);
+                }
+                None => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_size(0);
+                    header.set_mode(ARCHIVE_DIR_MODE);
+                }
+            }
+            header.set_mtime(0);
+            header.set_cksum();
+            let data: &[u8] = bytes.as_deref().unwrap_or_default();
+            tar.append_data(&mut header, path, data)?;
+        }
+        tar.into_inner()?.finish()?;
+        Ok(())
+    })?;
     Ok(archive)
+}
+
+/// The bytes of a regular file, refusing a symlink or anything else at `path`.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    let Some(bytes) =
+        read_same_file(path, meta.dev(), meta.ino()).map_err(|e| Error::io(path, e))?
+    else {
+        return Err(Error::input_file(
+            path,
+            "not a regular file (a symlink?); a bundle holds only regular files",
+        ));
+    };
+    Ok(bytes)
+}
+
+/// Reads `path` if it is still the regular file `(dev, ino)` that `symlink_metadata` saw (so a
+/// file swapped for a link in between is not followed); `None` otherwise.
+fn read_same_file(path: &Path, dev: u64, ino: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_file() || meta.dev() != dev || meta.ino() != ino {
+        return Ok(None);
+    }
+    let mut file = std::fs::File::open(path)?;
+    let opened = file.metadata()?;
+    if !opened.is_file() || opened.dev() != dev || opened.ino() != ino {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(opened.len() as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(Some(bytes))
 }
 
 /// What `verify` found wrong with a bundle.
@@ -564,6 +750,8 @@ pub enum Tamper {
     Changed(String),
     Missing(String),
     Added(String),
+    /// A symlink, pipe, socket or device where a bundle holds only regular files and folders.
+    NotRegular(String, &'static str),
 }
 
 impl std::fmt::Display for Tamper {
@@ -572,31 +760,92 @@ impl std::fmt::Display for Tamper {
             Tamper::Changed(p) => write!(f, "changed: {p} (SHA-256 differs from the manifest)"),
             Tamper::Missing(p) => write!(f, "missing: {p} (listed in the manifest)"),
             Tamper::Added(p) => write!(f, "added: {p} (not in the manifest)"),
+            Tamper::NotRegular(p, what) => write!(
+                f,
+                "not a regular file: {p} ({what}; a bundle holds only regular files, and verify never follows links)"
+            ),
         }
     }
 }
 
-fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+/// What the walk of a bundle found at a path (it never follows a link).
+enum Entry {
+    /// A regular file, by device and inode as `symlink_metadata` saw it.
+    File { dev: u64, ino: u64 },
+    /// Anything that is neither a regular file nor a folder.
+    Other(&'static str),
+}
+
+fn describe(kind: std::fs::FileType) -> &'static str {
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Every path under `dir` (relative to `base`, `/`-separated), recursing only into real folders.
+fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Entry>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let kind = entry.file_type()?;
+        let path = entry?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        let kind = meta.file_type();
         if kind.is_dir() {
             walk(&path, base, out)?;
-        } else {
-            let rel = path.strip_prefix(base).unwrap_or(&path);
-            out.push(rel.to_string_lossy().replace('\\', "/"));
+            continue;
         }
+        let rel = path
+            .strip_prefix(base)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let found = if kind.is_file() {
+            Entry::File {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        } else {
+            Entry::Other(describe(kind))
+        };
+        out.insert(rel, found);
     }
     Ok(())
 }
 
-/// Re-checks a bundle against its manifest: every listed file present with its hash, and no
-/// file that is not listed.
+/// Re-checks a bundle against its manifest: every listed file present as a regular file with
+/// its hash, no file that is not listed, and nothing but regular files and folders (a symlink
+/// is tampering even when its target's bytes match; it is never followed).
 pub fn verify(dir: &Path) -> Result<(Manifest, Vec<Tamper>)> {
+    let mut present = BTreeMap::new();
+    walk(dir, dir, &mut present).map_err(|e| Error::io(dir, e))?;
+
     let manifest_path = dir.join("manifest.json");
-    let text = crate::error::read_to_string(&manifest_path)?;
-    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+    let text = match present.get("manifest.json") {
+        Some(Entry::File { dev, ino }) => read_same_file(&manifest_path, *dev, *ino)
+            .map_err(|e| Error::io(&manifest_path, e))?
+            .ok_or_else(|| {
+                Error::input_file(&manifest_path, "changed while it was being verified")
+            })?,
+        Some(Entry::Other(what)) => {
+            return Err(Error::input_file(
+                &manifest_path,
+                format!("is {what}, not a regular file; verify never follows links"),
+            ));
+        }
+        None => {
+            return Err(Error::io(
+                &manifest_path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+    };
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
         Error::input(
             &manifest_path,
             format!("line {}", e.line()),
@@ -611,18 +860,24 @@ pub fn verify(dir: &Path) -> Result<(Manifest, Vec<Tamper>)> {
             problems.push(Tamper::Changed(f.path.clone()));
             continue;
         };
-        match std::fs::read(dir.join(rel)) {
-            Ok(bytes) if sha256_hex(&bytes) == f.sha256 => {}
-            Ok(_) => problems.push(Tamper::Changed(f.path.clone())),
-            Err(_) => problems.push(Tamper::Missing(f.path.clone())),
+        match present.get(&f.path) {
+            Some(Entry::File { dev, ino }) => match read_same_file(&dir.join(rel), *dev, *ino) {
+                Ok(Some(bytes)) if sha256_hex(&bytes) == f.sha256 => {}
+                Ok(_) => problems.push(Tamper::Changed(f.path.clone())),
+                Err(_) => problems.push(Tamper::Missing(f.path.clone())),
+            },
+            // Reported below, with what it is.
+            Some(Entry::Other(_)) => {}
+            None => problems.push(Tamper::Missing(f.path.clone())),
         }
     }
-    let mut present = Vec::new();
-    walk(dir, dir, &mut present).map_err(|e| Error::io(dir, e))?;
-    present.sort();
-    for p in present {
-        if p != "manifest.json" && !listed.contains(&p) {
-            problems.push(Tamper::Added(p));
+    for (p, found) in present {
+        match found {
+            Entry::Other(what) => problems.push(Tamper::NotRegular(p, what)),
+            Entry::File { .. } if p != "manifest.json" && !listed.contains(&p) => {
+                problems.push(Tamper::Added(p))
+            }
+            Entry::File { .. } => {}
         }
     }
     Ok((manifest, problems))

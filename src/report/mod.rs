@@ -12,12 +12,12 @@ pub mod sarif;
 pub mod view;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::model::{Finding, Severity, Timestamp};
+/// Report files are written atomically and owner-only, never through a symlink.
+pub use crate::output::write_atomic;
 
 /// Version of the report view model; bumped on any incompatible change to its JSON shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -156,14 +156,4 @@ impl ReportHeader {
             as_of: as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }
     }
-}
-
-/// Writes `bytes` to `dir/name` through a temporary file and a rename, so a reader never sees
-/// a half-written file.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    Ok(path)
 }

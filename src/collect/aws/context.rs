@@ -20,7 +20,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The region name IAM coverage entries carry (IAM is global), as the export reader uses it.
 pub const GLOBAL: &str = "global";
@@ -300,20 +300,14 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to a hidden temporary file beside `path` and renames it into place, so a reader
-/// never sees half a file.
+/// Writes `bytes` to `path` atomically and owner-only (see [`crate::output::write_file`]),
+/// creating its folders (owner-only) first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path
         .parent()
         .expect("export paths always have a parent folder");
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = path
-        .file_name()
-        .expect("export paths always end in a file name")
-        .to_string_lossy();
-    let tmp = parent.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::output::create_private_dir_all(parent)?;
+    crate::output::write_file(path, bytes)
 }
 
 /// An AWS timestamp as the CLI prints it: RFC 3339 in UTC, with fractional seconds only when

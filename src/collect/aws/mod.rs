@@ -9,7 +9,9 @@
 //! - [`policy`]: the least-privilege IAM policy all of this needs.
 //!
 //! Everything is collected into a hidden staging folder inside the export directory and moved
-//! into place at the end, so an export never mixes two collections.
+//! into place at the end, so an export never mixes two collections. A hidden marker
+//! (`.credaudit-export.json`) lists what was written; the next collection replaces only that,
+//! and refuses an `aws/`, `cloudtrail/` or `coverage.json` it did not write.
 
 mod cloudtrail;
 mod context;
@@ -18,10 +20,12 @@ mod policy;
 mod secrets;
 mod session;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
@@ -54,14 +58,25 @@ pub struct CollectSummary {
 /// What the collection writes at the top of the export; everything else there is left alone.
 const OWNED: [&str; 3] = ["aws", "cloudtrail", "coverage.json"];
 
-/// The hidden staging folder (the export reader skips names starting with a dot).
-const STAGING: &str = ".credaudit-collect";
+/// Prefix of the hidden staging folder (the export reader skips names starting with a dot).
+const STAGING: &str = ".credaudit-collect-";
+
+/// The hidden file in which a collection lists what it wrote at the top of the export; the next
+/// collection replaces only what this lists (the export reader skips names starting with a dot).
+const MARKER: &str = ".credaudit-export.json";
+
+/// The contents of [`MARKER`].
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    tool: String,
+    written: Vec<String>,
+}
 
 /// Reads every account and region and writes the export layout into `dir`.
 ///
 /// A call that fails is recorded in `dir/coverage.json` (account, region, API, error) and the
 /// collection goes on; only a failure to reach the base account at all (no usable credentials)
-/// or to write the export stops it with an error.
+/// or to write the export stops it with an error, and then nothing in `dir` is changed.
 pub fn collect_to_dir(
     options: &AwsOptions,
     dir: &Path,
@@ -69,25 +84,22 @@ pub fn collect_to_dir(
 ) -> Result<CollectSummary> {
     check_options(options)?;
     check_export_dir(dir)?;
-    let staging = dir.join(STAGING);
-    remove_path(&staging)?;
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(STAGING)
+        .permissions(std::fs::Permissions::from_mode(crate::output::DIR_MODE))
+        .tempdir_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    crate::output::make_private_dir(staging.path())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io(Path::new("<tokio runtime>"), e))?;
-    let collected = runtime.block_on(collect(options, staging.clone(), as_of));
+    let collected = runtime.block_on(collect(options, staging.path().to_path_buf(), as_of));
     drop(runtime);
-    match collected {
-        Ok(summary) => {
-            publish(dir, &staging)?;
-            Ok(summary)
-        }
-        Err(error) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(error)
-        }
-    }
+    // On an error the staging folder is removed when `staging` drops; `dir` is untouched.
+    let summary = collected?;
+    publish(dir, staging.path())?;
+    Ok(summary)
 }
 
 fn check_options(options: &AwsOptions) -> Result<()> {
@@ -106,44 +118,86 @@ fn check_options(options: &AwsOptions) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to replace `aws/` or `cloudtrail/` that a collection did not write (a hand-made
-/// export or CloudTrail logs someone put there): only a folder with our `coverage.json` is ours.
-fn check_export_dir(dir: &Path) -> Result<()> {
-    let ours = dir.join("coverage.json").is_file();
-    for name in ["aws", "cloudtrail"] {
-        if dir.join(name).exists() && !ours {
-            return Err(Error::Usage(format!(
-                "{}: already holds {name}/ that `credaudit collect` did not write; export into an empty folder",
-                dir.display()
-            )));
-        }
+/// The top-level entries of `dir` that an earlier collection wrote, as its [`MARKER`] lists
+/// them. Only a regular file that parses counts; anything else lists nothing.
+fn marker_entries(dir: &Path) -> BTreeSet<&'static str> {
+    let path = dir.join(MARKER);
+    if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+        return BTreeSet::new();
     }
-    Ok(())
-}
-
-fn remove_path(path: &Path) -> Result<()> {
-    let result = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
+    let Some(marker) = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Marker>(&bytes).ok())
+        .filter(|m| m.tool == "credaudit")
+    else {
+        return BTreeSet::new();
     };
-    result.map_err(|e| Error::io(path, e))
+    OWNED
+        .into_iter()
+        .filter(|name| marker.written.iter().any(|w| w == name))
+        .collect()
 }
 
-/// Moves the staged collection into `dir`, replacing what an earlier collection left there.
-fn publish(dir: &Path, staging: &Path) -> Result<()> {
+/// Refuses a `dir` holding an `aws/`, `cloudtrail/` or `coverage.json` that its [`MARKER`] does
+/// not list (a hand-made export, a user's CloudTrail logs, an optional empty `coverage.json`):
+/// those are never replaced or deleted. Gives the entries that exist and may be replaced.
+fn check_export_dir(dir: &Path) -> Result<BTreeSet<&'static str>> {
+    let listed = marker_entries(dir);
+    let mut ours = BTreeSet::new();
     for name in OWNED {
-        remove_path(&dir.join(name))?;
-    }
-    for name in OWNED {
-        let from = staging.join(name);
-        if from.exists() {
-            let to = dir.join(name);
-            std::fs::rename(&from, &to).map_err(|e| Error::io(&to, e))?;
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+            Ok(_) if listed.contains(name) => {
+                ours.insert(name);
+            }
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{}: already holds {name} that `credaudit collect` did not write (it is not \
+                     listed in {MARKER}); it is left as it is: export into an empty or new folder",
+                    dir.display()
+                )));
+            }
         }
     }
-    remove_path(staging)
+    Ok(ours)
+}
+
+/// Moves the staged collection into `dir`, replacing only what the marker of an earlier
+/// collection lists (checked again here), then writes the marker listing what this one wrote.
+fn publish(dir: &Path, staging: &Path) -> Result<()> {
+    let replaced = check_export_dir(dir)?;
+    let written: Vec<&str> = OWNED
+        .into_iter()
+        .filter(|name| std::fs::symlink_metadata(staging.join(name)).is_ok())
+        .collect();
+    // The earlier collection's entries go into the staging folder, removed with it.
+    let old = staging.join("replaced");
+    crate::output::create_private_dir_all(&old)?;
+    for name in &replaced {
+        let from = dir.join(name);
+        std::fs::rename(&from, old.join(name)).map_err(|e| Error::io(&from, e))?;
+    }
+    for name in &written {
+        let to = dir.join(name);
+        if let Err(e) = std::fs::rename(staging.join(name), &to) {
+            // Put back what nothing new has replaced yet (the old marker still lists it).
+            for back in &replaced {
+                if std::fs::symlink_metadata(dir.join(back)).is_err() {
+                    let _ = std::fs::rename(old.join(back), dir.join(back));
+                }
+            }
+            return Err(Error::io(&to, e));
+        }
+    }
+    let marker = Marker {
+        tool: "credaudit".to_string(),
+        written: written.iter().map(|n| n.to_string()).collect(),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&marker).expect("plain data");
+    bytes.push(b'\n');
+    crate::output::write_file(&dir.join(MARKER), &bytes)
 }
 
 async fn collect(
