@@ -4,13 +4,21 @@
 //! rotation events, coverage) and the findings evaluated from them. It is written in one
 //! transaction: an interrupted scan leaves no half run, and earlier runs are never changed
 //! (triggers refuse UPDATE and DELETE).
+//!
+//! The file is untrusted when opened: its schema must be exactly the one the migrations
+//! produce (a planted trigger or view would run hidden SQL), checked under a bound on SQLite's
+//! work. Only `scan` opens it read-write and migrates; every other command opens it read-only.
 
+mod canonical;
 mod schema;
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::SecondsFormat;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::config::DbConfig;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params, params_from_iter};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -45,12 +53,73 @@ pub struct ChainReport {
     pub runs: usize,
     /// The first run whose hash or link is wrong, and why.
     pub first_broken: Option<(i64, String)>,
+    /// The newest run's content hash: keep it to notice later that runs were removed.
+    pub head: Option<String>,
 }
 
 /// An open snapshot file.
 pub struct Snapshot {
     conn: Connection,
     path: PathBuf,
+    /// Append-only triggers absent from a snapshot opened read-only (reading is unaffected;
+    /// `verify` reports them). A read-write open refuses such a snapshot.
+    missing_guards: Vec<String>,
+}
+
+/// How a snapshot is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `scan`: may create and migrate the file.
+    ReadWrite,
+    /// Every other command: no write of any kind.
+    ReadOnly,
+}
+
+/// SQLite virtual-machine instructions between two calls of the progress handler.
+const PROGRESS_STEP: i32 = 1_000;
+/// Calls of the progress handler after which opening a snapshot is interrupted: checking
+/// credaudit's own schema takes a few thousand instructions, a hostile one may never end.
+const PROGRESS_LIMIT: u64 = 10_000;
+
+/// Creates a missing snapshot as an empty owner-only file (0600), in owner-only folders (0700)
+/// where they are missing, before SQLite opens it: SQLite would create it with the umask.
+fn create_owner_only(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| Error::io(parent, e))?;
+        }
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another process created it meanwhile: `tighten_mode` sees to its mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Makes an existing snapshot owner-only (0600) when its group or others may access it.
+fn tighten_mode(path: &Path) -> Result<()> {
+    let mode = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
 }
 
 fn ts(t: &Timestamp) -> String {
@@ -62,21 +131,38 @@ fn ts_opt(t: &Option<Timestamp>) -> Option<String> {
 }
 
 impl Snapshot {
-    /// Opens (creating if needed) a snapshot and brings its schema up to date.
+    /// Opens (creating if needed, owner-only) a snapshot read-write, checks its schema, brings
+    /// it up to date and checks it again. Only `scan` does this.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|source| Error::Snapshot {
+        create_owner_only(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::Snapshot {
             path: path.to_path_buf(),
             source,
         })?;
         let mut snapshot = Snapshot {
             conn,
             path: path.to_path_buf(),
+            missing_guards: Vec::new(),
         };
-        snapshot.migrate()?;
+        snapshot.harden()?;
+        let version = snapshot.check_schema(Access::ReadWrite)?;
+        tighten_mode(path)?;
+        // The schema is credaudit's now, and a migration may legitimately touch every row.
+        snapshot.unbound();
+        snapshot.migrate(version)?;
+        snapshot.bound();
+        snapshot.check_schema(Access::ReadWrite)?;
+        snapshot.unbound();
         Ok(snapshot)
     }
 
-    /// Opens an existing snapshot read-only; a missing file is an error, not a new snapshot.
+    /// Opens an existing snapshot read-only: no migration and no write, so the file's bytes
+    /// and mtime stay as they are. A missing file, a schema that is not credaudit's and an
+    /// older schema version (a scan upgrades it) are errors.
     pub fn open_existing(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(Error::Usage(format!(
@@ -84,7 +170,28 @@ impl Snapshot {
                 path.display()
             )));
         }
-        Self::open(path)
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::Snapshot {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut snapshot = Snapshot {
+            conn,
+            path: path.to_path_buf(),
+            missing_guards: Vec::new(),
+        };
+        snapshot.harden()?;
+        snapshot.check_schema(Access::ReadOnly)?;
+        snapshot.unbound();
+        Ok(snapshot)
+    }
+
+    /// Append-only triggers missing from a snapshot opened read-only.
+    pub fn missing_guards(&self) -> &[String] {
+        &self.missing_guards
     }
 
     fn err(&self, source: rusqlite::Error) -> Error {
@@ -94,29 +201,138 @@ impl Snapshot {
         }
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    fn format_err(&self, message: String) -> Error {
+        Error::SnapshotFormat {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// An error while the progress handler bounds the work: an interruption is named as such.
+    fn bounded_err(&self, source: rusqlite::Error) -> Error {
+        match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => self.format_err(format!(
+                "checking its schema took more than {} SQLite steps; credaudit's own schema \
+                 needs a few thousand, so this file was changed to make queries run forever",
+                PROGRESS_LIMIT * PROGRESS_STEP as u64
+            )),
+            _ => self.err(source),
+        }
+    }
+
+    /// Settings for an untrusted file: functions in the schema may not have side effects, the
+    /// schema itself cannot be written through SQL, and the work is bounded until the schema
+    /// has been checked.
+    fn harden(&mut self) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "trusted_schema", "OFF")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .map_err(|e| self.err(e))?;
+        self.bound();
+        Ok(())
+    }
+
+    /// Interrupts any statement after [`PROGRESS_LIMIT`] progress calls from now on.
+    fn bound(&mut self) {
+        let mut calls: u64 = 0;
+        self.conn.progress_handler(
+            PROGRESS_STEP,
+            Some(move || {
+                calls += 1;
+                calls > PROGRESS_LIMIT
+            }),
+        );
+    }
+
+    /// Lifts the bound once the schema is known to be credaudit's (a large snapshot's reads
+    /// legitimately take many steps).
+    fn unbound(&mut self) {
+        self.conn.progress_handler(0, None::<fn() -> bool>);
+    }
+
+    /// Compares every object of the file's schema with what the migrations produce at its
+    /// `user_version`; returns that version. Unknown or altered objects are always an error;
+    /// a missing append-only trigger is one for a read-write open and is remembered for
+    /// `verify` on a read-only one.
+    fn check_schema(&mut self, access: Access) -> Result<usize> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.bounded_err(e))?;
+        let known = schema::MIGRATIONS.len();
+        let version = match usize::try_from(version) {
+            Ok(v) if v <= known => v,
+            _ => {
+                return Err(self.format_err(format!(
+                    "schema version {version} is newer than this credaudit understands ({known}); upgrade credaudit"
+                )));
+            }
+        };
+        let actual = schema::objects(&self.conn).map_err(|e| self.bounded_err(e))?;
+        let expected = schema::expected(version).map_err(|e| self.err(e))?;
+        let (tolerated, fatal): (Vec<_>, Vec<_>) = schema::compare(&actual, &expected)
+            .into_iter()
+            .partition(|d| {
+                access == Access::ReadOnly
+                    && matches!(d, schema::Difference::Missing { kind, .. } if kind == "trigger")
+            });
+        if !fatal.is_empty() {
+            let list = fatal
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(self.format_err(if version == 0 {
+                format!(
+                    "not a credaudit snapshot: it holds {list} and no credaudit schema \
+                     (user_version 0); expected a file written by `credaudit scan`"
+                )
+            } else {
+                format!(
+                    "schema differs from credaudit's schema version {version}: {list}; expected \
+                     exactly the tables, indexes and triggers credaudit creates (the file was \
+                     changed outside credaudit: restore it from a copy you trust)"
+                )
+            }));
+        }
+        if access == Access::ReadOnly {
+            if version == 0 {
+                return Err(self.format_err(
+                    "holds no credaudit schema (user_version 0): run `credaudit scan` to create \
+                     a snapshot"
+                        .into(),
+                ));
+            }
+            if version < known {
+                return Err(self.format_err(format!(
+                    "schema version {version} is older than this credaudit's ({known}): run a \
+                     scan to upgrade it (only `credaudit scan` changes a snapshot)"
+                )));
+            }
+            self.missing_guards = tolerated
+                .iter()
+                .filter_map(|d| match d {
+                    schema::Difference::Missing { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
+        }
+        Ok(version)
+    }
+
+    /// Applies the migrations after `version` (already checked), each in its own transaction.
+    fn migrate(&mut self, version: usize) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| Error::Snapshot {
             path: path.clone(),
             source,
         };
-        self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(wrap)?;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(wrap)?;
-        let known = schema::MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(Error::SnapshotFormat {
-                path,
-                message: format!(
-                    "schema version {version} is newer than this credaudit understands ({known}); upgrade credaudit"
-                ),
-            });
-        }
-        for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(wrap)?;
             tx.execute_batch(sql).map_err(wrap)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
@@ -164,18 +380,39 @@ impl Snapshot {
         let findings = evaluate(&stored);
         write_findings(&tx, run_id, &findings).map_err(wrap)?;
 
-        // The run row goes in last, so it can carry the hash of everything above.
-        let raw_hashes: Vec<(String, String)> = raw
-            .iter()
-            .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
-            .collect();
-        let content_hash = content_hash(&prev_hash, &ts(&as_of), &stored, &findings, &raw_hashes);
+        // The run row goes in last, so it can carry the hash of everything above: its own
+        // metadata (the values about to be inserted) and the rows as stored.
+        let header = vec![
+            Value::Text(prev_hash),
+            Value::Integer(run_id),
+            Value::Text(ts(&recorded_at)),
+            Value::Text(ts(&as_of)),
+            Value::Text(source.to_string()),
+            Value::Text(env!("CARGO_PKG_VERSION").to_string()),
+            Value::Text(status.to_string()),
+            Value::Integer(canonical::HASH_VERSION),
+        ];
+        let content_hash = canonical::run_hash(&tx, run_id, &header).map_err(wrap)?;
+        let placeholders = (1..=header.len() + 1)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         tx.execute(
-            "INSERT INTO runs (id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![run_id, ts(&recorded_at), ts(&as_of), source, env!("CARGO_PKG_VERSION"), status, content_hash, prev_hash],
+            &format!(
+                "INSERT INTO runs ({}, content_hash) VALUES ({placeholders})",
+                canonical::RUN_COLUMNS.join(", ")
+            ),
+            params_from_iter(header.iter().chain([&Value::Text(content_hash.clone())])),
         )
         .map_err(wrap)?;
+        // What verify will recompute from the stored row must be what was just written.
+        let stored_header = canonical::stored_header(&tx, run_id).map_err(wrap)?;
+        if canonical::run_hash(&tx, run_id, &stored_header).map_err(wrap)? != content_hash {
+            return Err(Error::SnapshotFormat {
+                path: self.path.clone(),
+                message: format!("run {run_id} as stored does not hash to what was written"),
+            });
+        }
         let meta = read_meta(&tx, run_id).map_err(wrap)?;
         tx.commit().map_err(wrap)?;
         Ok((
@@ -212,50 +449,154 @@ impl Snapshot {
         Ok(self.runs()?.into_iter().rev().find(|r| r.id < run_id))
     }
 
-    /// Recomputes every run's content hash from what is stored and checks the chain: each
-    /// run's `prev_hash` is the hash of the run before it. Names the first broken run.
+    /// Recomputes every run's content hash from what is stored and checks the chain: ids run
+    /// 1, 2, 3… without a gap, each run links to the one before, its hash matches (with the
+    /// algorithm of its `hash_version`, which never goes back), every raw file matches its
+    /// recorded SHA-256, and no table holds rows of a run that is not there.
     pub fn verify_chain(&self) -> Result<ChainReport> {
         let runs = self.runs()?;
+        let head = runs.last().map(|r| r.content_hash.clone());
+        let broken = |id: i64, why: String| {
+            Ok(ChainReport {
+                runs: runs.len(),
+                first_broken: Some((id, why)),
+                head: head.clone(),
+            })
+        };
         let mut prev = String::new();
-        for run in &runs {
-            if run.prev_hash != prev {
-                return Ok(ChainReport {
-                    runs: runs.len(),
-                    first_broken: Some((
-                        run.id,
-                        "its link to the previous run does not match".into(),
-                    )),
-                });
+        let mut newest_version = 1;
+        for (index, run) in runs.iter().enumerate() {
+            let expected_id = index as i64 + 1;
+            if run.id != expected_id {
+                return broken(
+                    run.id,
+                    if index == 0 {
+                        format!(
+                            "the chain starts at run {} instead of run 1: earlier runs were removed",
+                            run.id
+                        )
+                    } else {
+                        format!(
+                            "run {expected_id} before it is missing (ids jump from {} to {}): a run was removed",
+                            expected_id - 1,
+                            run.id
+                        )
+                    },
+                );
             }
-            let facts = self.facts(run.id)?;
-            let findings = self.findings(run.id)?;
-            let raw_hashes: Vec<(String, String)> = self
-                .raw_files(run.id)?
-                .iter()
-                .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
-                .collect();
-            let recomputed = content_hash(
-                &run.prev_hash,
-                &ts(&run.as_of),
-                &facts,
-                &findings,
-                &raw_hashes,
-            );
-            if recomputed != run.content_hash {
-                return Ok(ChainReport {
-                    runs: runs.len(),
-                    first_broken: Some((
+            if run.prev_hash != prev {
+                return broken(run.id, "its link to the previous run does not match".into());
+            }
+            let version: i64 = self
+                .conn
+                .query_row(
+                    "SELECT hash_version FROM runs WHERE id = ?1",
+                    [run.id],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            let recomputed = match version {
+                1 if newest_version > 1 => {
+                    return broken(
                         run.id,
-                        "its content does not match its recorded hash".into(),
-                    )),
-                });
+                        format!(
+                            "it claims hash version 1 after a run with version {newest_version}: a run's hash version never goes back"
+                        ),
+                    );
+                }
+                1 => self.recompute_v1(run)?,
+                canonical::HASH_VERSION => {
+                    let header =
+                        canonical::stored_header(&self.conn, run.id).map_err(|e| self.err(e))?;
+                    canonical::run_hash(&self.conn, run.id, &header).map_err(|e| self.err(e))?
+                }
+                other => {
+                    return broken(
+                        run.id,
+                        format!(
+                            "its hash version {other} is unknown (this credaudit knows 1 and {})",
+                            canonical::HASH_VERSION
+                        ),
+                    );
+                }
+            };
+            newest_version = version;
+            if recomputed != run.content_hash {
+                return broken(
+                    run.id,
+                    "its content does not match its recorded hash".into(),
+                );
+            }
+            if let Some(path) = self.first_mismatched_raw_file(run.id)? {
+                return broken(
+                    run.id,
+                    format!("raw file {path:?} does not match its recorded SHA-256"),
+                );
             }
             prev = run.content_hash.clone();
+        }
+        for (table, _, _) in canonical::TABLES {
+            let orphan: Option<i64> = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT MIN(run_id) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.err(e))?;
+            if let Some(id) = orphan {
+                return broken(
+                    id,
+                    format!(
+                        "table {table} holds rows of it, but it is not in runs: a run was removed"
+                    ),
+                );
+            }
         }
         Ok(ChainReport {
             runs: runs.len(),
             first_broken: None,
+            head,
         })
+    }
+
+    /// Hash version 1 (runs recorded before hash version 2): the run's as-of and its facts and
+    /// findings as serialised JSON, and the hash of each raw file's content.
+    fn recompute_v1(&self, run: &RunMeta) -> Result<String> {
+        let facts = self.facts(run.id)?;
+        let findings = self.findings(run.id)?;
+        let raw_hashes: Vec<(String, String)> = self
+            .raw_files(run.id)?
+            .iter()
+            .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
+            .collect();
+        Ok(content_hash_v1(
+            &run.prev_hash,
+            &ts(&run.as_of),
+            &facts,
+            &findings,
+            &raw_hashes,
+        ))
+    }
+
+    /// The first raw file of a run whose content does not hash to its `sha256` column.
+    fn first_mismatched_raw_file(&self, run_id: i64) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, sha256, content FROM raw_files WHERE run_id = ?1 ORDER BY path")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let path: String = row.get(0).map_err(|e| self.err(e))?;
+            let recorded: String = row.get(1).map_err(|e| self.err(e))?;
+            let content: Vec<u8> = row.get(2).map_err(|e| self.err(e))?;
+            if sha256_hex(&content) != recorded {
+                return Ok(Some(path));
+            }
+        }
+        Ok(None)
     }
 
     /// The facts stored for a run.
@@ -293,8 +634,10 @@ impl Snapshot {
     }
 }
 
-/// The hash that chains a run to the one before it.
-fn content_hash(
+/// Hash version 1, kept so that runs recorded with it still verify: it covers the previous
+/// hash, the as-of, the facts and findings re-serialised, and the raw files' hashes, but not
+/// the rest of the run's metadata.
+fn content_hash_v1(
     prev_hash: &str,
     as_of: &str,
     facts: &Facts,
@@ -1015,6 +1358,220 @@ mod tests {
         let report = snap.verify_chain().unwrap();
         assert_eq!(report.runs, 3);
         assert_eq!(report.first_broken.map(|(id, _)| id), Some(2));
+    }
+
+    /// A snapshot as the release before hash version 2 wrote it: schema version 2, every run
+    /// hashed with version 1.
+    fn old_snapshot(path: &Path, runs: i64) {
+        let mut conn = Connection::open(path).unwrap();
+        for sql in &schema::MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        let mut prev = String::new();
+        for id in 1..=runs {
+            let tx = conn.transaction().unwrap();
+            let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
+            write_facts(&tx, id, &sample_facts()).unwrap();
+            write_raw(&tx, id, &raw).unwrap();
+            let stored = read_facts(&tx, id, path).unwrap();
+            let findings = crate::rules::evaluate(&stored, testkit::as_of());
+            write_findings(&tx, id, &findings).unwrap();
+            let hash = content_hash_v1(
+                &prev,
+                &ts(&testkit::as_of()),
+                &stored,
+                &findings,
+                &[("aws/a.json".to_string(), sha256_hex(b"{}"))],
+            );
+            tx.execute(
+                "INSERT INTO runs (id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash)
+                 VALUES (?1, ?2, ?2, 'old', '0.0.9', 'complete', ?3, ?4)",
+                params![id, ts(&testkit::as_of()), hash, prev],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            prev = hash;
+        }
+    }
+
+    fn hash_versions(snap: &Snapshot) -> Vec<i64> {
+        snap.conn
+            .prepare("SELECT hash_version FROM runs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn old_runs_keep_verifying_after_a_scan_upgrades_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        old_snapshot(&path, 2);
+        let before = std::fs::read(&path).unwrap();
+        let err = Snapshot::open_existing(&path).err().unwrap().to_string();
+        assert!(err.contains("run a scan to upgrade it"), "{err}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "read-only open wrote"
+        );
+
+        let mut snap = Snapshot::open(&path).unwrap();
+        let report = snap.verify_chain().unwrap();
+        assert_eq!((report.runs, report.first_broken), (2, None));
+        snap.record_run(
+            "new",
+            testkit::as_of(),
+            testkit::as_of(),
+            &sample_facts(),
+            &[],
+            |_| vec![],
+        )
+        .unwrap();
+        assert_eq!(hash_versions(&snap), [1, 1, canonical::HASH_VERSION]);
+        let report = snap.verify_chain().unwrap();
+        assert_eq!((report.runs, report.first_broken), (3, None));
+        assert_eq!(
+            report.head,
+            Some(snap.runs().unwrap()[2].content_hash.clone())
+        );
+        drop(snap);
+        let snap = Snapshot::open_existing(&path).unwrap();
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        drop(snap);
+
+        // Version 1 still catches changed facts.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER owners_no_update; UPDATE owners SET email = 'x@example.com' WHERE run_id = 2;",
+        )
+        .unwrap();
+        let snap = Snapshot::open_existing(&path).unwrap();
+        assert_eq!(
+            snap.verify_chain().unwrap().first_broken.map(|(id, _)| id),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_run_cannot_go_back_to_hash_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut snap = Snapshot::open(&path).unwrap();
+        for _ in 0..2 {
+            snap.record_run(
+                "t",
+                testkit::as_of(),
+                testkit::as_of(),
+                &sample_facts(),
+                &[],
+                |_| vec![],
+            )
+            .unwrap();
+        }
+        snap.conn
+            .execute_batch(
+                "DROP TRIGGER runs_no_update; UPDATE runs SET hash_version = 1 WHERE id = 2;",
+            )
+            .unwrap();
+        let (id, why) = snap.verify_chain().unwrap().first_broken.unwrap();
+        assert_eq!(id, 2);
+        assert!(why.contains("never goes back"), "{why}");
+    }
+
+    #[test]
+    fn run_metadata_and_raw_files_are_in_the_hash() {
+        let tampering = [
+            "UPDATE runs SET source = 'export:elsewhere' WHERE id = 2",
+            "UPDATE runs SET recorded_at = '2020-01-01T00:00:00Z' WHERE id = 2",
+            "UPDATE runs SET tool_version = '9.9.9' WHERE id = 2",
+            "UPDATE runs SET status = 'partial' WHERE id = 2",
+            "UPDATE raw_files SET content = x'00' WHERE run_id = 2",
+            "UPDATE raw_files SET sha256 = 'ab', content = x'00' WHERE run_id = 2",
+            "UPDATE usage_buckets SET calls = calls + 1 WHERE run_id = 2",
+        ];
+        for sql in tampering {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let mut snap = Snapshot::open(&path).unwrap();
+            let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
+            let mut facts = sample_facts();
+            facts.usage = vec![UsageBucket {
+                credential_id: "AKIATEST000000000001".into(),
+                hour: testkit::as_of(),
+                calls: 1,
+                ..Default::default()
+            }];
+            for _ in 0..2 {
+                snap.record_run(
+                    "t",
+                    testkit::as_of(),
+                    testkit::as_of(),
+                    &facts,
+                    &raw,
+                    |_| vec![],
+                )
+                .unwrap();
+            }
+            assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+            snap.conn
+                .execute_batch(
+                    "DROP TRIGGER runs_no_update; DROP TRIGGER raw_no_update; DROP TRIGGER usage_no_update;",
+                )
+                .unwrap();
+            snap.conn.execute(sql, []).unwrap();
+            let broken = snap.verify_chain().unwrap().first_broken;
+            assert_eq!(broken.map(|(id, _)| id), Some(2), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_missing_guard_is_refused_read_write_and_reported_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Snapshot::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TRIGGER runs_no_delete")
+            .unwrap();
+        let err = Snapshot::open(&path).err().unwrap().to_string();
+        assert!(err.contains(r#"missing trigger "runs_no_delete""#), "{err}");
+        let snap = Snapshot::open_existing(&path).unwrap();
+        assert_eq!(snap.missing_guards(), ["runs_no_delete"]);
+    }
+
+    #[test]
+    fn the_work_of_opening_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut snap = Snapshot::open(&dir.path().join("s.db")).unwrap();
+        snap.harden().unwrap();
+        let started = std::time::Instant::now();
+        let err = snap
+            .conn
+            .query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| snap.bounded_err(e))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SQLite steps"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        // Once the schema is checked, reads are not bounded.
+        snap.unbound();
+        let n: i64 = snap
+            .conn
+            .query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) FROM c",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 3_000_000);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Versioned schema migrations. `PRAGMA user_version` records how many have been applied; a
-//! migration is never edited once released, only followed by a new one.
+//! migration is never edited once released, only followed by a new one. A database is
+//! credaudit's only if its `sqlite_master` is exactly what the migrations produce.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
 
 /// Migrations in order; index + 1 is the schema version each one produces.
 pub const MIGRATIONS: &[&str] = &[
@@ -172,5 +177,118 @@ CREATE TRIGGER waivers_no_delete BEFORE DELETE ON waivers BEGIN SELECT RAISE(ABO
 CREATE TRIGGER raw_no_update BEFORE UPDATE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+"#, // Which algorithm chained a run: 1 (serialised facts, before this migration) or 2 (the
+    // run's metadata and stored rows, see `canonical`). Adding a column recreates nothing, so
+    // the append-only triggers above stay as they are.
+    r#"
+ALTER TABLE runs ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 1;
 "#,
 ];
+
+/// The schema objects of a database, keyed by (type, name), with their table and SQL text.
+pub type Objects = BTreeMap<(String, String), (String, Option<String>)>;
+
+/// How a database's schema differs from credaudit's at the same version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// An object credaudit never creates (a trigger, a view, a table, an index).
+    Unknown { kind: String, name: String },
+    /// An object with credaudit's name but another definition.
+    Altered { kind: String, name: String },
+    /// An object credaudit creates that is not there.
+    Missing { kind: String, name: String },
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::Unknown { kind, name } => write!(f, "unknown {kind} {name:?}"),
+            Difference::Altered { kind, name } => write!(f, "altered {kind} {name:?}"),
+            Difference::Missing { kind, name } => write!(f, "missing {kind} {name:?}"),
+        }
+    }
+}
+
+/// Every row of `sqlite_master`: type, name, tbl_name and sql.
+pub fn objects(conn: &Connection) -> rusqlite::Result<Objects> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master")?;
+    stmt.query_map([], |r| {
+        Ok((
+            (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+            (r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?),
+        ))
+    })?
+    .collect()
+}
+
+/// The objects the first `version` migrations produce, built in a fresh in-memory database.
+pub fn expected(version: usize) -> rusqlite::Result<Objects> {
+    let conn = Connection::open_in_memory()?;
+    for sql in MIGRATIONS.iter().take(version) {
+        conn.execute_batch(sql)?;
+    }
+    objects(&conn)
+}
+
+/// The differences between `actual` and `expected`, in (type, name) order.
+pub fn compare(actual: &Objects, expected: &Objects) -> Vec<Difference> {
+    let mut differences = Vec::new();
+    for ((kind, name), definition) in actual {
+        let (kind, name) = (kind.clone(), name.clone());
+        match expected.get(&(kind.clone(), name.clone())) {
+            None => differences.push(Difference::Unknown { kind, name }),
+            Some(wanted) if wanted != definition => {
+                differences.push(Difference::Altered { kind, name })
+            }
+            Some(_) => {}
+        }
+    }
+    for (kind, name) in expected.keys() {
+        if !actual.contains_key(&(kind.clone(), name.clone())) {
+            differences.push(Difference::Missing {
+                kind: kind.clone(),
+                name: name.clone(),
+            });
+        }
+    }
+    differences
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_matches_itself_and_differences_are_named() {
+        for version in 0..=MIGRATIONS.len() {
+            let wanted = expected(version).unwrap();
+            assert_eq!(compare(&wanted, &wanted), vec![], "version {version}");
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "DROP TRIGGER runs_no_delete;
+             DROP TRIGGER runs_no_update;
+             CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT 1; END;
+             CREATE VIEW v AS SELECT 1;",
+        )
+        .unwrap();
+        let differences = compare(
+            &objects(&conn).unwrap(),
+            &expected(MIGRATIONS.len()).unwrap(),
+        );
+        assert_eq!(
+            differences
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                r#"altered trigger "runs_no_update""#,
+                r#"unknown view "v""#,
+                r#"missing trigger "runs_no_delete""#,
+            ]
+        );
+    }
+}
