@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: installs what the tests need (headless Chromium
-# for the HTML report tests, moto's AWS emulator for the live-collection tests), then runs every
+# for the HTML report tests, strace for the read-once test, moto's AWS emulator for the live-collection tests), then runs every
 # unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# tests/hostile_export.rs traces the scan's file opens: each input is read once.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]} (Debian packages)" >&2
   if [ "$(id -u)" -eq 0 ]; then

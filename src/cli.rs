@@ -62,9 +62,14 @@ pub struct VerifyArgs {
     /// The bundle folder (holding manifest.json).
     #[arg(required_unless_present = "db", conflicts_with = "db")]
     pub dir: Option<PathBuf>,
-    /// Check the hash chain of every run in this snapshot instead.
+    /// Check the hash chain of every run in this snapshot instead (opened read-only).
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// With --db: fail unless the newest run's content hash is HASH (the head an earlier
+    /// `verify --db` printed, or a bundle manifest's `run_content_hash`), so a removed newest
+    /// run is noticed.
+    #[arg(long, value_name = "HASH", requires = "db")]
+    pub head: Option<String>,
 }
 
 /// Which stored run a read-only command looks at.
@@ -208,8 +213,9 @@ pub struct AwsArgs {
     /// Most AWS requests in flight at once.
     #[arg(long, value_name = "N", default_value_t = 8, requires = "aws")]
     pub concurrency: usize,
-    /// Days of CloudTrail LookupEvents to read (0 = none).
-    #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "aws")]
+    /// Days of CloudTrail LookupEvents to read (0 = none; LookupEvents keeps 90 days).
+    #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "aws",
+          value_parser = clap::value_parser!(u32).range(0..=90))]
     pub cloudtrail_window: u32,
     /// Keep the raw responses here, in the export-directory layout (replay with --from).
     #[arg(long, value_name = "DIR", requires = "aws")]
@@ -255,9 +261,44 @@ pub struct ScanArgs {
     /// Exit 1 when an unwaived finding at or above this severity is new since the previous run.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on_new: Option<Severity>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Keep the bytes of the CloudTrail files read in the raw evidence (by default the run keeps
+    /// each file's path, size and SHA-256 in raw/cloudtrail-files.json).
+    #[arg(long)]
+    pub keep_cloudtrail: bool,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Caps on what a scan reads from untrusted input; a file over one stops the scan (exit 2)
+/// naming the limit. Sizes take K, M, G or T (binary units).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest input file: export files, inventory, history, waivers, each CloudTrail file.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Largest decompressed stream of one .gz CloudTrail file.
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_decompressed_size: u64,
+    /// Largest single CloudTrail record.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    pub max_record_size: u64,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::collect::input::parse_size(text)
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::collect::input::Limits {
+        crate::collect::input::Limits {
+            max_file_bytes: self.max_file_size,
+            max_decompressed_bytes: self.max_decompressed_size,
+            max_record_bytes: self.max_record_size,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ use crate::report::bundle;
 use crate::rules::RULES;
 use crate::snapshot::RunMeta;
 use crate::snapshot::Snapshot;
+use crate::term;
 use crate::{
     collect, controls, generate, history, inventory, query, report, rules, simulate, waivers,
 };
@@ -60,12 +61,16 @@ pub fn as_of(arg: Option<&str>) -> Result<Timestamp> {
 
 /// The file given, or `default` inside `dir` when it exists.
 fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<Option<PathBuf>> {
+    // Anything at the path is read (and refused there if it is not a regular file): a FIFO or
+    // a folder named inventory.toml must not pass silently for "no inventory".
     match given {
-        Some(p) if !p.is_file() => Err(Error::Usage(format!("{} does not exist", p.display()))),
+        Some(p) if std::fs::symlink_metadata(p).is_err() => {
+            Err(Error::Usage(format!("{} does not exist", p.display())))
+        }
         Some(p) => Ok(Some(p.to_path_buf())),
         None => {
             let p = dir.join(default);
-            Ok(p.is_file().then_some(p))
+            Ok(std::fs::symlink_metadata(&p).is_ok().then_some(p))
         }
     }
 }
@@ -74,6 +79,10 @@ fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<O
 /// record the run and its findings in one transaction, then write the outputs.
 pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let as_of = as_of(args.as_of.as_deref())?;
+    // An --out that cannot take a bundle is refused before anything is collected or recorded.
+    if let Some(out) = &args.bundle.out {
+        bundle::check_out_dir(out)?;
+    }
     // A live scan collects into an export directory first (a temporary one unless --export),
     // then reads it like any other: live and replayed scans share one reader.
     let mut _temporary = None;
@@ -103,14 +112,34 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         }
     };
     let from = from.as_path();
+    let limits = args.limits.limits();
     let inventory_path = input_or_default(args.inventory.as_deref(), from, "inventory.toml")?;
     let history_path = input_or_default(args.history.as_deref(), from, "history.jsonl")?;
     let waivers_path = input_or_default(args.waivers.as_deref(), from, "waivers.toml")?;
 
-    let export = collect::read_export_dir(from)?;
-    let inventory = match &inventory_path {
-        Some(p) => inventory::load(p)?,
-        None => {
+    let mut export = collect::export::read_export_dir_with(from, &limits)?;
+    // The declared files are read once: the bytes parsed are the bytes kept as evidence. A
+    // default one inside DIR must stay inside DIR; one named on the command line is the user's.
+    let root = collect::input::canonical_root(from)?;
+    let read_declared = |path: &Option<PathBuf>, named: bool| {
+        path.as_deref()
+            .map(|p| collect::input::read_bytes(p, (!named).then_some(root.as_path()), &limits))
+            .transpose()
+    };
+    let inventory_bytes = read_declared(&inventory_path, args.inventory.is_some())?;
+    let history_bytes = read_declared(&history_path, args.history.is_some())?;
+    let waivers_bytes = read_declared(&waivers_path, args.waivers.is_some())?;
+    let text = |path: &Option<PathBuf>, bytes: &Option<Vec<u8>>| -> Result<Option<String>> {
+        match (path, bytes) {
+            (Some(p), Some(b)) => String::from_utf8(b.clone())
+                .map(Some)
+                .map_err(|_| Error::input_file(p, "expected UTF-8 text")),
+            _ => Ok(None),
+        }
+    };
+    let inventory = match (&inventory_path, text(&inventory_path, &inventory_bytes)?) {
+        (Some(p), Some(text)) => inventory::parse(&text, p)?,
+        _ => {
             if !args.quiet {
                 eprintln!(
                     "warning: no inventory given and none in {}: every credential is unmanaged",
@@ -120,25 +149,39 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
             inventory::Inventory::default()
         }
     };
-    let events = match &history_path {
-        Some(p) => history::load(p)?,
-        None => Vec::new(),
+    let events = match (&history_path, &history_bytes) {
+        (Some(p), Some(bytes)) => history::parse(bytes, p)?,
+        _ => Vec::new(),
     };
-    let raw = collect::raw::gather(
-        from,
-        inventory_path.as_deref(),
-        history_path.as_deref(),
-        waivers_path.as_deref(),
-    )?;
+    let waivers = match (&waivers_path, text(&waivers_path, &waivers_bytes)?) {
+        (Some(p), Some(text)) => waivers::parse(&text, p, &rules::ids())?,
+        _ => Vec::new(),
+    };
+    let mut raw = std::mem::take(&mut export.raw);
+    let mut scrubbed = std::mem::take(&mut export.scrubbed);
+    for (name, bytes) in [
+        ("inventory.toml", inventory_bytes),
+        ("history.jsonl", history_bytes),
+        ("waivers.toml", waivers_bytes),
+    ] {
+        if let Some(bytes) = bytes {
+            let (kept, removed) = if name.ends_with(".jsonl") {
+                collect::raw::scrub_json_lines(&bytes)
+            } else {
+                (std::borrow::Cow::Borrowed(bytes.as_slice()), 0)
+            };
+            if removed > 0 {
+                scrubbed.push((name.to_string(), removed));
+            }
+            raw.push((name.to_string(), kept.into_owned()));
+        }
+    }
     let facts = Facts {
         inventory,
         observed: export.observed,
         events,
         coverage: export.coverage,
-        waivers: match &waivers_path {
-            Some(p) => waivers::load(p, &rules::ids())?,
-            None => Vec::new(),
-        },
+        waivers,
         ..Facts::default()
     };
 
@@ -151,27 +194,48 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let trail = if trail_paths.is_empty() {
         None
     } else {
-        Some(cloudtrail::read_paths(&trail_paths)?)
+        let options = cloudtrail::ReadOptions {
+            limits,
+            export_root: Some(from.to_path_buf()),
+            keep: args.keep_cloudtrail,
+        };
+        Some(cloudtrail::read_paths_with(&trail_paths, &options)?)
     };
+    if let Some(trail) = &trail {
+        trail_evidence(from, trail, &limits, &mut raw, &mut scrubbed)?;
+    }
+    raw.sort_by(|a, b| a.0.cmp(&b.0));
+    if !args.quiet {
+        for (file, removed) in &scrubbed {
+            eprintln!(
+                "warning: {}: left out {removed} member(s) named like a secret value (SecretString, SecretBinary); credaudit never stores secret values",
+                crate::term::escape(file)
+            );
+        }
+    }
     let mut facts = facts;
     if let Some(trail) = &trail {
         facts.events.extend(trail.events.iter().cloned());
         facts.events.sort_by(|a, b| {
             (a.time, &a.credential_id, a.event_type).cmp(&(b.time, &b.credential_id, b.event_type))
         });
-        facts.coverage.push(CoverageEntry {
-            account: "*".into(),
-            region: "*".into(),
-            api: "cloudtrail:logs".into(),
-            ok: true,
-            error: None,
-            records: trail.records,
-        });
+        // One entry per account and region the logs cover: a CloudTrail source is evidence
+        // about those, never about "every account".
+        for (account, region, records) in &trail.covered {
+            facts.coverage.push(CoverageEntry {
+                account: account.clone(),
+                region: region.clone(),
+                api: "cloudtrail:logs".into(),
+                ok: true,
+                error: None,
+                records: *records,
+            });
+        }
         if !args.quiet && trail.skipped > 0 {
             let reasons: Vec<String> = trail
                 .skip_reasons
                 .iter()
-                .map(|(r, n)| format!("{n} {r}"))
+                .map(|(r, n)| format!("{n} {}", term::escape(r)))
                 .collect();
             eprintln!(
                 "cloudtrail: read {} records from {} files, skipped {} ({})",
@@ -246,16 +310,19 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         {
             eprintln!(
                 "warning: waiver at line {} ({} on \"{}\", {}) matches no finding",
-                w.line, w.rule, w.credential, w.ticket
+                w.line,
+                term::escape(&w.rule),
+                term::escape(&w.credential),
+                term::escape(&w.ticket)
             );
         }
         for c in &failed {
             eprintln!(
                 "incomplete: {} {} {}: {}",
-                c.account,
-                c.region,
-                c.api,
-                c.error.as_deref().unwrap_or("failed")
+                term::escape(&c.account),
+                term::escape(&c.region),
+                term::escape(&c.api),
+                term::escape(c.error.as_deref().unwrap_or("failed"))
             );
         }
         if let Some(out) = &args.bundle.out {
@@ -273,6 +340,51 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
         return Ok(Outcome::FindingsAtThreshold);
     }
     Ok(Outcome::Ok)
+}
+
+/// The raw evidence of the CloudTrail files a scan read: `cloudtrail-files.json` (path, size and
+/// SHA-256 of each) and, with `--keep-cloudtrail`, each file's bytes as `cloudtrail/<sha256>.json`
+/// or `.json.gz`, with members named like a secret value removed.
+fn trail_evidence(
+    from: &Path,
+    trail: &cloudtrail::CloudTrailData,
+    limits: &collect::input::Limits,
+    raw: &mut Vec<RawFile>,
+    scrubbed: &mut Vec<(String, usize)>,
+) -> Result<()> {
+    let mut index = Vec::with_capacity(trail.sources.len());
+    let mut kept_names = std::collections::BTreeSet::new();
+    for source in &trail.sources {
+        let label = match source.path.strip_prefix(from) {
+            Ok(relative) => relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+            Err(_) => source.path.display().to_string(),
+        };
+        let mut kept_as = None;
+        if let Some(bytes) = &source.content {
+            let (kept, extension, removed) = collect::raw::scrub_cloudtrail(bytes, limits)
+                .map_err(|message| Error::input_file(&source.path, message))?;
+            if removed > 0 {
+                scrubbed.push((label.clone(), removed));
+            }
+            let name = format!("cloudtrail/{}.{extension}", source.sha256);
+            if kept_names.insert(name.clone()) {
+                raw.push((name.clone(), kept));
+            }
+            kept_as = Some(name);
+        }
+        index.push(collect::raw::TrailFile {
+            path: label,
+            bytes: source.bytes,
+            sha256: source.sha256.clone(),
+            kept_as,
+        });
+    }
+    raw.push(collect::raw::cloudtrail_index(&index));
+    Ok(())
 }
 
 /// The diff of a run against the run before it in the same snapshot, if there is one.
@@ -331,9 +443,9 @@ pub fn diff_runs(args: &DiffArgs, out: &mut impl Write) -> Result<Outcome> {
                         out,
                         "{mark} {:8} {:26} {}  {}",
                         f.severity.as_str(),
-                        f.rule,
-                        f.credential,
-                        f.message
+                        term::escape(&f.rule),
+                        term::escape(&f.credential),
+                        term::escape(&f.message)
                     )
                     .map_err(stdout)?;
                 }
@@ -358,7 +470,7 @@ fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
 }
 
 fn collect_live(args: &AwsArgs, dir: &Path, as_of: Timestamp, quiet: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::output::create_private_dir_all(dir)?;
     let summary = aws::collect_to_dir(&aws_options(args, quiet), dir, as_of)?;
     if !quiet {
         eprintln!(
@@ -457,7 +569,7 @@ pub fn report(args: &ReportArgs) -> Result<Outcome> {
 /// `credaudit verify`: a bundle against its manifest, or a snapshot's hash chain.
 pub fn verify(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     match (&args.dir, &args.db) {
-        (_, Some(db)) => verify_db(db, out),
+        (_, Some(db)) => verify_db(db, args.head.as_deref(), out),
         (Some(dir), None) => verify_bundle(dir, out),
         (None, None) => Err(Error::Usage(
             "verify needs a bundle folder or --db FILE".into(),
@@ -465,22 +577,67 @@ pub fn verify(args: &VerifyArgs, out: &mut impl Write) -> Result<Outcome> {
     }
 }
 
-/// Exit 0 when every run's stored hash matches its content and links to the run before; 1
-/// naming the first broken run.
-fn verify_db(db: &Path, out: &mut impl Write) -> Result<Outcome> {
+/// Exit 0 when the snapshot holds runs 1..n, each run's stored hash matches its content and
+/// links to the run before, every append-only trigger is in place and, with `--head`, the
+/// newest run's hash is `head`; 1 naming each problem. The snapshot is opened read-only.
+fn verify_db(db: &Path, head: Option<&str>, out: &mut impl Write) -> Result<Outcome> {
     let snapshot = Snapshot::open_existing(db)?;
     let report = snapshot.verify_chain()?;
     let stdout = |e| Error::io(Path::new("<stdout>"), e);
-    match report.first_broken {
+    let mut failed = false;
+    for trigger in snapshot.missing_guards() {
+        let trigger = term::escape(trigger);
+        writeln!(
+            out,
+            "FAILED: trigger {trigger} is missing: an append-only guard was removed outside credaudit"
+        )
+        .map_err(stdout)?;
+        failed = true;
+    }
+    if let Some((run, why)) = &report.first_broken {
+        let why = term::escape(why);
+        writeln!(out, "FAILED: run {run} is broken: {why}").map_err(stdout)?;
+        failed = true;
+    }
+    let actual_head = report.head.as_deref().map(term::escape);
+    match report.head.as_deref() {
         None => {
-            writeln!(out, "ok: {} runs, hash chain intact", report.runs).map_err(stdout)?;
-            Ok(Outcome::Ok)
+            writeln!(
+                out,
+                "FAILED: {} holds no runs: there is no chain to verify",
+                db.display()
+            )
+            .map_err(stdout)?;
+            failed = true;
         }
-        Some((run, why)) => {
-            writeln!(out, "FAILED: run {run} is broken: {why}").map_err(stdout)?;
-            Ok(Outcome::FindingsAtThreshold)
+        Some(actual) => {
+            if let Some(wanted) = head.map(|h| h.trim().to_ascii_lowercase())
+                && actual != wanted
+            {
+                writeln!(
+                    out,
+                    "FAILED: the newest of the {} runs has head {}, expected {}: runs were \
+                     removed or added since that head was recorded",
+                    report.runs,
+                    term::escape(actual),
+                    term::escape(&wanted)
+                )
+                .map_err(stdout)?;
+                failed = true;
+            }
         }
     }
+    if failed {
+        return Ok(Outcome::FindingsAtThreshold);
+    }
+    writeln!(
+        out,
+        "ok: {} runs, hash chain intact, head {}",
+        report.runs,
+        actual_head.unwrap_or_default()
+    )
+    .map_err(stdout)?;
+    Ok(Outcome::Ok)
 }
 
 /// Exit 0 when the bundle matches its manifest, 1 naming each file that was changed, added
@@ -494,13 +651,13 @@ fn verify_bundle(dir: &Path, out: &mut impl Write) -> Result<Outcome> {
             "ok: {} files match the manifest of run {} (as of {})",
             manifest.files.len(),
             manifest.run_id,
-            manifest.as_of
+            term::escape(&manifest.as_of)
         )
         .map_err(stdout)?;
         return Ok(Outcome::Ok);
     }
     for p in &problems {
-        writeln!(out, "{p}").map_err(stdout)?;
+        writeln!(out, "{}", term::escape(&p.to_string())).map_err(stdout)?;
     }
     writeln!(
         out,
@@ -551,7 +708,14 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
         }
         Format::Table => {
             for f in selected {
-                writeln!(out, "{} {} ({})", f.name, f.version, f.id).map_err(stdout)?;
+                writeln!(
+                    out,
+                    "{} {} ({})",
+                    term::escape(&f.name),
+                    term::escape(&f.version),
+                    term::escape(&f.id)
+                )
+                .map_err(stdout)?;
                 for c in &f.controls {
                     let rules = if c.manual {
                         "manual".to_string()
@@ -561,7 +725,9 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
                     writeln!(
                         out,
                         "  {:10} {}\n             tested by: {}",
-                        c.id, c.title, rules
+                        term::escape(&c.id),
+                        term::escape(&c.title),
+                        term::escape(&rules)
                     )
                     .map_err(stdout)?;
                 }

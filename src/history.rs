@@ -1,6 +1,5 @@
 //! Rotation history: `history.jsonl`, one event per line, as a rotation pipeline records it.
 
-use std::io::BufRead;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -24,20 +23,22 @@ struct RawEvent {
 /// Reads a history file. Blank lines are skipped; anything else that is not a valid event stops
 /// the read with the file and line named.
 pub fn load(path: &Path) -> Result<Vec<RotationEvent>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes, path)
+}
+
+/// Parses the bytes of a history file (see [`load`]); `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<RotationEvent>> {
     let mut events = Vec::new();
-    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = index + 1;
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                Error::input(path, format!("line {line_no}"), "expected UTF-8 text")
-            }
-            _ => Error::io(path, e),
-        })?;
+        let line = std::str::from_utf8(line)
+            .map_err(|_| Error::input(path, format!("line {line_no}"), "expected UTF-8 text"))?;
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
-        events.push(parse_line(&line, path, line_no)?);
+        events.push(parse_line(line, path, line_no)?);
     }
     events.sort_by(|a, b| {
         (a.time, &a.credential_id, a.event_type).cmp(&(b.time, &b.credential_id, b.event_type))
@@ -70,7 +71,12 @@ pub fn parse_line(line: &str, path: &Path, line_no: usize) -> Result<RotationEve
     if raw.credential_id.trim().is_empty() {
         return Err(Error::input(path, &at, "credential_id must not be empty"));
     }
-    let details = match raw.details {
+    let mut details = raw.details;
+    // A value has no place in the history; should one be there, it is never stored.
+    if let Some(value) = details.as_mut() {
+        crate::collect::raw::strip_secret_members(value);
+    }
+    let details = match details {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),

@@ -12,10 +12,12 @@ pub mod generate;
 pub mod history;
 pub mod inventory;
 pub mod model;
+pub mod output;
 pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod snapshot;
+pub mod term;
 pub mod waivers;
 
 pub use error::{Error, Result};

@@ -461,12 +461,14 @@ impl Facts {
             .any(|c| c.ok && c.account == account && c.api.starts_with(api_prefix))
     }
 
-    /// Accounts with at least one successful read, sorted.
+    /// Accounts whose credentials were read (a successful IAM or Secrets Manager read), sorted.
     pub fn scanned_accounts(&self) -> Vec<&str> {
         let mut accounts: Vec<&str> = self
             .coverage
             .iter()
-            .filter(|c| c.ok)
+            // CloudTrail logs name the accounts they cover, but reading them is not a scan of
+            // those accounts' credentials.
+            .filter(|c| c.ok && !c.api.starts_with("cloudtrail:"))
             .map(|c| c.account.as_str())
             .collect();
         accounts.sort_unstable();

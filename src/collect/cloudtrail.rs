@@ -58,10 +58,9 @@
 //! code. Per (credential, 5-minute window): all calls and authentication errors, kept only for
 //! windows with at least one authentication error.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -70,6 +69,9 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use sha2::{Digest, Sha256};
+
+use super::input::{self, Budgeted, Capped, LimitExceeded, Limits, RecordBudget};
 
 use crate::error::{Error, Result};
 use crate::model::{AuthWindow, EventType, RotationEvent, Timestamp, UsageBucket};
@@ -91,6 +93,35 @@ pub struct CloudTrailData {
     pub skip_reasons: BTreeMap<String, u64>,
     /// Every file read, sorted.
     pub files: Vec<PathBuf>,
+    /// Each file read with its size and SHA-256 (and its bytes when [`ReadOptions::keep`]),
+    /// in the order of `files`.
+    pub sources: Vec<TrailSource>,
+    /// Records used per (account, region) they were logged for (`recipientAccountId`, else
+    /// the caller's account, and `awsRegion`), sorted: what the logs cover.
+    pub covered: Vec<(String, String, u64)>,
+    /// Records used that name no account or region.
+    pub unattributed: u64,
+}
+
+/// One CloudTrail file as read: what the raw evidence records of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailSource {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// The file's bytes, when they were asked for.
+    pub content: Option<Vec<u8>>,
+}
+
+/// How to read CloudTrail files.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    pub limits: Limits,
+    /// The export directory the scan reads: a folder inside it may hold links anywhere inside
+    /// it (a folder outside it, only inside that folder).
+    pub export_root: Option<PathBuf>,
+    /// Keep each file's bytes (for `--keep-cloudtrail`); otherwise only its size and hash.
+    pub keep: bool,
 }
 
 pub use crate::model::{AUTH_ERROR_CODES, is_auth_error};
@@ -105,22 +136,48 @@ const HOUR_SECONDS: i64 = 3600;
 /// Files are read in sorted path order, each once even if named twice. The first malformed file
 /// stops the read with an [`Error::Input`] naming it; nothing is returned half-read.
 pub fn read_paths(paths: &[PathBuf]) -> Result<CloudTrailData> {
-    let mut files = Vec::new();
+    read_paths_with(paths, &ReadOptions::default())
+}
+
+/// [`read_paths`] with limits and the choice to keep the files' bytes. A file found by walking
+/// a folder must be a regular file inside that folder (a symlink may point only inside it); a
+/// file named explicitly must be a regular file. Each is read once, within `options.limits`.
+pub fn read_paths_with(paths: &[PathBuf], options: &ReadOptions) -> Result<CloudTrailData> {
+    let mut files: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     for path in paths {
         let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if metadata.is_dir() {
-            walk(path, &mut files)?;
+            let folder = input::canonical_root(path)?;
+            let export_root = match &options.export_root {
+                Some(root) => Some(input::canonical_root(root)?),
+                None => None,
+            };
+            let root = match export_root {
+                Some(root) if folder.starts_with(&root) => root,
+                _ => folder,
+            };
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
+            files.extend(found.into_iter().map(|f| (f, Some(root.clone()))));
         } else {
-            files.push(path.clone());
+            files.push((path.clone(), None));
         }
     }
     files.sort();
-    files.dedup();
+    // Each file once, even when named twice or reached again through a symlink: a record read
+    // twice would count twice.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|(file, _)| {
+        seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone()))
+    });
     let mut aggregator = Aggregator::default();
-    for file in &files {
-        read_file(file, &mut aggregator)?;
+    let mut sources = Vec::with_capacity(files.len());
+    for (file, root) in &files {
+        sources.push(read_file(file, root.as_deref(), options, &mut aggregator)?);
     }
-    Ok(aggregator.finish(files))
+    let mut data = aggregator.finish(files.into_iter().map(|(f, _)| f).collect());
+    data.sources = sources;
+    Ok(data)
 }
 
 /// Buckets of `new` replace those of `previous` with the same (credential, hour); the others of
@@ -185,31 +242,49 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Counts the bytes read from a file, so a gzip error can say how far it got.
+/// Counts and hashes the bytes read from a file, so a gzip error can say how far it got and the
+/// raw evidence can name the file by its SHA-256 without reading it again.
 struct Counting<R> {
     inner: R,
     count: Rc<Cell<u64>>,
+    hasher: Rc<RefCell<Sha256>>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
+        self.hasher.borrow_mut().update(&buf[..n]);
         Ok(n)
     }
 }
 
 const BUFFER: usize = 256 * 1024;
 
-fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+fn read_file(
+    path: &Path,
+    root: Option<&Path>,
+    options: &ReadOptions,
+    aggregator: &mut Aggregator,
+) -> Result<TrailSource> {
+    let limits = &options.limits;
+    let opened = input::open_regular(path, root, limits)?;
+    let size = opened.size;
+    let (source, content): (Box<dyn Read>, Option<Vec<u8>>) = if options.keep {
+        let bytes = input::read_bytes(&opened.resolved, None, limits)?;
+        (Box::new(io::Cursor::new(bytes.clone())), Some(bytes))
+    } else {
+        // Never past the limit, even if the file grows while it is read.
+        (Box::new(opened.file.take(limits.max_file_bytes + 1)), None)
+    };
     let count = Rc::new(Cell::new(0));
+    let hasher = Rc::new(RefCell::new(Sha256::new()));
     let mut reader = BufReader::with_capacity(
         BUFFER,
         Counting {
-            inner: file,
+            inner: source,
             count: Rc::clone(&count),
+            hasher: Rc::clone(&hasher),
         },
     );
     let gzip = reader
@@ -218,14 +293,38 @@ fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
         .starts_with(&[0x1f, 0x8b]);
     aggregator.file_records = 0;
     aggregator.in_array = false;
+    let budget = RecordBudget::new(limits.max_record_bytes);
+    aggregator.budget = Some(Rc::clone(&budget));
     let outcome = if gzip {
+        let decoded = Capped::new(
+            flate2::read::MultiGzDecoder::new(reader),
+            limits.max_decompressed_bytes,
+            "the decompressed stream",
+            input::MAX_DECOMPRESSED_FLAG,
+        );
         parse(
-            BufReader::with_capacity(BUFFER, flate2::read::MultiGzDecoder::new(reader)),
+            BufReader::with_capacity(
+                BUFFER,
+                Budgeted {
+                    inner: decoded,
+                    budget,
+                },
+            ),
             aggregator,
         )
     } else {
-        parse(reader, aggregator)
+        parse(
+            BufReader::with_capacity(
+                BUFFER,
+                Budgeted {
+                    inner: reader,
+                    budget,
+                },
+            ),
+            aggregator,
+        )
     };
+    aggregator.budget = None;
     outcome.map_err(|e| {
         json_error(
             path,
@@ -233,6 +332,34 @@ fn read_file(path: &Path, aggregator: &mut Aggregator) -> Result<()> {
             aggregator.in_array.then_some(aggregator.file_records),
             gzip.then(|| (count.get(), size)),
         )
+    })?;
+    let read = count.get();
+    if read > limits.max_file_bytes {
+        return Err(input::too_large(path, read, limits.max_file_bytes));
+    }
+    if read != size {
+        // The parser stops at the end of the JSON (or the last gzip member); anything after it
+        // was not read, so the hash would not be the file's. Such a file is not a log file.
+        return Err(Error::input_file(
+            path,
+            format!(
+                "{} bytes follow the end of the CloudTrail data ({read} of {size} read); expected nothing after it",
+                size.saturating_sub(read)
+            ),
+        ));
+    }
+    let sha256 = hasher
+        .borrow()
+        .clone()
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(TrailSource {
+        path: path.to_path_buf(),
+        bytes: size,
+        sha256,
+        content,
     })
 }
 
@@ -259,6 +386,9 @@ fn json_error(
     };
     if e.is_io() {
         let source = io::Error::from(e);
+        if let Some(exceeded) = LimitExceeded::of(&source) {
+            return Error::input(path, location, exceeded.to_string());
+        }
         return match gzip {
             Some((read, size)) => Error::input(
                 path,
@@ -378,8 +508,10 @@ impl<'de> Visitor<'de> for Records<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.aggregator.in_array = true;
+        self.aggregator.record_starts();
         while let Some(record) = seq.next_element::<Obj<RawRecord>>()? {
             self.aggregator.add(record.0);
+            self.aggregator.record_starts();
         }
         self.aggregator.in_array = false;
         Ok(())
@@ -411,7 +543,9 @@ impl<'de> Visitor<'de> for Events<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.aggregator.in_array = true;
+        self.aggregator.record_starts();
         while let Some(event) = seq.next_element::<Obj<LookupEvent>>()? {
+            self.aggregator.record_starts();
             let Some(text) = event.0.and_then(|e| e.cloud_trail_event.0) else {
                 self.aggregator.records += 1;
                 self.aggregator.file_records += 1;
@@ -453,6 +587,7 @@ struct RawRecord {
     error_code: Text,
     request_parameters: Obj<RequestParameters>,
     response_elements: Obj<ResponseElements>,
+    recipient_account_id: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -464,6 +599,7 @@ struct UserIdentity {
     access_key_id: Text,
     invoked_by: Text,
     principal_id: Text,
+    account_id: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -684,6 +820,12 @@ struct Aggregator {
     in_array: bool,
     /// Scratch space for `eventSource:eventName`.
     operation: String,
+    /// The byte budget of the record being read, for the file being read.
+    budget: Option<Rc<RecordBudget>>,
+    /// Records used per (account, region) they were logged for.
+    covered: BTreeMap<(String, String), u64>,
+    /// Records used that name no account or region.
+    unattributed: u64,
 }
 
 /// What one record contributes to usage, borrowed from it.
@@ -696,6 +838,13 @@ struct Call<'r> {
 }
 
 impl Aggregator {
+    /// A record (or the rest of the file after the record list) begins: its byte budget starts.
+    fn record_starts(&self) {
+        if let Some(budget) = &self.budget {
+            budget.start();
+        }
+    }
+
     fn skip(&mut self, reason: &str) {
         self.skipped += 1;
         bump(&mut self.skip_reasons, reason);
@@ -726,6 +875,33 @@ impl Aggregator {
             return self.skip("eventTime is not an RFC 3339 time");
         };
         let time = time.with_timezone(&Utc);
+        // The account whose trail logged the call (else the caller's), and its region: what
+        // this log is evidence about, for coverage.
+        let account = record
+            .recipient_account_id
+            .get()
+            .or(identity.account_id.get())
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
+        let region = record.aws_region.get().filter(|r| {
+            !r.is_empty()
+                && r.len() <= 32
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+        match (account, region) {
+            (Some(account), Some(region)) => {
+                if let Some(n) = self
+                    .covered
+                    .get_mut(&(account.to_string(), region.to_string()))
+                {
+                    *n += 1;
+                } else {
+                    self.covered
+                        .insert((account.to_string(), region.to_string()), 1);
+                }
+            }
+            _ => self.unattributed += 1,
+        }
         let source = record.event_source.get().unwrap_or("unknown");
         let name = record.event_name.get().unwrap_or("unknown");
         self.operation.clear();
@@ -974,6 +1150,13 @@ impl Aggregator {
             skipped: self.skipped,
             skip_reasons: self.skip_reasons,
             files,
+            sources: Vec::new(),
+            covered: self
+                .covered
+                .into_iter()
+                .map(|((account, region), records)| (account, region, records))
+                .collect(),
+            unattributed: self.unattributed,
         }
     }
 }

@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use super::awsjson::{self, OneOrMany, Site, quote};
 use super::credential_report::{self, ReportRow};
+use super::input::{self, Limits};
+use super::raw::{self, RawFile};
 use super::schedule::schedule_interval_days;
 use crate::error::{Error, Result};
 use crate::model::{CoverageEntry, CredentialKind, KeyStatus, ObservedCredential, Timestamp};
@@ -30,22 +32,39 @@ pub struct ExportData {
     pub coverage: Vec<CoverageEntry>,
     /// The account folders found, sorted.
     pub accounts: Vec<String>,
+    /// The files of the layout that were read, as (path relative to the export, bytes parsed),
+    /// with members named like a secret value removed; sorted by path.
+    pub raw: Vec<RawFile>,
+    /// Members named like a secret value (`SecretString`, `SecretBinary`) that were found and
+    /// left out of `raw`, as (file, how many).
+    pub scrubbed: Vec<(String, usize)>,
 }
 
 /// Region name used for IAM, which is global.
 const GLOBAL: &str = "global";
 
+/// Reads the export directory `dir` (see `docs/export-format.md`) with the default [`Limits`].
+pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
+    read_export_dir_with(dir, &Limits::default())
+}
+
 /// Reads the export directory `dir` (see `docs/export-format.md`).
 ///
-/// Every file of the layout is optional; each one present is read, and a malformed one stops the
-/// read with an [`Error::Input`] naming the file, the line or record, and what was expected.
-/// A directory without an `aws/` folder gives empty data (no coverage).
-pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
+/// Every file of the layout is optional; each one present is read once, and a malformed one
+/// stops the read with an [`Error::Input`] naming the file, the line or record, and what was
+/// expected. A file must be a regular file inside `dir` (a symlink may point only inside it)
+/// and within `limits`. A directory without an `aws/` folder gives empty data (no coverage).
+pub fn read_export_dir_with(dir: &Path, limits: &Limits) -> Result<ExportData> {
     let metadata = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
     if !metadata.is_dir() {
         return Err(Error::input_file(dir, "expected an export directory"));
     }
-    let mut export = Collected::default();
+    let mut export = Collected {
+        dir: dir.to_path_buf(),
+        root: input::canonical_root(dir)?,
+        limits: *limits,
+        ..Collected::default()
+    };
     let aws = dir.join("aws");
     if is_dir(&aws)? {
         for entry in entries(&aws)? {
@@ -66,7 +85,8 @@ pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
             read_secrets(&mut export, &entry.name, &entry.path.join("secretsmanager"))?;
         }
     }
-    read_collect_coverage(&mut export, &dir.join("coverage.json"))?;
+    let coverage = dir.join("coverage.json");
+    read_collect_coverage(&mut export, &coverage)?;
     export.finish()
 }
 
@@ -74,7 +94,7 @@ pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
 /// failed (`ok: false`, with the error), as a JSON array of coverage entries. They are appended
 /// after the entries of the files read, so a replayed export is as incomplete as the live scan.
 fn read_collect_coverage(export: &mut Collected, path: &Path) -> Result<()> {
-    let Some(text) = read_optional(path)? else {
+    let Some(text) = export.read_optional(path)? else {
         return Ok(());
     };
     let entries: Vec<CoverageEntry> = awsjson::from_file_text(path, &text)?;
@@ -91,15 +111,53 @@ fn read_collect_coverage(export: &mut Collected, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Credentials with the file each came from (for the duplicate check), and coverage so far.
+/// Credentials with the file each came from (for the duplicate check), coverage and raw
+/// evidence so far, and where and how to read.
 #[derive(Default)]
 struct Collected {
     observed: Vec<(ObservedCredential, PathBuf)>,
     coverage: Vec<CoverageEntry>,
     accounts: Vec<String>,
+    raw: Vec<RawFile>,
+    scrubbed: Vec<(String, usize)>,
+    /// The export directory as given, and its canonical form (no input may leave it).
+    dir: PathBuf,
+    root: PathBuf,
+    limits: Limits,
 }
 
 impl Collected {
+    /// The text of `path`, or `None` when there is no such file. What is read is kept as raw
+    /// evidence (secret-named members removed), so the evidence holds the bytes parsed.
+    fn read_optional(&mut self, path: &Path) -> Result<Option<String>> {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+            Ok(_) => {}
+        }
+        let bytes = input::read_bytes(path, Some(&self.root), &self.limits)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::input_file(path, "expected UTF-8 text"))?;
+        let relative = path
+            .strip_prefix(&self.dir)
+            .map_err(|_| Error::input_file(path, "is outside the export directory"))?
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let stored = if relative.ends_with(".json") {
+            let (bytes, removed) = raw::scrub_json(text.as_bytes());
+            if removed > 0 {
+                self.scrubbed.push((relative.clone(), removed));
+            }
+            bytes.into_owned()
+        } else {
+            text.as_bytes().to_vec()
+        };
+        self.raw.push((relative, stored));
+        Ok(Some(text))
+    }
+
     fn cover(&mut self, account: &str, region: &str, api: &str, records: usize) {
         self.coverage.push(CoverageEntry {
             account: account.to_string(),
@@ -128,10 +186,13 @@ impl Collected {
         self.observed.sort_by(|(a, _), (b, _)| {
             (&a.account, a.kind, &a.region, &a.id).cmp(&(&b.account, b.kind, &b.region, &b.id))
         });
+        self.raw.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(ExportData {
             observed: self.observed.into_iter().map(|(c, _)| c).collect(),
             coverage: self.coverage,
             accounts: self.accounts,
+            raw: self.raw,
+            scrubbed: self.scrubbed,
         })
     }
 }
@@ -173,18 +234,6 @@ fn is_dir(path: &Path) -> Result<bool> {
     match fs::metadata(path) {
         Ok(metadata) => Ok(metadata.is_dir()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-/// The text of `path`, or `None` when there is no such file.
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match fs::metadata(path) {
-        Ok(metadata) if metadata.is_dir() => {
-            Err(Error::input_file(path, "expected a file, found a folder"))
-        }
-        Ok(_) => crate::error::read_to_string(path).map(Some),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
 }
@@ -379,12 +428,12 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
     let csv_path = dir.join("credential-report.csv");
     let json_path = dir.join("get-credential-report.json");
     let mut report: Option<(PathBuf, Vec<ReportRow>)> = None;
-    if let Some(text) = read_optional(&csv_path)? {
+    if let Some(text) = export.read_optional(&csv_path)? {
         let rows = credential_report::parse_csv_file(&csv_path, &text)?;
         export.cover(account, GLOBAL, "iam:credential-report", rows.len());
         report = Some((csv_path.clone(), rows));
     }
-    if let Some(text) = read_optional(&json_path)? {
+    if let Some(text) = export.read_optional(&json_path)? {
         let rows = credential_report::parse_json_file(&json_path, &text)?;
         export.cover(account, GLOBAL, "iam:get-credential-report", rows.len());
         match &report {
@@ -404,7 +453,7 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
 
     let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let path = dir.join("list-users.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let pages: OneOrMany<ListUsersOutput> = awsjson::from_file_text(&path, &text)?;
         let mut count = 0;
         for (prefix, page) in pages.with_prefixes() {
@@ -427,7 +476,7 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
 
     let mut keys: Option<(PathBuf, Vec<AccessKey>)> = None;
     let path = dir.join("list-access-keys.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let outputs: OneOrMany<ListAccessKeysOutput> = awsjson::from_file_text(&path, &text)?;
         let mut found: Vec<AccessKey> = Vec::new();
         let mut locations: BTreeMap<String, String> = BTreeMap::new();
@@ -472,7 +521,7 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
 
     let mut last_used: BTreeMap<String, LastUse> = BTreeMap::new();
     let path = dir.join("get-access-key-last-used.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let outputs: OneOrMany<GetAccessKeyLastUsedOutput> = awsjson::from_file_text(&path, &text)?;
         let mut count = 0;
         for (prefix, output) in outputs.with_prefixes() {
@@ -504,7 +553,7 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
     }
 
     let path = dir.join("list-user-tags.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let outputs: OneOrMany<ListUserTagsOutput> = awsjson::from_file_text(&path, &text)?;
         let mut count = 0;
         for (prefix, output) in outputs.with_prefixes() {
@@ -856,7 +905,7 @@ fn read_secrets_region(
     let mut secrets: BTreeMap<String, (SecretRecord, String)> = BTreeMap::new();
 
     let path = dir.join("list-secrets.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let pages: OneOrMany<ListSecretsOutput> = awsjson::from_file_text(&path, &text)?;
         let mut count = 0;
         for (prefix, page) in pages.with_prefixes() {
@@ -883,7 +932,7 @@ fn read_secrets_region(
     }
 
     let path = dir.join("describe-secret.json");
-    if let Some(text) = read_optional(&path)? {
+    if let Some(text) = export.read_optional(&path)? {
         let outputs: OneOrMany<SecretListEntry> = awsjson::from_file_text(&path, &text)?;
         let mut count = 0;
         let mut described: BTreeSet<String> = BTreeSet::new();

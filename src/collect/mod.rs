@@ -10,6 +10,7 @@ pub mod awsjson;
 pub mod cloudtrail;
 pub mod credential_report;
 pub mod export;
+pub mod input;
 pub mod raw;
 pub mod schedule;
 

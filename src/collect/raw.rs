@@ -1,90 +1,243 @@
-//! Raw evidence: the export files a run was made from, kept byte for byte with the run so a
-//! bundle can ship them and any report can be re-rendered later.
+//! Raw evidence: the input files a run was made from, kept with the run so a bundle can ship them
+//! and any report can be re-rendered later.
+//!
+//! Only what was parsed is kept, with the bytes that were parsed: the readers hand their files
+//! over here as they read them, so nothing is read twice and no file outside the documented
+//! layout (a `get-secret-value.json` dropped into an export, say) is ever stored. Members named
+//! like a secret value (`SecretString`, `SecretBinary`, at any depth) are removed first.
+//! CloudTrail logs are large and AWS's own: a run keeps each file's path, size and SHA-256 in
+//! `cloudtrail-files.json`, and their bytes only when asked (`--keep-cloudtrail`).
 
-use std::path::Path;
+use std::borrow::Cow;
 
-use crate::error::{Error, Result};
+use std::io::Read;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::input::{Capped, Limits, MAX_DECOMPRESSED_FLAG};
 
 /// One raw evidence file: its path relative to the export directory, and its bytes.
 pub type RawFile = (String, Vec<u8>);
 
-/// Extensions of the files an export directory holds.
-const EVIDENCE_EXTENSIONS: &[&str] = &["json", "csv", "gz", "jsonl", "toml"];
+/// The raw evidence file that lists the CloudTrail files a run read.
+pub const CLOUDTRAIL_INDEX: &str = "cloudtrail-files.json";
 
-/// A path component we are willing to copy into a bundle: plain ASCII names only.
-fn plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+/// Whether a JSON member name is that of a secret value: `SecretString`, `SecretBinary`, in any
+/// case and with any punctuation (`secret_string`, `secret-binary`).
+pub fn is_secret_member(name: &str) -> bool {
+    let folded: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    folded == "secretstring" || folded == "secretbinary"
 }
 
-fn gather_dir(dir: &Path, rel: &str, out: &mut Vec<RawFile>) -> Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .collect::<std::io::Result<_>>()
-        .map_err(|e| Error::io(dir, e))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if !plain_name(&name) {
+/// Removes every member named like a secret value from `value`, at any depth (inside a
+/// lookup-events `CloudTrailEvent`, which holds a record as a JSON string, too). Returns how
+/// many were removed.
+pub fn strip_secret_members(value: &mut Value) -> usize {
+    match value {
+        Value::Object(map) => {
+            let before = map.len();
+            map.retain(|name, _| !is_secret_member(name));
+            let mut removed = before - map.len();
+            for (name, member) in map.iter_mut() {
+                if name == "CloudTrailEvent"
+                    && let Value::String(text) = member
+                    && let Ok(mut inner) = serde_json::from_str::<Value>(text)
+                {
+                    let inside = strip_secret_members(&mut inner);
+                    if inside > 0 {
+                        *text = inner.to_string();
+                        removed += inside;
+                    }
+                } else {
+                    removed += strip_secret_members(member);
+                }
+            }
+            removed
+        }
+        Value::Array(items) => items.iter_mut().map(strip_secret_members).sum(),
+        _ => 0,
+    }
+}
+
+/// Whether `bytes` could hold a secret member at all: the name spelled out, or JSON escapes
+/// that could spell it. A cheap test that spares parsing files that cannot.
+fn may_hold_secret(bytes: &[u8]) -> bool {
+    let lower = |b: &u8| b.to_ascii_lowercase();
+    bytes.windows(6).any(|w| w.iter().map(lower).eq(*b"secret"))
+        || bytes.windows(2).any(|w| w == b"\\u")
+}
+
+/// The bytes of a JSON document (one value, as the export files hold) fit to store: unchanged
+/// when no member is named like a secret value, else re-serialised without them. Returns the
+/// bytes and how many members were removed. `bytes` must already have parsed as JSON; if it
+/// somehow does not, it is dropped whole rather than stored unchecked.
+pub fn scrub_json(bytes: &[u8]) -> (Cow<'_, [u8]>, usize) {
+    if !may_hold_secret(bytes) {
+        return (Cow::Borrowed(bytes), 0);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut value) => match strip_secret_members(&mut value) {
+            0 => (Cow::Borrowed(bytes), 0),
+            removed => {
+                let mut out = serde_json::to_vec_pretty(&value).expect("JSON values serialise");
+                out.push(b'\n');
+                (Cow::Owned(out), removed)
+            }
+        },
+        Err(_) => (Cow::Owned(Vec::new()), 1),
+    }
+}
+
+/// [`scrub_json`] for JSON Lines: each line on its own; blank lines kept.
+pub fn scrub_json_lines(bytes: &[u8]) -> (Cow<'_, [u8]>, usize) {
+    if !may_hold_secret(bytes) {
+        return (Cow::Borrowed(bytes), 0);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut removed = 0;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            out.extend_from_slice(line);
             continue;
         }
-        let path = entry.path();
-        let file_type = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        let child = format!("{rel}/{name}");
-        if file_type.is_dir() {
-            gather_dir(&path, &child, out)?;
-        } else if file_type.is_file()
-            && EVIDENCE_EXTENSIONS
-                .iter()
-                .any(|ext| name.ends_with(&format!(".{ext}")))
-        {
-            out.push((
-                child,
-                std::fs::read(&path).map_err(|e| Error::io(&path, e))?,
-            ));
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut value) => match strip_secret_members(&mut value) {
+                0 => out.extend_from_slice(line),
+                n => {
+                    removed += n;
+                    out.extend_from_slice(value.to_string().as_bytes());
+                    out.push(b'\n');
+                }
+            },
+            // Never stored unchecked; the reader refuses such a line anyway.
+            Err(_) => removed += 1,
         }
     }
-    Ok(())
+    if removed == 0 {
+        (Cow::Borrowed(bytes), 0)
+    } else {
+        (Cow::Owned(out), removed)
+    }
 }
 
-/// The export files under `DIR/aws` and `DIR/cloudtrail`, `DIR/coverage.json`, plus the
-/// inventory, history and waivers files used, as (relative path, bytes), sorted. Symbolic
-/// links and oddly named files are skipped.
-pub fn gather(
-    dir: &Path,
-    inventory: Option<&Path>,
-    history: Option<&Path>,
-    waivers: Option<&Path>,
-) -> Result<Vec<RawFile>> {
-    let mut out = Vec::new();
-    for sub in ["aws", "cloudtrail"] {
-        let path = dir.join(sub);
-        if path.is_dir() && !path.is_symlink() {
-            gather_dir(&path, sub, &mut out)?;
+/// One CloudTrail file a run read, as `cloudtrail-files.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrailFile {
+    /// Where it was read: relative to the export directory for `DIR/cloudtrail/…`, else the path
+    /// given on the command line (plus the part below it).
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Where its bytes are kept in the raw evidence (`--keep-cloudtrail`), if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_as: Option<String>,
+}
+
+/// `cloudtrail-files.json`: the CloudTrail files read, sorted by path.
+pub fn cloudtrail_index(files: &[TrailFile]) -> RawFile {
+    let mut sorted = files.to_vec();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut bytes = serde_json::to_vec_pretty(&sorted).expect("plain data");
+    bytes.push(b'\n');
+    (CLOUDTRAIL_INDEX.to_string(), bytes)
+}
+
+/// A CloudTrail file's bytes fit to keep (`--keep-cloudtrail`): unchanged when no member is
+/// named like a secret value, else the JSON without them (decompressed). Returns the bytes, the
+/// extension to store them under (`json` or `json.gz`) and how many members were removed.
+pub fn scrub_cloudtrail(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<(Vec<u8>, &'static str, usize), String> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        let (kept, removed) = scrub_json(bytes);
+        return Ok((kept.into_owned(), "json", removed));
+    }
+    let mut json = Vec::new();
+    Capped::new(
+        flate2::read::MultiGzDecoder::new(bytes),
+        limits.max_decompressed_bytes,
+        "the decompressed stream",
+        MAX_DECOMPRESSED_FLAG,
+    )
+    .read_to_end(&mut json)
+    .map_err(|e| e.to_string())?;
+    match scrub_json(&json) {
+        (_, 0) => Ok((bytes.to_vec(), "json.gz", 0)),
+        (kept, removed) => Ok((kept.into_owned(), "json", removed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_members_are_named_in_any_spelling() {
+        for name in [
+            "SecretString",
+            "secretString",
+            "SECRET_BINARY",
+            "secret-string",
+        ] {
+            assert!(is_secret_member(name), "{name}");
+        }
+        for name in ["SecretList", "Name", "ARN", "SecretStringVersion", "secret"] {
+            assert!(!is_secret_member(name), "{name}");
         }
     }
-    let coverage = dir.join("coverage.json");
-    if coverage.is_file() && !coverage.is_symlink() {
-        out.push((
-            "coverage.json".to_string(),
-            std::fs::read(&coverage).map_err(|e| Error::io(&coverage, e))?,
-        ));
+
+    #[test]
+    fn scrub_removes_secret_members_at_any_depth() {
+        let text = br#"{"SecretList":[{"ARN":"a","SecretString":"hunter2-SUPERSECRET","Tags":[{"Key":"k","SecretBinary":"aGk="}]}]}"#;
+        let (bytes, removed) = scrub_json(text);
+        assert_eq!(removed, 2);
+        let out = String::from_utf8(bytes.into_owned()).unwrap();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(!out.contains("aGk="), "{out}");
+        assert!(out.contains("\"ARN\": \"a\""), "{out}");
     }
-    for (file, name) in [
-        (inventory, "inventory.toml"),
-        (history, "history.jsonl"),
-        (waivers, "waivers.toml"),
-    ] {
-        if let Some(file) = file {
-            out.push((
-                name.to_string(),
-                std::fs::read(file).map_err(|e| Error::io(file, e))?,
-            ));
-        }
+
+    #[test]
+    fn scrub_sees_through_escapes_and_lookup_events() {
+        let text = br#"{"Secret\u0053tring":"hunter2"}"#;
+        let (bytes, removed) = scrub_json(text);
+        assert_eq!(removed, 1);
+        assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"));
+
+        let event = r#"{"requestParameters":{"secretId":"x","secretString":"hunter2"}}"#;
+        let text = serde_json::json!({"Events": [{"CloudTrailEvent": event}]}).to_string();
+        let (bytes, removed) = scrub_json(text.as_bytes());
+        assert_eq!(removed, 1);
+        let out = String::from_utf8_lossy(&bytes);
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(out.contains("secretId"), "{out}");
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+
+    #[test]
+    fn clean_files_are_kept_byte_for_byte() {
+        let text = b"{\n  \"Users\": [ {\"UserName\": \"alice\"} ]\n}\n";
+        let (bytes, removed) = scrub_json(text);
+        assert_eq!((bytes.as_ref(), removed), (&text[..], 0));
+        let text = b"{\"SecretList\": [{\"Name\": \"prod/db\"}]}";
+        let (bytes, removed) = scrub_json(text);
+        assert_eq!((bytes.as_ref(), removed), (&text[..], 0));
+    }
+
+    #[test]
+    fn json_lines_are_scrubbed_line_by_line() {
+        let text = b"{\"a\":1}\n\n{\"details\":{\"SecretString\":\"hunter2\"}}\n";
+        let (bytes, removed) = scrub_json_lines(text);
+        assert_eq!(removed, 1);
+        assert_eq!(
+            String::from_utf8(bytes.into_owned()).unwrap(),
+            "{\"a\":1}\n\n{\"details\":{}}\n"
+        );
+    }
 }
