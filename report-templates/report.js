@@ -360,7 +360,7 @@
       id: "findings",
       data: F,
       noun: "findings",
-      text: ["rule", "credential", "kind", "account", "region", "owner", "message", "fingerprint"],
+      text: ["rule", "credential", "principal", "kind", "account", "region", "owner", "message", "fingerprint"],
       lists: ["evidence"],
       columns: [
         {
@@ -375,6 +375,7 @@
         },
         { label: "Rule", key: "rule", type: "str", cls: "mono nowrap" },
         { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
+        { label: "Principal", key: "principal", type: "str", cls: "mono breakall" },
         { label: "Kind", key: "kind", type: "str", cls: "nowrap" },
         { label: "Account", key: "account", type: "str", cls: "mono nowrap" },
         { label: "Region", key: "region", type: "str", cls: "nowrap" },

@@ -538,6 +538,7 @@ mod tests {
             account: None,
             region: None,
             owner: None,
+            principal: None,
             message: String::new(),
             evidence: Vec::new(),
             waiver: None,

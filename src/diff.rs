@@ -57,6 +57,7 @@ mod tests {
             account: None,
             region: None,
             owner: None,
+            principal: None,
             message: format!("{rule} on {credential}"),
             evidence: vec![],
             waiver: None,

@@ -406,6 +406,10 @@ pub struct Finding {
     pub account: Option<String>,
     pub region: Option<String>,
     pub owner: Option<String>,
+    /// Who holds the credential: the IAM user of an access key, `root` for the root user's
+    /// key, the secret's name; `None` when the scan saw nothing that names one.
+    #[serde(default)]
+    pub principal: Option<String>,
     pub message: String,
     /// Ordered (key, value) pairs that back the finding.
     pub evidence: Vec<(String, String)>,

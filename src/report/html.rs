@@ -235,6 +235,7 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
     f.ints("severity", findings, |x| severity_rank(x.severity.as_str()));
     f.strings("rule", findings, &mut table, |x| &x.rule);
     f.strings("credential", findings, &mut table, |x| &x.credential);
+    f.strings("principal", findings, &mut table, |x| &x.principal);
     f.strings("kind", findings, &mut table, |x| &x.kind);
     f.strings("account", findings, &mut table, |x| &x.account);
     f.strings("region", findings, &mut table, |x| &x.region);
@@ -872,6 +873,7 @@ mod tests {
             account: Some("111111111111".into()),
             region: Some("us-east-1".into()),
             owner: (!owner.is_empty()).then(|| owner.into()),
+            principal: None,
             message: message.into(),
             evidence: vec![
                 ("user".into(), format!("svc-{ATTR_PAYLOAD}")),

@@ -28,6 +28,8 @@ pub struct FindingView {
     pub rule: String,
     pub severity: Severity,
     pub credential: String,
+    /// Who holds the credential (IAM user, `root`, secret name); empty when unknown.
+    pub principal: String,
     pub kind: String,
     pub account: String,
     pub region: String,
@@ -56,6 +58,7 @@ impl From<&Finding> for FindingView {
             rule: f.rule.clone(),
             severity: f.severity,
             credential: f.credential.clone(),
+            principal: f.principal.clone().unwrap_or_default(),
             kind: f.kind.to_string(),
             account: f.account.clone().unwrap_or_default(),
             region: f.region.clone().unwrap_or_default(),

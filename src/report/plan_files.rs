@@ -97,6 +97,7 @@ mod tests {
             account: Some(k.account.clone()),
             region: Some(k.region.clone()),
             owner: Some("team".into()),
+            principal: None,
             message: format!("{rule} happened"),
             evidence: vec![],
             waiver: None,
@@ -104,6 +105,7 @@ mod tests {
         let hostile = Finding {
             credential: "=HYPERLINK(\"http://evil\")".into(),
             owner: Some("@team".into()),
+            principal: None,
             ..of_key("unmanaged-credential", Severity::High)
         };
         let findings = vec![

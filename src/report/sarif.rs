@@ -273,6 +273,7 @@ fn result(finding: &FindingView, rule_index: usize, inventory_uri: &str) -> Valu
         "properties": {
             "severity": finding.severity.as_str(),
             "credential": finding.credential,
+            "principal": finding.principal,
             "kind": finding.kind,
             "account": finding.account,
             "region": finding.region,

@@ -99,6 +99,36 @@ impl<'a> CredentialView<'a> {
     }
 }
 
+    /// Who holds the credential: the IAM user of an access key, `root` for the root user's
+    /// key, the secret's name (from AWS, else from a declared secret ARN or name).
+    pub fn principal(&self) -> Option<String> {
+        match (self.kind, self.observed) {
+            (CredentialKind::RootAccessKey, _) => Some("root".to_string()),
+            (_, Some(o)) if !o.name.is_empty() => Some(o.name.clone()),
+            (CredentialKind::Secret, None) => Some(secret_name(self.id).to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// A secret's name from its ARN (`arn:aws:secretsmanager:region:account:secret:NAME-AbCdEf`,
+/// without the six-character suffix AWS adds), or the id itself when it is a name.
+fn secret_name(id: &str) -> &str {
+    match id.strip_prefix("arn:") {
+        Some(_) => {
+            let name = id.splitn(7, ':').nth(6).unwrap_or(id);
+            match name.rsplit_once('-') {
+                Some((base, suffix))
+                    if suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                {
+                    base
+                }
+                _ => name,
+            }
+        }
+        None => id,
+    }
+
 /// Everything a rule may look at: the facts of one run, joined, at one point in time.
 pub struct EvalCtx<'a> {
     pub as_of: Timestamp,
@@ -257,6 +287,7 @@ impl<'a> EvalCtx<'a> {
             region: view.region().map(str::to_string),
             owner: view.owner().map(str::to_string),
             message,
+            principal: view.principal(),
             evidence: evidence
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -326,6 +357,54 @@ mod tests {
     use crate::model::{AuthWindow, UsageBucket};
 
     #[test]
+    #[test]
+    fn every_finding_names_its_principal() {
+        let user_key = key("AKIATEST000000000001", "svc-reader", 3);
+        let mut root = key("arn:aws:iam::111122223333:root/access-key-1", "<root_account>", 3);
+        root.kind = CredentialKind::RootAccessKey;
+        let observed_secret = secret("prod/db", 3);
+        let view = |id: &'static str, kind, observed| CredentialView {
+            id,
+            kind,
+            observed,
+            declared: None,
+        };
+        assert_eq!(
+            view(
+                "AKIATEST000000000001",
+                CredentialKind::IamAccessKey,
+                Some(&user_key)
+            )
+            .principal()
+            .as_deref(),
+            Some("svc-reader")
+        );
+        assert_eq!(
+            view("r", CredentialKind::RootAccessKey, Some(&root))
+                .principal()
+                .as_deref(),
+            Some("root")
+        );
+        assert_eq!(
+            view("s", CredentialKind::Secret, Some(&observed_secret))
+                .principal()
+                .as_deref(),
+            Some("prod/db")
+        );
+        // Declared only: the name inside a secret ARN, without AWS's random suffix.
+        let declared_arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api-key-Xy12Zq";
+        assert_eq!(
+            view(declared_arn, CredentialKind::Secret, None)
+                .principal()
+                .as_deref(),
+            Some("prod/api-key")
+        );
+        assert_eq!(
+            view("AKIANOTSEEN", CredentialKind::IamAccessKey, None).principal(),
+            None
+        );
+    }
+
     fn time_arithmetic_saturates_at_the_ends_of_time() {
         let huge_days = Duration::days(i64::from(u32::MAX));
         let huge_hours = Duration::hours(i64::from(u32::MAX));

@@ -106,6 +106,7 @@ pub const TABLES: &[(&str, &[&str], &str)] = &[
             "message",
             "evidence_json",
             "waiver_json",
+            "principal",
         ],
         "seq",
     ),

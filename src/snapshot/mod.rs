@@ -1147,8 +1147,8 @@ fn write_raw(tx: &Transaction, run_id: i64, raw: &[(String, Vec<u8>)]) -> rusqli
 
 fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare(
-        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json, waiver_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json, waiver_json, principal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     for (seq, f) in findings.iter().enumerate() {
         stmt.execute(params![
@@ -1169,6 +1169,7 @@ fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqli
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(json_err)?,
+            f.principal,
         ])?;
     }
     Ok(())
@@ -1177,7 +1178,7 @@ fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqli
 fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding>> {
     let mut stmt = conn.prepare(
         "SELECT rule, severity, credential, kind, account, region, owner, message, evidence_json,
-           waiver_json
+           waiver_json, principal
          FROM findings WHERE run_id = ?1 ORDER BY seq",
     )?;
     stmt.query_map([run_id], |r| {
@@ -1193,6 +1194,7 @@ fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding
             account: r.get(4)?,
             region: r.get(5)?,
             owner: r.get(6)?,
+            principal: r.get(10)?,
             message: r.get(7)?,
             evidence: serde_json::from_str(&evidence).map_err(json_err)?,
             waiver: waiver

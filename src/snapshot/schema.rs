@@ -179,9 +179,11 @@ CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT
 CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 "#, // Which algorithm chained a run: 1 (serialised facts, before this migration) or 2 (the
     // run's metadata and stored rows, see `canonical`). Adding a column recreates nothing, so
-    // the append-only triggers above stay as they are.
+    // the append-only triggers above stay as they are. Findings name their principal (the IAM
+    // user, the root user or the secret's name); runs before this have none.
     r#"
 ALTER TABLE runs ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE findings ADD COLUMN principal TEXT;
 "#,
 ];
 
