@@ -263,6 +263,10 @@ pub struct ScanArgs {
     pub fail_on_new: Option<Severity>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Accept export records whose ARN names another account or region than the folder that
+    /// holds them (each file is noted in the coverage); by default that is bad input.
+    #[arg(long)]
+    pub allow_mislabelled: bool,
     /// Keep the bytes of the CloudTrail files read in the raw evidence (by default the run keeps
     /// each file's path, size and SHA-256 in raw/cloudtrail-files.json).
     #[arg(long)]

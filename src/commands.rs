@@ -117,7 +117,13 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let history_path = input_or_default(args.history.as_deref(), from, "history.jsonl")?;
     let waivers_path = input_or_default(args.waivers.as_deref(), from, "waivers.toml")?;
 
-    let mut export = collect::export::read_export_dir_with(from, &limits)?;
+    let mut export = collect::export::read_export_dir_with(
+        from,
+        &collect::ExportOptions {
+            limits,
+            allow_mislabelled: args.allow_mislabelled,
+        },
+    )?;
     // The declared files are read once: the bytes parsed are the bytes kept as evidence. A
     // default one inside DIR must stay inside DIR; one named on the command line is the user's.
     let root = collect::input::canonical_root(from)?;

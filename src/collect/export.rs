@@ -43,9 +43,19 @@ pub struct ExportData {
 /// Region name used for IAM, which is global.
 const GLOBAL: &str = "global";
 
-/// Reads the export directory `dir` (see `docs/export-format.md`) with the default [`Limits`].
+/// How to read an export directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    pub limits: Limits,
+    /// Accept records whose ARN names another account (or region) than the folder holding them,
+    /// recording a coverage note for each file (`--allow-mislabelled`); by default they are
+    /// bad input.
+    pub allow_mislabelled: bool,
+}
+
+/// Reads the export directory `dir` (see `docs/export-format.md`) with the default options.
 pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
-    read_export_dir_with(dir, &Limits::default())
+    read_export_dir_with(dir, &ExportOptions::default())
 }
 
 /// Reads the export directory `dir` (see `docs/export-format.md`).
@@ -54,7 +64,7 @@ pub fn read_export_dir(dir: &Path) -> Result<ExportData> {
 /// stops the read with an [`Error::Input`] naming the file, the line or record, and what was
 /// expected. A file must be a regular file inside `dir` (a symlink may point only inside it)
 /// and within `limits`. A directory without an `aws/` folder gives empty data (no coverage).
-pub fn read_export_dir_with(dir: &Path, limits: &Limits) -> Result<ExportData> {
+pub fn read_export_dir_with(dir: &Path, options: &ExportOptions) -> Result<ExportData> {
     let metadata = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
     if !metadata.is_dir() {
         return Err(Error::input_file(dir, "expected an export directory"));
@@ -62,7 +72,8 @@ pub fn read_export_dir_with(dir: &Path, limits: &Limits) -> Result<ExportData> {
     let mut export = Collected {
         dir: dir.to_path_buf(),
         root: input::canonical_root(dir)?,
-        limits: *limits,
+        limits: options.limits,
+        allow_mislabelled: options.allow_mislabelled,
         ..Collected::default()
     };
     let aws = dir.join("aws");
@@ -124,9 +135,78 @@ struct Collected {
     dir: PathBuf,
     root: PathBuf,
     limits: Limits,
+    allow_mislabelled: bool,
+    /// Records accepted under `--allow-mislabelled`, per (file, folder account, folder region):
+    /// (how many, the first one's description).
+    mislabelled: BTreeMap<(String, String, String), (u64, String)>,
 }
 
 impl Collected {
+    /// Checks that `arn` names the account (and, for a regional service, the region) of the
+    /// folder holding its record. `at` names the record for the message.
+    fn check_arn(
+        &mut self,
+        file: &Path,
+        at: &str,
+        arn: &str,
+        account: &str,
+        region: Option<&str>,
+    ) -> Result<()> {
+        // arn:partition:service:region:account:resource
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        if parts.len() < 6 || parts[0] != "arn" {
+            return Ok(());
+        }
+        let (arn_region, arn_account) = (parts[3], parts[4]);
+        let wrong_account = !arn_account.is_empty() && arn_account != account;
+        let wrong_region = region.is_some_and(|r| !arn_region.is_empty() && arn_region != r);
+        if !wrong_account && !wrong_region {
+            return Ok(());
+        }
+        let what = if wrong_account {
+            format!(
+                "its ARN names account {}, but it is filed under account {account}",
+                quote(arn_account)
+            )
+        } else {
+            format!(
+                "its ARN names region {}, but it is filed under region {}",
+                quote(arn_region),
+                region.unwrap_or_default()
+            )
+        };
+        if !self.allow_mislabelled {
+            return Err(Error::input(
+                file,
+                at,
+                format!(
+                    "{what}; evidence must sit in the folder of the account and region it is about (or pass --allow-mislabelled to accept it with a coverage note)"
+                ),
+            ));
+        }
+        let key = (
+            self.relative(file),
+            account.to_string(),
+            region.unwrap_or(GLOBAL).to_string(),
+        );
+        let entry = self
+            .mislabelled
+            .entry(key)
+            .or_insert_with(|| (0, format!("{at}: {what}")));
+        entry.0 += 1;
+        Ok(())
+    }
+
+    /// `path` relative to the export directory, with `/` separators.
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.dir)
+            .unwrap_or(path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// The text of `path`, or `None` when there is no such file. What is read is kept as raw
     /// evidence (secret-named members removed), so the evidence holds the bytes parsed.
     fn read_optional(&mut self, path: &Path) -> Result<Option<String>> {
@@ -138,13 +218,10 @@ impl Collected {
         let bytes = input::read_bytes(path, Some(&self.root), &self.limits)?;
         let text =
             String::from_utf8(bytes).map_err(|_| Error::input_file(path, "expected UTF-8 text"))?;
-        let relative = path
-            .strip_prefix(&self.dir)
-            .map_err(|_| Error::input_file(path, "is outside the export directory"))?
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        if path.strip_prefix(&self.dir).is_err() {
+            return Err(Error::input_file(path, "is outside the export directory"));
+        }
+        let relative = self.relative(path);
         let stored = if relative.ends_with(".json") {
             let (bytes, removed) = raw::scrub_json(text.as_bytes());
             if removed > 0 {
@@ -170,6 +247,18 @@ impl Collected {
     }
 
     fn finish(mut self) -> Result<ExportData> {
+        for ((file, account, region), (records, first)) in std::mem::take(&mut self.mislabelled) {
+            self.coverage.push(CoverageEntry {
+                account,
+                region,
+                api: "export:mislabelled".to_string(),
+                ok: true,
+                error: Some(format!(
+                    "{file}: {records} record(s) accepted with --allow-mislabelled; first: {first}"
+                )),
+                records,
+            });
+        }
         let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
         for (credential, file) in &self.observed {
             if let Some(first) = seen.insert(&credential.id, file) {
@@ -451,6 +540,18 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
         }
     }
 
+    if let Some((path, rows)) = &report {
+        for row in rows {
+            export.check_arn(
+                path,
+                &format!("line {} (user {})", row.line, quote(&row.user)),
+                &row.arn,
+                account,
+                None,
+            )?;
+        }
+    }
+
     let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let path = dir.join("list-users.json");
     if let Some(text) = export.read_optional(&path)? {
@@ -461,7 +562,10 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
                 let site = Site::new(&path, format!("{prefix}Users[{index}]"))
                     .labelled("UserName", user.user_name.as_ref());
                 let name = site.required_str("UserName", user.user_name)?;
-                site.optional_str("Arn", user.arn)?;
+                if let Some(arn) = site.optional_str("Arn", user.arn)? {
+                    let at = format!("{} (UserName {})", site.path, quote(&name));
+                    export.check_arn(&path, &at, &arn, account, None)?;
+                }
                 site.optional_date("CreateDate", user.create_date)?;
                 if let Some(user_tags) = user.tags {
                     tags.entry(name)
@@ -913,6 +1017,8 @@ fn read_secrets_region(
                 let site = Site::new(&path, format!("{prefix}SecretList[{index}]"))
                     .labelled("Name", entry.name.as_ref());
                 let record = parse_secret(&site, entry)?;
+                let at = format!("{} (Name {})", site.path, quote(&record.name));
+                export.check_arn(&path, &at, &record.arn, account, Some(region))?;
                 if record.deleted.is_none() {
                     count += 1;
                 }
@@ -939,6 +1045,8 @@ fn read_secrets_region(
         for (prefix, output) in outputs.with_prefixes() {
             let site = Site::new(&path, prefix).labelled("Name", output.name.as_ref());
             let record = parse_secret(&site, output)?;
+            let at = format!("{} (Name {})", site.path, quote(&record.name));
+            export.check_arn(&path, &at, &record.arn, account, Some(region))?;
             if !described.insert(record.arn.clone()) {
                 return Err(site.error(
                     "ARN",

@@ -14,5 +14,5 @@ pub mod input;
 pub mod raw;
 pub mod schedule;
 
-pub use export::{ExportData, read_export_dir};
+pub use export::{ExportData, ExportOptions, read_export_dir};
 pub use schedule::schedule_interval_days;

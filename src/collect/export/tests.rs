@@ -75,9 +75,35 @@ const ROOT_ROW: &str = "<root_account>,arn:aws:iam::111111111111:root,2019-05-01
 // ---------------------------------------------------------------------------------------------
 // Real samples
 
+/// The real samples, read with `--allow-mislabelled` (see their SOURCE.md).
+fn read_samples() -> ExportData {
+    let options = ExportOptions {
+        allow_mislabelled: true,
+        ..ExportOptions::default()
+    };
+    read_export_dir_with(&data("samples"), &options).unwrap()
+}
+
 #[test]
 fn reads_real_samples() {
-    let export = read_export_dir(&data("samples")).unwrap();
+    // The list-secrets sample's ARN names a 13-digit demo account, so it sits under a folder
+    // of its own and is read as mislabelled, with a note.
+    assert!(read_export_dir(&data("samples")).is_err());
+    let mut export = read_samples();
+    let note = export
+        .coverage
+        .iter()
+        .position(|c| c.api == "export:mislabelled")
+        .expect("a note for the mislabelled sample");
+    let note = export.coverage.remove(note);
+    assert_eq!(
+        (note.account.as_str(), note.region.as_str(), note.records),
+        ("012345678901", "us-east-1", 1)
+    );
+    assert!(
+        note.error.as_deref().unwrap().contains("its ARN names account \"0123456789012\""),
+        "{note:?}"
+    );
     assert_eq!(
         export.accounts,
         ["012345678901", "123456789012", "653711331788"]
@@ -171,7 +197,7 @@ fn credential_report_content_may_be_base64() {
         &json.to_string(),
     )]);
     let from_base64 = read_export_dir(dir.path()).unwrap();
-    let from_plain = read_export_dir(&data("samples")).unwrap();
+    let from_plain = read_samples();
     let root = find(&from_base64, "arn:aws:iam::653711331788:root/access-key-1");
     assert_eq!(
         root,
@@ -643,4 +669,83 @@ fn region_and_account_names() {
     assert!(is_account_id("012345678901"));
     assert!(!is_account_id("0123456789012"));
     assert!(!is_account_id("01234567890a"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence filed under the wrong account or region
+
+/// The real samples copied into `files` (relative path under `aws/`, source under the samples).
+fn samples_filed_as(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (to, from) in files {
+        let target = dir.path().join("aws").join(to);
+        fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        fs::copy(data("samples/aws").join(from), target).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn a_record_filed_under_another_account_or_region_is_refused() {
+    // The cloudmapper credential report's root ARN names account 653711331788.
+    let dir = samples_filed_as(&[(
+        "123456789012/iam/get-credential-report.json",
+        "653711331788/iam/get-credential-report.json",
+    )]);
+    let message = read_export_dir(dir.path()).unwrap_err().to_string();
+    assert!(message.contains("get-credential-report.json: line 2 (user \"<root_account>\")"), "{message}");
+    assert!(
+        message.contains("its ARN names account \"653711331788\", but it is filed under account 123456789012"),
+        "{message}"
+    );
+    assert!(message.contains("--allow-mislabelled"), "{message}");
+
+    // The describe-secret sample's ARN is in us-west-2 of 123456789012.
+    let dir = samples_filed_as(&[(
+        "123456789012/secretsmanager/eu-west-1/describe-secret.json",
+        "123456789012/secretsmanager/us-west-2/describe-secret.json",
+    )]);
+    let message = read_export_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        message.contains("its ARN names region \"us-west-2\", but it is filed under region eu-west-1"),
+        "{message}"
+    );
+
+    // The list-secrets sample names a 13-digit demo account, in no 12-digit folder.
+    let dir = samples_filed_as(&[(
+        "111122223333/secretsmanager/us-east-1/list-secrets.json",
+        "012345678901/secretsmanager/us-east-1/list-secrets.json",
+    )]);
+    let message = read_export_dir(dir.path()).unwrap_err().to_string();
+    assert!(message.contains("SecretList[0] (Name \"demo-secret\")"), "{message}");
+    assert!(message.contains("account \"0123456789012\""), "{message}");
+    assert!(message.contains("account 111122223333"), "{message}");
+}
+
+#[test]
+fn allow_mislabelled_accepts_the_records_with_a_coverage_note() {
+    let dir = samples_filed_as(&[(
+        "123456789012/iam/get-credential-report.json",
+        "653711331788/iam/get-credential-report.json",
+    )]);
+    let options = ExportOptions {
+        allow_mislabelled: true,
+        ..ExportOptions::default()
+    };
+    let export = read_export_dir_with(dir.path(), &options).unwrap();
+    let notes: Vec<&CoverageEntry> = export
+        .coverage
+        .iter()
+        .filter(|c| c.api == "export:mislabelled")
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", export.coverage);
+    assert_eq!(notes[0].account, "123456789012");
+    assert!(notes[0].ok);
+    assert_eq!(notes[0].records, 1);
+    let note = notes[0].error.as_deref().unwrap();
+    assert!(
+        note.starts_with("aws/123456789012/iam/get-credential-report.json: 1 record(s) accepted with --allow-mislabelled"),
+        "{note}"
+    );
+    assert!(note.contains("653711331788"), "{note}");
 }
