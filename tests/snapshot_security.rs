@@ -355,30 +355,48 @@ fn read_only_commands_leave_the_snapshot_untouched() {
         );
     }
 
-    // A snapshot at an older schema version is not upgraded behind the user's back.
-    Connection::open(&db)
-        .unwrap()
-        .execute_batch("ALTER TABLE runs DROP COLUMN hash_version; PRAGMA user_version = 2;")
-        .unwrap();
+}
+
+/// The head of the chain in tests/fixtures/snapshot-0.1.0-schema2.db.
+const OLD_HEAD: &str = "c990c49a9109887b96ebaf0579034e669475ecf6db1416e23a30d4e3859fc129";
+
+// A snapshot written by credaudit 0.1.0 keeps verifying: read-only commands read it through an
+// in-memory upgrade and never write the file; only a scan upgrades it.
+#[test]
+fn a_snapshot_written_by_0_1_0_still_verifies_and_is_upgraded_only_by_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    std::fs::copy(repo("tests/fixtures/snapshot-0.1.0-schema2.db"), &db).unwrap();
     let bytes = std::fs::read(&db).unwrap();
+    let report_out = dir.path().join("report").display().to_string();
+    let simulate_out = dir.path().join("sim").display().to_string();
+    let (code, stdout, stderr) = run(&["verify"], &db);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("ok: 2 runs, hash chain intact, head {OLD_HEAD}")
+    );
     for command in [
-        &["verify"][..],
-        &["report", "--out", &report_out],
+        &["verify", "--head", OLD_HEAD][..],
+        &["report", "--run", "1", "--out", &report_out],
         &["diff"],
         &["query", "rotations"],
-        &["simulate"],
+        &["simulate", "--out", &simulate_out],
     ] {
-        let (code, _, stderr) = run(command, &db);
-        assert_eq!(code, 2, "{command:?}: {stderr}");
-        assert!(
-            stderr.contains("run a scan to upgrade it"),
-            "{command:?}: {stderr}"
-        );
-        assert_eq!(std::fs::read(&db).unwrap(), bytes, "{command:?}");
+        let (code, stdout, stderr) = run(command, &db);
+        assert_eq!(code, 0, "{command:?}: {stdout}{stderr}");
+        assert_eq!(std::fs::read(&db).unwrap(), bytes, "{command:?} wrote");
     }
-    // Only a scan migrates.
+    let (code, _, _) = run(&["verify", "--head", &"0".repeat(64)], &db);
+    assert_eq!(code, 1, "another head fails");
+
+    // Only a scan upgrades the file; the old runs still verify after it.
     assert_eq!(demo_scan(&db, &["-q"]).0, 0);
+    assert_ne!(std::fs::read(&db).unwrap(), bytes);
     assert_eq!(raw_run_count(&db), 3);
+    let (code, stdout, stderr) = run(&["verify"], &db);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok: 3 runs, hash chain intact"), "{stdout}");
 }
 
 #[test]

@@ -184,9 +184,34 @@ impl Snapshot {
             missing_guards: Vec::new(),
         };
         snapshot.harden()?;
-        snapshot.check_schema(Access::ReadOnly)?;
+        let version = snapshot.check_schema(Access::ReadOnly)?;
+        if version < schema::MIGRATIONS.len() {
+            snapshot.upgrade_in_memory(version)?;
+        }
         snapshot.unbound();
         Ok(snapshot)
+    }
+
+    /// A snapshot written by an older credaudit, opened read-only: its pages are copied into
+    /// memory and the copy is migrated, so every command can read old snapshots (and verify
+    /// their chains) while the file itself is never written. Only `scan` upgrades the file.
+    fn upgrade_in_memory(&mut self, version: usize) -> Result<()> {
+        let mut memory = Connection::open_in_memory().map_err(|e| self.err(e))?;
+        {
+            let backup =
+                rusqlite::backup::Backup::new(&self.conn, &mut memory).map_err(|e| self.err(e))?;
+            backup
+                .run_to_completion(4096, std::time::Duration::ZERO, None)
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn = memory;
+        self.harden()?;
+        // The schema was checked at its version; a migration may touch every row.
+        self.unbound();
+        self.migrate(version)?;
+        self.bound();
+        self.check_schema(Access::ReadOnly)?;
+        Ok(())
     }
 
     /// Append-only triggers missing from a snapshot opened read-only.
@@ -307,12 +332,6 @@ impl Snapshot {
                      a snapshot"
                         .into(),
                 ));
-            }
-            if version < known {
-                return Err(self.format_err(format!(
-                    "schema version {version} is older than this credaudit's ({known}): run a \
-                     scan to upgrade it (only `credaudit scan` changes a snapshot)"
-                )));
             }
             self.missing_guards = tolerated
                 .iter()
@@ -637,6 +656,44 @@ impl Snapshot {
 /// Hash version 1, kept so that runs recorded with it still verify: it covers the previous
 /// hash, the as-of, the facts and findings re-serialised, and the raw files' hashes, but not
 /// the rest of the run's metadata.
+/// Members added to the serialised facts after hash version 1 was frozen, as JSON paths from
+/// the root (`*` for every element of an array). Version 1 hashed `serde_json::to_vec` of the
+/// in-memory types, so each member added since must be left out to reproduce its bytes; a
+/// test pins the version 1 hash of a snapshot written by credaudit 0.1.0.
+const FACTS_ADDED_AFTER_V1: &[&[&str]] = &[&["inventory", "policy", "incident_not_remediated"]];
+
+/// Members added to a serialised finding list after hash version 1 was frozen.
+const FINDING_ADDED_AFTER_V1: &[&[&str]] = &[&["*", "principal"]];
+
+/// `value` serialised as hash version 1 did: `serde_json::to_vec` with the members added later
+/// removed.
+fn legacy_v1_json<T: Serialize + ?Sized>(value: &T, added: &[&[&str]]) -> Vec<u8> {
+    fn remove(value: &mut serde_json::Value, path: &[&str]) {
+        match (path, value) {
+            ([], _) => {}
+            (["*", rest @ ..], serde_json::Value::Array(items)) => {
+                for item in items {
+                    remove(item, rest);
+                }
+            }
+            ([last], serde_json::Value::Object(map)) => {
+                map.shift_remove(*last);
+            }
+            ([first, rest @ ..], serde_json::Value::Object(map)) => {
+                if let Some(child) = map.get_mut(*first) {
+                    remove(child, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).expect("plain data serialises");
+    for path in added {
+        remove(&mut json, path);
+    }
+    serde_json::to_vec(&json).expect("JSON values serialise")
+}
+
 fn content_hash_v1(
     prev_hash: &str,
     as_of: &str,
@@ -649,9 +706,9 @@ fn content_hash_v1(
     hasher.update([0]);
     hasher.update(as_of.as_bytes());
     hasher.update([0]);
-    hasher.update(serde_json::to_vec(facts).expect("facts serialise: plain data"));
+    hasher.update(legacy_v1_json(facts, FACTS_ADDED_AFTER_V1));
     hasher.update([0]);
-    hasher.update(serde_json::to_vec(findings).expect("findings serialise: plain data"));
+    hasher.update(legacy_v1_json(findings, FINDING_ADDED_AFTER_V1));
     for (path, hash) in raw_hashes {
         hasher.update([0]);
         hasher.update(path.as_bytes());
@@ -1364,37 +1421,14 @@ mod tests {
 
     /// A snapshot as the release before hash version 2 wrote it: schema version 2, every run
     /// hashed with version 1.
-    fn old_snapshot(path: &Path, runs: i64) {
-        let mut conn = Connection::open(path).unwrap();
-        for sql in &schema::MIGRATIONS[..2] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 2).unwrap();
-        let mut prev = String::new();
-        for id in 1..=runs {
-            let tx = conn.transaction().unwrap();
-            let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
-            write_facts(&tx, id, &sample_facts()).unwrap();
-            write_raw(&tx, id, &raw).unwrap();
-            let stored = read_facts(&tx, id, path).unwrap();
-            let findings = crate::rules::evaluate(&stored, testkit::as_of());
-            write_findings(&tx, id, &findings).unwrap();
-            let hash = content_hash_v1(
-                &prev,
-                &ts(&testkit::as_of()),
-                &stored,
-                &findings,
-                &[("aws/a.json".to_string(), sha256_hex(b"{}"))],
-            );
-            tx.execute(
-                "INSERT INTO runs (id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash)
-                 VALUES (?1, ?2, ?2, 'old', '0.0.9', 'complete', ?3, ?4)",
-                params![id, ts(&testkit::as_of()), hash, prev],
-            )
-            .unwrap();
-            tx.commit().unwrap();
-            prev = hash;
-        }
+    /// A snapshot written by credaudit 0.1.0 (schema 2, hash version 1, two runs of
+    /// tests/data/short-history, the second with CloudTrail); see tests/fixtures/README.md.
+    fn old_snapshot(path: &Path) {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshot-0.1.0-schema2.db"),
+            path,
+        )
+        .unwrap();
     }
 
     fn hash_versions(snap: &Snapshot) -> Vec<i64> {
@@ -1411,10 +1445,14 @@ mod tests {
     fn old_runs_keep_verifying_after_a_scan_upgrades_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        old_snapshot(&path, 2);
+        old_snapshot(&path);
         let before = std::fs::read(&path).unwrap();
-        let err = Snapshot::open_existing(&path).err().unwrap().to_string();
-        assert!(err.contains("run a scan to upgrade it"), "{err}");
+        // Read-only, the old file is upgraded in memory and verifies; the file is not touched.
+        let snap = Snapshot::open_existing(&path).unwrap();
+        let report = snap.verify_chain().unwrap();
+        assert_eq!((report.runs, report.first_broken), (2, None));
+        assert_eq!(hash_versions(&snap), [1, 1]);
+        drop(snap);
         assert_eq!(
             std::fs::read(&path).unwrap(),
             before,
