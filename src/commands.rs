@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use std::io::IsTerminal;
 
+use crate::assess::{self, Assessment};
 use crate::cli::{
     AwsArgs, BundleArgs, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
     QueryArgs, ReportArgs, RulesArgs, RunSelect, ScanArgs, SimulateArgs, VerifyArgs,
@@ -263,11 +264,19 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     facts.usage = cloudtrail::merge_usage(&old_usage, &new_usage);
     facts.auth_windows = cloudtrail::merge_auth_windows(&old_windows, &new_windows);
 
-    let (run, facts, findings) =
-        snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
-            rules::evaluate(f, as_of)
+    // One assessment, recorded with the run; every report renders it as read back.
+    let frameworks = controls::load(args.bundle.controls_dir.as_deref())?;
+    let (run, facts, _) = snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
+        assess::assess(f, as_of, &frameworks, &PlanConfig::default())
+    })?;
+    let assessment = snapshot
+        .assessment(run.id)?
+        .ok_or_else(|| Error::SnapshotFormat {
+            path: args.db.clone(),
+            message: format!("run {} was recorded without its assessment", run.id),
         })?;
-    let diff = previous_diff(&snapshot, &run, &findings)?;
+    let findings = &assessment.findings;
+    let diff = previous_diff(&snapshot, &run, findings)?;
 
     if let Some(out) = &args.bundle.out {
         write_bundle(
@@ -275,13 +284,13 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
             out,
             &run,
             &facts,
-            &findings,
+            &assessment,
             diff.as_ref(),
             &raw,
         )?;
     }
 
-    let summary = Summary::of(&findings);
+    let summary = Summary::of(findings);
     let failed: Vec<_> = facts.coverage.iter().filter(|c| !c.ok).collect();
     if !args.quiet {
         let waived = findings.iter().filter(|f| !f.is_open()).count();
@@ -341,8 +350,8 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
     let gate = |list: &[Finding], threshold: Option<Severity>| {
         threshold.is_some_and(|t| list.iter().any(|f| f.is_open() && f.severity >= t))
     };
-    let new_findings = diff.as_ref().map(|d| d.new.as_slice()).unwrap_or(&findings);
-    if gate(&findings, args.fail_on) || gate(new_findings, args.fail_on_new) {
+    let new_findings = diff.as_ref().map(|d| d.new.as_slice()).unwrap_or(findings);
+    if gate(findings, args.fail_on) || gate(new_findings, args.fail_on_new) {
         return Ok(Outcome::FindingsAtThreshold);
     }
     Ok(Outcome::Ok)
@@ -515,25 +524,17 @@ pub fn iam_policy(out: &mut impl Write) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Writes the evidence bundle of a run (and its archive when asked).
+/// Writes the evidence bundle of an assessed run (and its archive when asked).
 fn write_bundle(
     args: &BundleArgs,
     out: &Path,
     run: &RunMeta,
     facts: &Facts,
-    findings: &[Finding],
+    assessment: &Assessment,
     diff: Option<&Diff>,
     raw: &[RawFile],
 ) -> Result<()> {
-    let frameworks = controls::load(args.controls_dir.as_deref())?;
-    let view = bundle::build_view(
-        run,
-        facts,
-        findings,
-        diff,
-        &frameworks,
-        &PlanConfig::default(),
-    );
+    let view = bundle::build_view(run, facts, assessment, diff);
     let manifest = bundle::write_bundle(out, &view, raw)?;
     if args.archive {
         bundle::write_archive(out, &manifest)?;
@@ -541,7 +542,38 @@ fn write_bundle(
     Ok(())
 }
 
-/// `credaudit report`: re-render a stored run; nothing is re-evaluated or collected.
+/// The assessment recorded with `run`. A run recorded before assessments were stored has none:
+/// it is assessed now, as of its own as-of, with the current rules and the controls of
+/// `controls_dir` (or the built-in ones), and stderr says so.
+fn stored_assessment(
+    snapshot: &Snapshot,
+    run: &RunMeta,
+    facts: &Facts,
+    controls_dir: Option<&Path>,
+) -> Result<Assessment> {
+    if let Some(assessment) = snapshot.assessment(run.id)? {
+        if controls_dir.is_some() {
+            eprintln!(
+                "note: --controls-dir is ignored: the controls of run {} were judged when it was recorded",
+                run.id
+            );
+        }
+        return Ok(assessment);
+    }
+    eprintln!(
+        "note: run {} was recorded before credaudit stored assessments; assessing it now, as of \
+         its as-of, with this version's rules and controls (a later scan records its own)",
+        run.id
+    );
+    let frameworks = controls::load(controls_dir)?;
+    let mut assessment = assess::assess(facts, run.as_of, &frameworks, &PlanConfig::default());
+    // The findings recorded with the run stand; only the rest is derived now.
+    assessment.findings = snapshot.findings(run.id)?;
+    Ok(assessment)
+}
+
+/// `credaudit report`: re-render a stored run from its recorded assessment; nothing is
+/// re-evaluated or collected.
 pub fn report(args: &ReportArgs) -> Result<Outcome> {
     let snapshot = Snapshot::open_existing(&args.db)?;
     let run = match args.run {
@@ -556,15 +588,16 @@ pub fn report(args: &ReportArgs) -> Result<Outcome> {
         .as_deref()
         .ok_or_else(|| Error::Usage("report needs --out DIR".to_string()))?;
     let facts = snapshot.facts(run.id)?;
-    let findings = snapshot.findings(run.id)?;
+    let assessment =
+        stored_assessment(&snapshot, &run, &facts, args.bundle.controls_dir.as_deref())?;
     let raw = snapshot.raw_files(run.id)?;
-    let diff = previous_diff(&snapshot, &run, &findings)?;
+    let diff = previous_diff(&snapshot, &run, &assessment.findings)?;
     write_bundle(
         &args.bundle,
         out,
         &run,
         &facts,
-        &findings,
+        &assessment,
         diff.as_ref(),
         &raw,
     )?;
@@ -701,6 +734,11 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
                         "controls": f.controls.iter().map(|c| serde_json::json!({
                             "id": c.id, "title": c.title, "reason": c.reason,
                             "rules": c.rules, "manual": c.manual,
+                            "max_age_days": c.max_age_days,
+                            "max_unused_days": c.max_unused_days,
+                            "max_active_keys_per_user": c.max_active_keys_per_user,
+                            "kinds": c.kinds,
+                            "tested_by": c.tested_by(),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -723,17 +761,14 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
                 )
                 .map_err(stdout)?;
                 for c in &f.controls {
-                    let rules = if c.manual {
-                        "manual".to_string()
-                    } else {
-                        c.rules.join(", ")
-                    };
+                    // Rules, own thresholds and kinds: a control judged only on its own
+                    // threshold (CIS 1.14) must not read as tested by nothing.
                     writeln!(
                         out,
                         "  {:10} {}\n             tested by: {}",
                         term::escape(&c.id),
                         term::escape(&c.title),
-                        term::escape(&rules)
+                        term::escape(&c.tested_by())
                     )
                     .map_err(stdout)?;
                 }
@@ -744,8 +779,8 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
-/// The stored run a read-only command looks at, its facts and findings, and the as-of time.
-fn select_run(select: &RunSelect) -> Result<(RunMeta, Facts, Vec<Finding>, Timestamp)> {
+/// The stored run a read-only command looks at, its facts, and the as-of time.
+fn select_run(select: &RunSelect) -> Result<(Snapshot, RunMeta, Facts, Timestamp)> {
     let snapshot = Snapshot::open_existing(&select.db)?;
     let run = match select.run {
         Some(id) => snapshot.run(id)?,
@@ -758,8 +793,7 @@ fn select_run(select: &RunSelect) -> Result<(RunMeta, Facts, Vec<Finding>, Times
         None => run.as_of,
     };
     let facts = snapshot.facts(run.id)?;
-    let findings = snapshot.findings(run.id)?;
-    Ok((run, facts, findings, as_of))
+    Ok((snapshot, run, facts, as_of))
 }
 
 fn parse_time_arg(flag: &str, value: &str) -> Result<Timestamp> {
@@ -768,8 +802,16 @@ fn parse_time_arg(flag: &str, value: &str) -> Result<Timestamp> {
 
 /// `credaudit simulate`.
 pub fn simulate(args: &SimulateArgs, out: &mut impl Write) -> Result<Outcome> {
-    let (run, facts, findings, as_of) = select_run(&args.select)?;
-    let simulation = simulate::simulate(&facts, &findings, run.id, as_of, args.out.as_deref())?;
+    let (snapshot, run, facts, as_of) = select_run(&args.select)?;
+    // The findings the run's assessment recorded: the simulation never evaluates.
+    let assessment = stored_assessment(&snapshot, &run, &facts, None)?;
+    let simulation = simulate::simulate(
+        &facts,
+        &assessment.findings,
+        run.id,
+        as_of,
+        args.out.as_deref(),
+    )?;
     out.write_all(simulation.to_markdown().as_bytes())
         .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)
@@ -777,7 +819,8 @@ pub fn simulate(args: &SimulateArgs, out: &mut impl Write) -> Result<Outcome> {
 
 /// `credaudit query …`.
 pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
-    let (_, facts, _, as_of) = select_run(&args.select)?;
+    // Queries read the facts only (no findings, no evaluation).
+    let (_, _, facts, as_of) = select_run(&args.select)?;
     let optional =
         |flag: &str, v: &Option<String>| v.as_deref().map(|t| parse_time_arg(flag, t)).transpose();
     let (table, outcome) = match &args.query {
