@@ -187,8 +187,8 @@ mod tests {
 
     use super::*;
 
-    /// The 17 rules the generator plants.
-    const RULES: [&str; 17] = [
+    /// The 18 rules the generator plants.
+    const RULES: [&str; 18] = [
         "unmanaged-credential",
         "orphaned-inventory-entry",
         "rotation-overdue",
@@ -206,6 +206,7 @@ mod tests {
         "tag-drift",
         "credential-reuse",
         "secret-unused",
+        "incident-not-remediated",
     ];
 
     fn as_of() -> DateTime<Utc> {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::{CredentialKind, DeclaredCredential, Owner, OwnerStatus, RiskClass};
 use crate::rules::anomalous_usage::AnomalousUsageOptions;
 use crate::rules::auth_failure_spike::AuthFailureSpikeOptions;
+use crate::rules::incident_not_remediated::IncidentNotRemediatedOptions;
 
 /// Rotation policy and every rule threshold. Defaults are those of the product design.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub struct Policy {
     pub anomalous_usage: AnomalousUsageOptions,
     /// Thresholds of auth-failure-spike.
     pub auth_failure_spike: AuthFailureSpikeOptions,
+    /// Emergency window and access-denied burst of incident-not-remediated.
+    pub incident_not_remediated: IncidentNotRemediatedOptions,
 }
 
 impl Default for Policy {
@@ -63,6 +66,7 @@ impl Default for Policy {
             tag_tolerance_hours: 24,
             anomalous_usage: AnomalousUsageOptions::default(),
             auth_failure_spike: AuthFailureSpikeOptions::default(),
+            incident_not_remediated: IncidentNotRemediatedOptions::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ struct RawPolicy {
     tag_tolerance_hours: Option<toml::Spanned<u32>>,
     anomalous_usage: Option<toml::Spanned<AnomalousUsageOptions>>,
     auth_failure_spike: Option<toml::Spanned<AuthFailureSpikeOptions>>,
+    incident_not_remediated: Option<toml::Spanned<IncidentNotRemediatedOptions>>,
 }
 
 // Bounds of the numbers in inventory.toml: wide enough for any real policy, narrow enough that
@@ -513,6 +518,35 @@ fn build_policy(raw: RawPolicy, path: &Path, lines: &crate::error::LineIndex) ->
         )?;
         policy.auth_failure_spike = o;
     }
+    if let Some(options) = raw.incident_not_remediated {
+        let location = at("policy.incident_not_remediated", options.span());
+        let o = options.into_inner();
+        bounded(
+            path,
+            &location,
+            "emergency_hours",
+            o.emergency_hours,
+            (1, MAX_HOURS),
+            " hours",
+        )?;
+        bounded(
+            path,
+            &location,
+            "access_denied_burst",
+            o.access_denied_burst,
+            (1, MAX_COUNT),
+            " events",
+        )?;
+        bounded(
+            path,
+            &location,
+            "access_denied_burst_minutes",
+            o.access_denied_burst_minutes,
+            (1, MAX_HOURS * 60),
+            " minutes",
+        )?;
+        policy.incident_not_remediated = o;
+    }
     Ok(policy)
 }
 
@@ -661,6 +695,57 @@ max_uses = 3
         assert_eq!(inv.policy.class_interval(Some(RiskClass::D)), 36_500);
         assert_eq!(inv.policy.anomalous_usage.baseline_days, 36_500);
         assert_eq!(inv.credentials[0].max_uses, Some(0));
+    }
+
+    #[test]
+    fn incident_options_are_configurable_and_bounded() {
+        let inv = parse_str("[policy.incident_not_remediated]\nemergency_hours = 4\n").unwrap();
+        let o = &inv.policy.incident_not_remediated;
+        assert_eq!(o.emergency_hours, 4);
+        assert_eq!(
+            (o.access_denied_burst, o.access_denied_burst_minutes),
+            (5, 60),
+            "unset fields keep defaults"
+        );
+        assert_eq!(
+            parse_str("")
+                .unwrap()
+                .policy
+                .incident_not_remediated
+                .emergency_hours,
+            24
+        );
+        for (text, expected) in [
+            (
+                "[policy.incident_not_remediated]\nemergency_hours = 0\n",
+                "line 1 ([policy.incident_not_remediated]): emergency_hours = 0 is out of range: expected 1 to 876000 hours",
+            ),
+            (
+                "[policy.incident_not_remediated]\nemergency_hours = 876001\n",
+                "emergency_hours = 876001 is out of range",
+            ),
+            (
+                "[policy.incident_not_remediated]\naccess_denied_burst = 0\n",
+                "access_denied_burst = 0 is out of range: expected 1 to 1000000000000 events",
+            ),
+            (
+                "[policy.incident_not_remediated]\naccess_denied_burst_minutes = 4294967295\n",
+                "access_denied_burst_minutes = 4294967295 is out of range: expected 1 to 52560000 minutes",
+            ),
+            (
+                "[policy.incident_not_remediated]\nwindow = 3\n",
+                "unknown field `window`",
+            ),
+        ] {
+            let err = parse_str(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        let inv = parse_str(
+            "[policy.incident_not_remediated]\nemergency_hours = 876000\n\
+             access_denied_burst = 1\naccess_denied_burst_minutes = 52560000\n",
+        )
+        .unwrap();
+        assert_eq!(inv.policy.incident_not_remediated.emergency_hours, 876_000);
     }
 
     #[test]

@@ -77,6 +77,7 @@ fn scan_finds_exactly_the_planted_problems() {
         "tag-drift",
         "credential-reuse",
         "secret-unused",
+        "incident-not-remediated",
     ] {
         assert!(rules.contains(id), "{id} never fired on the demo fleet");
     }

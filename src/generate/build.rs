@@ -72,6 +72,8 @@ struct KeyPlan {
     trigger: Trigger,
     /// An `anomaly.detected` event shortly before the rotation (an emergency rotation).
     anomaly: bool,
+    /// An `anomaly.detected` event at this time that no rotation followed.
+    open_anomaly: Option<Ts>,
     description: String,
     intended: Vec<&'static str>,
 }
@@ -326,6 +328,7 @@ impl Builder<'_> {
             history: true,
             trigger: Trigger::Scheduled,
             anomaly: false,
+            open_anomaly: None,
             description: format!("access key of {user}"),
             intended: Vec::new(),
         }
@@ -351,6 +354,7 @@ impl Builder<'_> {
             history: true,
             trigger: Trigger::Scheduled,
             anomaly: false,
+            open_anomaly: None,
             description: format!("access key of {user}"),
             intended: Vec::new(),
         }
@@ -831,6 +835,19 @@ impl Builder<'_> {
                         )),
                     );
                 }
+            }
+            if let Some(at) = key.open_anomaly {
+                self.push_event(
+                    at,
+                    EventType::AnomalyDetected,
+                    &id,
+                    None,
+                    None,
+                    Some(format!(
+                        "calls from an unexpected network and region for {}",
+                        plan.name
+                    )),
+                );
             }
             if key.history {
                 let details = format!("new access key for {}", plan.name);

@@ -17,6 +17,12 @@ struct History {
     latest_attempt: Option<(Ts, EventType)>,
     /// Times of its initiated and completed events.
     rotations: Vec<Ts>,
+    /// Times of its completed events.
+    completed: Vec<Ts>,
+    /// Times of its `anomaly.detected` events.
+    anomalies: Vec<Ts>,
+    /// Times of its `access.denied` events.
+    denials: Vec<Ts>,
 }
 
 /// The policy thresholds the rules use (the defaults of the product design).
@@ -29,6 +35,9 @@ const SECRET_UNUSED: i64 = 90 * DAY;
 const STUCK: i64 = 24 * HOUR;
 const AUDIT_MATCH: i64 = 24 * HOUR;
 const TAG_TOLERANCE: i64 = 24 * HOUR;
+const EMERGENCY: i64 = 24 * HOUR;
+const DENIED_BURST: usize = 5;
+const DENIED_BURST_WINDOW: i64 = HOUR;
 
 /// Every (rule, credential) finding the rules produce for `fleet` at `as_of`.
 pub(super) fn evaluate(fleet: &Fleet, as_of: Ts) -> BTreeSet<(String, String)> {
@@ -127,8 +136,11 @@ impl<'a> Eval<'a> {
                 }
                 if event.kind == EventType::RotationCompleted {
                     history.latest_completed = history.latest_completed.max(Some(event.time));
+                    history.completed.push(event.time);
                 }
             }
+            EventType::AnomalyDetected => history.anomalies.push(event.time),
+            EventType::AccessDenied => history.denials.push(event.time),
             _ => {}
         }
     }
@@ -199,6 +211,43 @@ impl<'a> Eval<'a> {
         unmatched || ahead
     }
 
+    /// incident-not-remediated: an anomaly, or the denial that makes five within an hour (a
+    /// denial counts in one burst only), past its 24 h deadline with no rotation (completed in
+    /// history, or `aws_rotation`) after it and by the deadline.
+    fn incident(&mut self, id: &str, aws_rotation: Option<Ts>) {
+        let Some(history) = self.history(id) else {
+            return;
+        };
+        let mut incidents: Vec<Ts> = history.anomalies.clone();
+        let mut denials = history.denials.clone();
+        denials.sort();
+        let mut burst: Vec<Ts> = Vec::new();
+        for t in denials {
+            burst.retain(|&start| t - start <= Duration::seconds(DENIED_BURST_WINDOW));
+            burst.push(t);
+            if burst.len() == DENIED_BURST {
+                incidents.push(t);
+                burst.clear();
+            }
+        }
+        let rotations: Vec<Ts> = history
+            .completed
+            .iter()
+            .copied()
+            .chain(aws_rotation)
+            .collect();
+        let window = Duration::seconds(EMERGENCY);
+        let unremediated = incidents.iter().any(|&t| {
+            t + window < self.as_of
+                && !rotations
+                    .iter()
+                    .any(|&r| r > t && r <= t + window && r <= self.as_of)
+        });
+        if unremediated {
+            self.find("incident-not-remediated", id);
+        }
+    }
+
     fn tag_drift(
         &mut self,
         id: &str,
@@ -256,6 +305,7 @@ impl<'a> Eval<'a> {
             .map_or(key.created, |t| t.max(key.created));
         let last_used = key.last_used.as_ref().map(|u| u.time);
         if key.active {
+            self.incident(id, Some(key.created));
             self.rotation(id, last_rotation, interval);
             let unused = match last_used {
                 Some(used) => self.as_of - used > Duration::seconds(UNUSED),
@@ -298,6 +348,7 @@ impl<'a> Eval<'a> {
             .latest_completed(id)
             .map_or(observed_rotation, |t| t.max(observed_rotation));
         self.rotation(id, last_rotation, interval);
+        self.incident(id, Some(observed_rotation));
         if declared.is_some_and(|d| d.automated) && !secret.rotation_enabled {
             self.find("rotation-not-automated", id);
         }
@@ -367,6 +418,7 @@ impl<'a> Eval<'a> {
                 if self.failing_in_history(id) {
                     self.find("rotation-failing", id);
                 }
+                self.incident(id, None);
             }
         }
     }

@@ -4,9 +4,9 @@
 use chrono::Duration;
 
 use super::anomalous_usage::{auth_windows_of, hour_of};
-use super::{EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
 use crate::model::is_auth_error;
-use crate::model::{Finding, Severity};
+use crate::model::{AuthWindow, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
@@ -20,6 +20,7 @@ pub static RULE: Rule = Rule {
         remediation: "Treat the credential as compromised: rotate it now as an emergency rotation \
                       (trigger `emergency`), deactivate the old value, and review the failed and \
                       the successful calls around the window for what the caller tried to reach.",
+        sources: &[Source::CloudTrail],
     },
     evaluate,
 };
@@ -47,6 +48,15 @@ impl Default for AuthFailureSpikeOptions {
     }
 }
 
+impl AuthFailureSpikeOptions {
+    /// Whether a window's authentication failures are a spike: at least `min_auth_errors`, and
+    /// more than `min_rate` of its calls. (incident-not-remediated judges spikes by this too.)
+    pub fn is_spike(&self, window: &AuthWindow) -> bool {
+        window.auth_errors >= self.min_auth_errors
+            && window.auth_errors as f64 > self.min_rate * window.calls as f64
+    }
+}
+
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     evaluate_with(ctx, &ctx.policy.auth_failure_spike)
 }
@@ -63,10 +73,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AuthFailureSpikeOptions) -> Vec<Fi
         let spikes: Vec<_> = auth_windows_of(ctx, view)
             .into_iter()
             .filter(|w| w.start >= detection_start && w.start <= ctx.as_of)
-            .filter(|w| {
-                w.auth_errors >= options.min_auth_errors
-                    && w.auth_errors as f64 > options.min_rate * w.calls as f64
-            })
+            .filter(|w| options.is_spike(w))
             .collect();
         let Some(worst) = spikes
             .iter()

@@ -24,6 +24,7 @@ pub static RULES: &[&Rule] = &[
     &super::usage_limit_exceeded::RULE,
     &super::anomalous_usage::RULE,
     &super::auth_failure_spike::RULE,
+    &super::incident_not_remediated::RULE,
     &super::secret_unused::RULE,
     &super::waiver_expired::RULE,
 ];
@@ -99,6 +100,7 @@ mod tests {
             "usage-limit-exceeded",
             "anomalous-usage",
             "auth-failure-spike",
+            "incident-not-remediated",
             "secret-unused",
             "waiver-expired",
         ] {

@@ -1,7 +1,12 @@
 //! unused-credential: an active access key unused for 45 days, or never used after its grace.
+//!
+//! Its last use is the later of the IAM credential report's `access_key_last_used_date` and the
+//! last hour with a successful call in the CloudTrail usage; the finding names which source gave
+//! it, and says "never used" only when neither shows a use.
 
+use super::anomalous_usage::usage_ids;
 use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
-use crate::model::{CredentialKind, Finding, Severity};
+use crate::model::{CredentialKind, Finding, ObservedCredential, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
@@ -10,15 +15,52 @@ pub static RULE: Rule = Rule {
         default_severity: Severity::Medium,
         rationale: "A key nobody uses is pure risk: it can only be used by someone who should not \
                     have it. CIS disables credentials unused for 45 days; a new key that was never \
-                    used gets a 7-day grace (`unused_grace_days`).",
+                    used gets a 7-day grace (`unused_grace_days`). The last use is the later of \
+                    the credential report's and the last successful call in CloudTrail.",
         remediation: "Deactivate the key, then delete it once nothing breaks.",
+        sources: &[super::Source::IamKeys, super::Source::CredentialReport],
     },
     evaluate,
 };
 
+/// Where a key's last use was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    CredentialReport,
+    CloudTrail,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::CredentialReport => "the credential report",
+            Source::CloudTrail => "CloudTrail",
+        }
+    }
+}
+
+/// The latest use of a key and where it was seen: the credential report (to the minute) unless
+/// CloudTrail shows a later successful call (to the hour).
+fn last_use(
+    report: Option<Timestamp>,
+    cloudtrail: Option<Timestamp>,
+) -> Option<(Timestamp, Source)> {
+    match (report, cloudtrail) {
+        (Some(r), Some(c)) if c > r => Some((c, Source::CloudTrail)),
+        (Some(r), _) => Some((r, Source::CredentialReport)),
+        (None, Some(c)) => Some((c, Source::CloudTrail)),
+        (None, None) => None,
+    }
+}
+
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     let unused = chrono::Duration::days(i64::from(ctx.policy.unused_days));
     let grace = chrono::Duration::days(i64::from(ctx.policy.unused_grace_days));
+    let cloudtrail_read = ctx
+        .facts
+        .coverage
+        .iter()
+        .any(|c| c.ok && c.api.starts_with("cloudtrail:"));
     let mut findings = Vec::new();
     for v in ctx
         .credentials
@@ -26,20 +68,48 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .filter(|v| v.kind == CredentialKind::IamAccessKey && v.is_active())
     {
         let Some(o) = v.observed else { continue };
-        let (message, evidence) = match (o.last_used_at, o.created_at) {
-            (Some(used), _) if ctx.as_of - used > unused => (
-                format!("last used {} days ago", days(ctx.as_of - used)),
-                vec![("last_used", fmt_time(used))],
+        let cloudtrail = usage_ids(v)
+            .into_iter()
+            .filter_map(|id| crate::model::last_access(&ctx.facts.usage, id))
+            .filter(|t| *t <= ctx.as_of)
+            .max();
+        let (message, evidence) = match (last_use(o.last_used_at, cloudtrail), o.created_at) {
+            (Some((used, source)), _) if ctx.as_of - used > unused => (
+                format!(
+                    "last used {} per {} ({} days ago)",
+                    used.format("%Y-%m-%d"),
+                    source.as_str(),
+                    days(ctx.as_of - used)
+                ),
+                sources_evidence(
+                    o,
+                    cloudtrail,
+                    cloudtrail_read,
+                    vec![
+                        ("last_used", fmt_time(used)),
+                        ("last_used_source", source.as_str().to_string()),
+                    ],
+                ),
             ),
             (None, Some(created)) if ctx.as_of - created > grace => (
                 format!(
-                    "never used since it was created {} days ago",
-                    days(ctx.as_of - created)
+                    "never used since it was created {} days ago, per the credential report{}",
+                    days(ctx.as_of - created),
+                    if cloudtrail_read {
+                        " and CloudTrail"
+                    } else {
+                        " (CloudTrail not read)"
+                    }
                 ),
-                vec![
-                    ("created", fmt_time(created)),
-                    ("last_used", "never".to_string()),
-                ],
+                sources_evidence(
+                    o,
+                    cloudtrail,
+                    cloudtrail_read,
+                    vec![
+                        ("created", fmt_time(created)),
+                        ("last_used", "never".to_string()),
+                    ],
+                ),
             ),
             _ => continue,
         };
@@ -48,9 +118,32 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     findings
 }
 
+/// `evidence` followed by what each source says on its own.
+fn sources_evidence(
+    o: &ObservedCredential,
+    cloudtrail: Option<Timestamp>,
+    cloudtrail_read: bool,
+    mut evidence: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    evidence.push((
+        "credential_report_last_used",
+        o.last_used_at.map_or_else(|| "never".to_string(), fmt_time),
+    ));
+    evidence.push((
+        "cloudtrail_last_used",
+        match (cloudtrail, cloudtrail_read) {
+            (Some(t), _) => fmt_time(t),
+            (None, true) => "no successful call in the logs read".to_string(),
+            (None, false) => "not read".to_string(),
+        },
+    ));
+    evidence
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{CoverageEntry, UsageBucket};
     use crate::rules::testkit::*;
 
     #[test]
@@ -70,6 +163,153 @@ mod tests {
         assert_eq!(
             flagged(&RULE, &facts(all, declared, vec![])),
             vec!["AKIANEVEROLD00000001", "AKIASTALE00000000001"]
+        );
+    }
+
+    fn bucket(id: &str, hour: Timestamp, calls: u64, errors: u64) -> UsageBucket {
+        UsageBucket {
+            credential_id: id.into(),
+            hour,
+            calls,
+            errors,
+            ..UsageBucket::default()
+        }
+    }
+
+    fn with_cloudtrail(
+        mut facts: crate::model::Facts,
+        mut usage: Vec<UsageBucket>,
+    ) -> crate::model::Facts {
+        usage.sort_by(|a, b| (&a.credential_id, a.hour).cmp(&(&b.credential_id, b.hour)));
+        facts.usage = usage;
+        facts.coverage.push(CoverageEntry {
+            account: ACCOUNT.into(),
+            region: "us-east-1".into(),
+            api: "cloudtrail:logs".into(),
+            ok: true,
+            error: None,
+            records: 1_100,
+        });
+        facts
+    }
+
+    fn evidence(finding: &Finding) -> Vec<(&str, &str)> {
+        finding
+            .evidence
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn cloudtrail_use_counts_as_use() {
+        // The credential report says never used, but CloudTrail saw 1,100 successful calls.
+        let mut busy = key("AKIABUSY000000000001", "a", 100);
+        busy.last_used_at = None;
+        // The report's last use is stale, CloudTrail's is recent.
+        let mut report_stale = key("AKIAREPORTSTALE00001", "b", 100);
+        report_stale.last_used_at = Some(days_ago(60));
+        // CloudTrail only saw failed calls: they are not use.
+        let mut failing = key("AKIAFAILING000000001", "c", 100);
+        failing.last_used_at = None;
+        // Both sources stale; CloudTrail's is the later one and names the source.
+        let mut both_stale = key("AKIABOTHSTALE0000001", "d", 200);
+        both_stale.last_used_at = Some(days_ago(90));
+        // The report is later than CloudTrail: the report names the source.
+        let mut report_later = key("AKIAREPORTLATER00001", "e", 200);
+        report_later.last_used_at = Some(days_ago(50));
+        let all = vec![
+            busy.clone(),
+            report_stale.clone(),
+            failing.clone(),
+            both_stale.clone(),
+            report_later.clone(),
+        ];
+        let declared = declare_all(&all);
+        let usage = vec![
+            bucket(&busy.id, hours_ago(30), 1_100, 0),
+            bucket(&report_stale.id, days_ago(2), 40, 1),
+            bucket(&failing.id, days_ago(3), 12, 12),
+            bucket(&both_stale.id, days_ago(48), 5, 0),
+            bucket(&report_later.id, days_ago(70), 5, 0),
+        ];
+        let f = with_cloudtrail(facts(all, declared, vec![]), usage);
+        assert_eq!(
+            flagged(&RULE, &f),
+            vec![
+                "AKIABOTHSTALE0000001",
+                "AKIAFAILING000000001",
+                "AKIAREPORTLATER00001"
+            ]
+        );
+        let findings = run(&RULE, &f);
+        let by_id = |id: &str| {
+            findings
+                .iter()
+                .find(|x| x.credential == id)
+                .unwrap_or_else(|| panic!("{id}: {findings:#?}"))
+        };
+        let stale = by_id(&both_stale.id);
+        assert_eq!(
+            stale.message,
+            "last used 2026-09-14 per CloudTrail (48 days ago)"
+        );
+        assert_eq!(
+            evidence(stale),
+            vec![
+                ("last_used", "2026-09-14T00:00:00Z"),
+                ("last_used_source", "CloudTrail"),
+                ("credential_report_last_used", "2026-08-03T00:00:00Z"),
+                ("cloudtrail_last_used", "2026-09-14T00:00:00Z"),
+            ]
+        );
+        let later = by_id(&report_later.id);
+        assert_eq!(
+            later.message,
+            "last used 2026-09-12 per the credential report (50 days ago)"
+        );
+        assert_eq!(
+            evidence(later)[1],
+            ("last_used_source", "the credential report")
+        );
+        let failing = by_id(&failing.id);
+        assert_eq!(
+            failing.message,
+            "never used since it was created 100 days ago, per the credential report and CloudTrail"
+        );
+        assert_eq!(
+            evidence(failing)[2..],
+            [
+                ("credential_report_last_used", "never"),
+                (
+                    "cloudtrail_last_used",
+                    "no successful call in the logs read"
+                ),
+            ]
+        );
+        assert!(findings.iter().all(|x| {
+            !(x.message.contains("never")
+                && x.evidence
+                    .iter()
+                    .any(|(k, v)| k == "cloudtrail_last_used" && v.starts_with("20")))
+        }));
+    }
+
+    #[test]
+    fn says_when_cloudtrail_was_not_read() {
+        let mut never = key("AKIANEVER00000000001", "a", 30);
+        never.last_used_at = None;
+        let all = vec![never];
+        let declared = declare_all(&all);
+        let findings = run(&RULE, &facts(all, declared, vec![]));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(
+            findings[0].message,
+            "never used since it was created 30 days ago, per the credential report (CloudTrail not read)"
+        );
+        assert_eq!(
+            evidence(&findings[0]).last(),
+            Some(&("cloudtrail_last_used", "not read"))
         );
     }
 }

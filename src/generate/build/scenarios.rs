@@ -90,11 +90,17 @@ pub(super) enum Scenario {
     SecretNotAccessed,
     /// secret-unused: created 200 days ago, never accessed.
     SecretNeverAccessed,
+    /// incident-not-remediated: an anomaly detected 3 days ago, the key never rotated since.
+    UnremediatedAnomalyKey,
+    /// incident-not-remediated: a burst of 6 access denials 2 days ago, no rotation since.
+    UnremediatedDeniedBurst,
+    /// No finding: a burst of access denials 4 days ago, then an emergency rotation 3 h later.
+    RemediatedDeniedBurst,
 }
 
 /// In agent order; pairs that plant the same rule sit next to each other, so they land in
 /// different accounts.
-pub(super) const SCENARIOS: [Scenario; 37] = [
+pub(super) const SCENARIOS: [Scenario; 40] = [
     Scenario::UnmanagedKey,
     Scenario::UnmanagedSecret,
     Scenario::OrphanKey,
@@ -132,6 +138,9 @@ pub(super) const SCENARIOS: [Scenario; 37] = [
     Scenario::ReusedFingerprintAcross,
     Scenario::SecretNotAccessed,
     Scenario::SecretNeverAccessed,
+    Scenario::UnremediatedAnomalyKey,
+    Scenario::UnremediatedDeniedBurst,
+    Scenario::RemediatedDeniedBurst,
 ];
 
 impl Scenario {
@@ -153,6 +162,7 @@ impl Scenario {
                 | ManualClassAKey
                 | GapKeyWithoutHistory
                 | OwnerTagMismatch
+                | UnremediatedAnomalyKey
         )
     }
 
@@ -161,9 +171,9 @@ impl Scenario {
         use Scenario::*;
         Some(match self {
             OverdueSecret | ReusedFingerprintSameSecret => "webhook-signing-key",
-            DueSoonSecret | PendingStuck => "github-token",
+            DueSoonSecret | PendingStuck | UnremediatedDeniedBurst => "github-token",
             UnclassifiedSecret | FailedRotation | ReusedFingerprintAcross => "anthropic-api-key",
-            NoOwnerSecret | GapHistoryAheadOfAws => "vector-db-password",
+            NoOwnerSecret | GapHistoryAheadOfAws | RemediatedDeniedBurst => "vector-db-password",
             AwsRotationDisabled | NextRotationPassed => "jira-api-token",
             ScheduleDriftDays | StaleNextRotationTag => "openai-api-key",
             ScheduleDriftRate | UnparsableDateTag | SecretNotAccessed => "slack-bot-token",
@@ -316,6 +326,19 @@ impl Builder<'_> {
                     "team-research"
                 };
                 plan.owner_tag = Some(other.to_string());
+            }
+            UnremediatedAnomalyKey => {
+                set_class(plan, Some(RiskClass::B));
+                let mut key = self.key_at(
+                    Some(RiskClass::B),
+                    team,
+                    &user,
+                    self.about(rng, 12),
+                    recent(self, rng),
+                );
+                key.open_anomaly = Some(self.about(rng, 3));
+                key.intended = vec!["incident-not-remediated"];
+                plan.keys = vec![key];
             }
             _ => {}
         }
@@ -659,6 +682,29 @@ impl Builder<'_> {
                 rotating(plan, Some(RiskClass::C), 30, 10);
                 plan.last_accessed = Some(self.about(rng, 120));
                 plan.intended = vec!["secret-unused"];
+            }
+            UnremediatedDeniedBurst | RemediatedDeniedBurst => {
+                let remediated = scenario == RemediatedDeniedBurst;
+                rotating(plan, Some(RiskClass::B), 30, 10);
+                // Six denials within 40 minutes: a burst (5 within an hour), complete at the fifth.
+                let start = self.about(rng, if remediated { 4 } else { 2 });
+                plan.extra_events = [0, 3, 9, 17, 26, 38]
+                    .into_iter()
+                    .map(|minutes| {
+                        (
+                            start + Duration::seconds(minutes * MINUTE),
+                            EventType::AccessDenied,
+                            "AccessDeniedException: an unknown role called \
+                             secretsmanager:GetSecretValue",
+                        )
+                    })
+                    .collect();
+                if remediated {
+                    // The emergency rotation, 3 h after the burst: inside the 24 h window.
+                    plan.last_rotated = Some(start + Duration::seconds(3 * HOUR));
+                } else {
+                    plan.intended = vec!["incident-not-remediated"];
+                }
             }
             _ => {}
         }
