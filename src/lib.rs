@@ -2,6 +2,7 @@
 //! snapshot, evaluate rules at an explicit as-of time, map findings to controls, render evidence.
 #![forbid(unsafe_code)]
 
+pub mod assess;
 pub mod cli;
 pub mod collect;
 pub mod commands;

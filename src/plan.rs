@@ -8,14 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use chrono::{Duration, NaiveDate};
-use serde::Serialize;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CredentialKind, Facts, Finding, Severity, Timestamp};
 use crate::rules::{CredentialView, EvalCtx, fmt_time};
 
 /// What to do about a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     RotateNow,
@@ -104,7 +104,9 @@ impl ActionKind {
             "rotation-failing" => Self::FixRotation,
             "audit-trail-gap" => Self::RecordHistory,
             "tag-drift" => Self::FixTags,
-            "anomalous-usage" | "auth-failure-spike" => Self::InvestigateAndEmergencyRotate,
+            "anomalous-usage" | "auth-failure-spike" | "incident-not-remediated" => {
+                Self::InvestigateAndEmergencyRotate
+            }
             "secret-unused" => Self::ReviewAndDelete,
             "waiver-expired" => Self::RenewWaiver,
             _ => Self::Investigate,
@@ -183,7 +185,7 @@ pub fn priority(severity: Severity, action: ActionKind) -> u32 {
 }
 
 /// One action of the plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// 1 = most urgent. Actions are sorted by priority, then due time, then credential.
     pub priority: u32,
@@ -209,7 +211,7 @@ pub struct Action {
 }
 
 /// One job per credential: every action for it, for a rotation pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub credential: String,
     pub kind: String,
@@ -226,7 +228,7 @@ pub struct Job {
 }
 
 /// A 0-100 hygiene score and its parts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     /// Owner id, or `fleet`.
     pub scope: String,
@@ -241,7 +243,7 @@ pub struct Score {
 }
 
 /// The whole plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
     pub jobs: Vec<Job>,
@@ -387,7 +389,7 @@ fn make_action(
         .collect();
 
     let target = Target::of(view, credential, credential_kind);
-    let remedy = remedy(ctx, view, &target, kind, &rules);
+    let remedy = remedy(ctx, view, &target, kind, group);
     let reasons: Vec<String> = group
         .iter()
         .map(|f| format!("{}: {}", f.rule, f.message))
@@ -609,8 +611,9 @@ fn remedy(
     view: Option<&CredentialView>,
     target: &Target,
     kind: ActionKind,
-    rules: &BTreeSet<&str>,
+    group: &[&Finding],
 ) -> Remedy {
+    let rules: BTreeSet<&str> = group.iter().map(|f| f.rule.as_str()).collect();
     let interval_days = view.map(|v| ctx.interval(v).num_days());
     match kind {
         ActionKind::RotateNow => rotate(view, target, "Rotate now"),
@@ -692,7 +695,7 @@ fn remedy(
                 "Read the rotation pipeline's logs, fix the cause, then rotate again.".to_string(),
             ),
         },
-        ActionKind::FixTags => fix_tags(ctx, view, target),
+        ActionKind::FixTags => fix_tags(group, target),
         ActionKind::ReviewAndDelete => match target {
             Target::Secret { arn, name, region } => Remedy::with(
                 format!(
@@ -774,9 +777,10 @@ fn rotate(view: Option<&CredentialView>, target: &Target, lead: &str) -> Remedy 
     }
 }
 
-/// The tags that disagree with the facts, set to the facts.
-fn fix_tags(ctx: &EvalCtx, view: Option<&CredentialView>, target: &Target) -> Remedy {
-    let tags = view.map(|v| corrected_tags(ctx, v)).unwrap_or_default();
+/// The tags that disagree with the facts, set to the values the tag-drift findings recorded
+/// (`set-tag:<name>` evidence): the plan never re-derives the drift.
+fn fix_tags(group: &[&Finding], target: &Target) -> Remedy {
+    let tags = corrected_tags(group);
     let listed = tags
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -802,50 +806,18 @@ fn fix_tags(ctx: &EvalCtx, view: Option<&CredentialView>, target: &Target) -> Re
     }
 }
 
-/// Tags among owner, class, last-rotation-date and next-rotation-date that are present and
-/// disagree with the facts, with their correct values. Dates keep the tag's own format
-/// (`YYYY-MM-DD` or RFC 3339); a value the facts do not know is left out.
-fn corrected_tags(ctx: &EvalCtx, view: &CredentialView) -> Vec<(String, String)> {
-    let (Some(observed), Some(declared)) = (view.observed, view.declared) else {
-        return Vec::new();
-    };
-    let tolerance = ctx.hours(ctx.policy.tag_tolerance_hours);
-    let mut tags = Vec::new();
-    if let (Some(tag), Some(owner)) = (observed.tags.get("owner"), &declared.owner)
-        && tag != owner
-    {
-        tags.push(("owner".to_string(), owner.clone()));
-    }
-    if let (Some(tag), Some(class)) = (observed.tags.get("class"), declared.class)
-        && tag != class.as_str()
-    {
-        tags.push(("class".to_string(), class.to_string()));
-    }
-    for (name, fact) in [
-        ("last-rotation-date", ctx.last_rotation(view)),
-        ("next-rotation-date", ctx.due(view)),
-    ] {
-        let (Some(tag), Some(fact)) = (observed.tags.get(name), fact) else {
-            continue;
-        };
-        let day = NaiveDate::parse_from_str(tag, "%Y-%m-%d").ok();
-        let parsed = day
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-            .or_else(|| {
-                chrono::DateTime::parse_from_rfc3339(tag)
-                    .ok()
-                    .map(|t| t.to_utc())
-            });
-        if parsed.is_some_and(|t| (t - fact).abs() <= tolerance) {
-            continue;
+/// The tag values the tag-drift findings of `group` recorded, in the order recorded, each tag
+/// once (the first value wins).
+fn corrected_tags(group: &[&Finding]) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for f in group.iter().filter(|f| f.rule == "tag-drift") {
+        for (key, value) in &f.evidence {
+            if let Some(name) = key.strip_prefix(crate::rules::SET_TAG_PREFIX)
+                && !tags.iter().any(|(n, _)| n == name)
+            {
+                tags.push((name.to_string(), value.clone()));
+            }
         }
-        let value = if day.is_some() {
-            fact.format("%Y-%m-%d").to_string()
-        } else {
-            fmt_time(fact)
-        };
-        tags.push((name.to_string(), value));
     }
     tags
 }
@@ -984,6 +956,19 @@ mod tests {
         }
     }
 
+    /// `f` with the evidence the real rule records for its credential, where the plan reads it
+    /// (tag-drift's `set-tag:` values).
+    fn with_rule_evidence(facts: &Facts, mut f: Finding) -> Finding {
+        if f.rule == "tag-drift"
+            && let Some(real) = crate::rules::evaluate(facts, as_of())
+                .into_iter()
+                .find(|r| r.rule == f.rule && r.credential == f.credential)
+        {
+            f.evidence = real.evidence;
+        }
+        f
+    }
+
     fn plan_of(facts: &Facts, findings: &[Finding]) -> Plan {
         build(
             facts,
@@ -994,7 +979,7 @@ mod tests {
         )
     }
 
-    const RULE_ACTIONS: [(&str, ActionKind); 22] = [
+    const RULE_ACTIONS: [(&str, ActionKind); 23] = [
         ("unmanaged-credential", ActionKind::AddToInventory),
         ("orphaned-inventory-entry", ActionKind::RemoveStaleEntry),
         ("rotation-overdue", ActionKind::RotateNow),
@@ -1015,6 +1000,10 @@ mod tests {
         ("anomalous-usage", ActionKind::InvestigateAndEmergencyRotate),
         (
             "auth-failure-spike",
+            ActionKind::InvestigateAndEmergencyRotate,
+        ),
+        (
+            "incident-not-remediated",
             ActionKind::InvestigateAndEmergencyRotate,
         ),
         ("secret-unused", ActionKind::ReviewAndDelete),
@@ -1325,7 +1314,7 @@ mod tests {
         let mut findings = Vec::new();
         for (rule, _) in RULE_ACTIONS {
             for o in [&k, &s, &root] {
-                findings.push(finding(rule, Severity::High, o));
+                findings.push(with_rule_evidence(&facts, finding(rule, Severity::High, o)));
             }
             findings.push(Finding {
                 credential: "openai-prod".into(),
@@ -1334,7 +1323,9 @@ mod tests {
             });
         }
         let plan = plan_of(&facts, &findings);
-        assert_eq!(plan.actions.len(), 4 * (RULE_ACTIONS.len() - 5));
+        // One action per action kind and credential: rules sharing a kind merge (3 rotate-now,
+        // 3 emergency rotations, 2 deactivate-key, 2 delete-key: 6 fewer than the rules).
+        assert_eq!(plan.actions.len(), 4 * (RULE_ACTIONS.len() - 6));
         for a in &plan.actions {
             if let Some(command) = &a.command {
                 assert!(!command.contains("get-secret-value"), "{command}");
@@ -1435,7 +1426,8 @@ mod tests {
             declare_all(std::slice::from_ref(&k)),
             vec![],
         );
-        let plan = plan_of(&facts, &[finding("tag-drift", Severity::Low, &k)]);
+        let drift = with_rule_evidence(&facts, finding("tag-drift", Severity::Low, &k));
+        let plan = plan_of(&facts, &[drift]);
         assert_eq!(
             plan.actions[0].command.as_deref(),
             Some("aws iam tag-user --user-name 'svc-a' --tags 'Key=class,Value=A'")

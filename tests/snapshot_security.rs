@@ -263,6 +263,7 @@ fn a_deleted_newest_run_fails_verify_head() {
         "auth_windows",
         "waivers",
         "raw_files",
+        "assessments",
     ];
     let delete: String = tables
         .iter()
@@ -354,7 +355,6 @@ fn read_only_commands_leave_the_snapshot_untouched() {
             "{command:?}"
         );
     }
-
 }
 
 /// The head of the chain in tests/fixtures/snapshot-0.1.0-schema2.db.
@@ -396,7 +396,10 @@ fn a_snapshot_written_by_0_1_0_still_verifies_and_is_upgraded_only_by_a_scan() {
     assert_eq!(raw_run_count(&db), 3);
     let (code, stdout, stderr) = run(&["verify"], &db);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.starts_with("ok: 3 runs, hash chain intact"), "{stdout}");
+    assert!(
+        stdout.starts_with("ok: 3 runs, hash chain intact"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -47,7 +47,13 @@ pub struct ReportRow {
     pub line: u64,
     pub user: String,
     pub arn: String,
+    /// `user_creation_time`.
+    pub created_at: Option<Timestamp>,
     pub password_enabled: bool,
+    /// `password_last_used` (absent: never used, or no password).
+    pub password_last_used: Option<Timestamp>,
+    /// `password_last_changed` (absent: no password).
+    pub password_last_changed: Option<Timestamp>,
     /// Access key slots 1 and 2.
     pub keys: [ReportKey; 2],
 }
@@ -130,7 +136,10 @@ fn decode_content(content: &str) -> Option<String> {
 struct Columns {
     user: usize,
     arn: usize,
+    created: usize,
     password_enabled: usize,
+    password_last_used: usize,
+    password_last_changed: usize,
     keys: [KeyColumns; 2],
     header_len: usize,
 }
@@ -191,7 +200,10 @@ fn parse_csv(file: &Path, prefix: &str, text: &str) -> Result<Vec<ReportRow>> {
     let columns = Columns {
         user: find("user")?,
         arn: find("arn")?,
+        created: find("user_creation_time")?,
         password_enabled: find("password_enabled")?,
+        password_last_used: find("password_last_used")?,
+        password_last_changed: find("password_last_changed")?,
         keys: [key(1)?, key(2)?],
         header_len: header.len(),
     };
@@ -241,6 +253,12 @@ fn parse_row(
     let password_enabled = cell
         .boolean("password_enabled", field(columns.password_enabled))?
         .unwrap_or(false);
+    let created_at = cell.date("user_creation_time", field(columns.created))?;
+    let password_last_used = cell.date("password_last_used", field(columns.password_last_used))?;
+    let password_last_changed = cell.date(
+        "password_last_changed",
+        field(columns.password_last_changed),
+    )?;
     let mut keys: [ReportKey; 2] = Default::default();
     for (slot, (key, key_columns)) in keys.iter_mut().zip(&columns.keys).enumerate() {
         let n = slot + 1;
@@ -264,7 +282,10 @@ fn parse_row(
         line,
         user,
         arn,
+        created_at,
         password_enabled,
+        password_last_used,
+        password_last_changed,
         keys,
     })
 }

@@ -10,115 +10,64 @@ use sha2::{Digest, Sha256};
 
 use super::view::{
     ControlView, DiffView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView,
-    RuleView, RunView,
+    RuleView, RunView, SourceView,
 };
 use super::{
     FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, junit, markdown, plan_files,
     sarif,
 };
-use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
+use crate::assess::{Assessment, RuleRun};
+use crate::controls::ControlStatus;
 use crate::diff::Diff;
 use crate::error::{Error, Result};
-use crate::model::{EventType, Facts, Finding, KeyStatus, OwnerStatus};
+use crate::model::{EventType, Facts};
 use crate::output;
-use crate::plan::{self, PlanConfig};
-use crate::rules::{EvalCtx, RULES, fmt_time};
+use crate::rules::{RULES, fmt_time};
 use crate::snapshot::RunMeta;
 
 use crate::collect::raw::RawFile;
 
 /// `framework:control` ids per rule id, from the catalogues.
-pub fn rule_controls(frameworks: &[Framework]) -> BTreeMap<String, Vec<String>> {
-    controls::rule_map(frameworks)
-        .into_iter()
-        .map(|(rule, pairs)| {
-            let ids = pairs.into_iter().map(|(f, c)| format!("{f}:{c}")).collect();
-            (rule, ids)
-        })
-        .collect()
-}
+pub use crate::assess::rule_controls;
 
-fn days_f(d: chrono::Duration) -> f64 {
-    (d.num_seconds() as f64 / 86_400.0 * 10.0).round() / 10.0
-}
-
-/// The credentials every control is judged over: the active ones of the run.
-fn scope(ctx: &EvalCtx) -> Vec<ScopeItem> {
-    ctx.credentials
-        .iter()
-        .filter(|v| v.is_active())
-        .map(|v| {
-            let unused_since = v.observed.and_then(|o| o.last_used_at.or(o.created_at));
-            ScopeItem {
-                id: v.id.to_string(),
-                kind: v.kind,
-                rotation_age_days: ctx.last_rotation(v).map(|t| days_f(ctx.as_of - t)),
-                unused_days: unused_since.map(|t| days_f(ctx.as_of - t)),
-            }
-        })
-        .collect()
-}
-
-/// Builds the view model of a run.
+/// Builds the view model of an assessed run. It only renders: the findings, control results,
+/// plan, rules run and inventory are the stored [`Assessment`]'s; nothing is evaluated here.
 pub fn build_view(
     run: &RunMeta,
     facts: &Facts,
-    findings: &[Finding],
+    assessment: &Assessment,
     diff: Option<&Diff>,
-    frameworks: &[Framework],
-    plan_config: &PlanConfig,
 ) -> ReportView {
-    let as_of = run.as_of;
-    let ctx = EvalCtx::new(facts, as_of);
-    let in_scope = scope(&ctx);
-    let rules_run = crate::rules::ids();
-    let control_facts = ControlFacts {
-        findings,
-        in_scope: &in_scope,
-        rules_run: &rules_run,
-    };
-    let frameworks_view = frameworks
+    let findings = &assessment.findings;
+    let frameworks_view = assessment
+        .frameworks
         .iter()
-        .map(|fw| {
-            let controls: Vec<ControlView> = fw
+        .map(|fw| FrameworkView {
+            id: fw.id.clone(),
+            name: fw.name.clone(),
+            version: fw.version.clone(),
+            pass: fw.count(ControlStatus::Pass),
+            fail: fw.count(ControlStatus::Fail),
+            not_assessed: fw.count(ControlStatus::NotAssessed),
+            not_applicable: fw.count(ControlStatus::NotApplicable),
+            manual: fw.count(ControlStatus::Manual),
+            controls: fw
                 .controls
                 .iter()
-                .map(|c| {
-                    let result = controls::evaluate(c, &control_facts);
-                    ControlView {
-                        id: c.id.clone(),
-                        title: c.title.clone(),
-                        reason: c.reason.clone(),
-                        rules: c.rules.clone(),
-                        status: result.status.as_str().to_string(),
-                        findings: result.findings,
-                        in_scope: result.in_scope,
-                        failing_credentials: result.failing_credentials,
-                    }
+                .map(|c| ControlView {
+                    id: c.id.clone(),
+                    title: c.title.clone(),
+                    reason: c.reason.clone(),
+                    rules: c.rules.clone(),
+                    status: c.status.as_str().to_string(),
+                    status_reason: c.note.clone().unwrap_or_default(),
+                    findings: c.findings,
+                    in_scope: c.in_scope,
+                    failing_credentials: c.failing_credentials.clone(),
                 })
-                .collect();
-            let count =
-                |s: ControlStatus| controls.iter().filter(|c| c.status == s.as_str()).count();
-            FrameworkView {
-                id: fw.id.clone(),
-                name: fw.name.clone(),
-                version: fw.version.clone(),
-                pass: count(ControlStatus::Pass),
-                fail: count(ControlStatus::Fail),
-                not_applicable: count(ControlStatus::NotApplicable),
-                manual: count(ControlStatus::Manual),
-                controls,
-            }
+                .collect(),
         })
         .collect();
-
-    let plan = plan::build(
-        facts,
-        findings,
-        &rule_controls(frameworks),
-        as_of,
-        plan_config,
-    );
 
     let mut findings_per_credential: BTreeMap<&str, usize> = BTreeMap::new();
     for f in findings {
@@ -126,59 +75,32 @@ pub fn build_view(
             .entry(f.credential.as_str())
             .or_default() += 1;
     }
-    let inventory = ctx
+    let inventory = assessment
         .credentials
         .iter()
-        .map(|v| {
-            let reconciliation = match (v.declared.is_some(), v.observed.is_some()) {
-                (true, true) => "reconciled",
-                (false, true) => "unmanaged",
-                (true, false) if v.kind.is_discoverable() => "orphaned",
-                _ => "declared-only",
-            };
-            let owner = v.owner().unwrap_or_default();
-            let owner_status = facts
-                .inventory
-                .owner(owner)
-                .map(|o| match o.status {
-                    OwnerStatus::Active => "active",
-                    OwnerStatus::Departed => "departed",
-                })
-                .unwrap_or(if owner.is_empty() { "" } else { "undeclared" });
-            let last_rotation = ctx.last_rotation(v);
-            InventoryRow {
-                credential: v.id.to_string(),
-                kind: v.kind.to_string(),
-                reconciliation: reconciliation.to_string(),
-                declared: v.declared.is_some(),
-                observed: v.observed.is_some(),
-                class: v.class().map(|c| c.to_string()).unwrap_or_default(),
-                owner: owner.to_string(),
-                owner_status: owner_status.to_string(),
-                account: v.account().unwrap_or_default().to_string(),
-                region: v.region().unwrap_or_default().to_string(),
-                principal: v.observed.map(|o| o.name.clone()).unwrap_or_default(),
-                status: match v.observed.map(|o| o.status) {
-                    Some(KeyStatus::Inactive) => "inactive",
-                    Some(KeyStatus::Active) => "active",
-                    None => "",
-                }
-                .to_string(),
-                automated: v.declared.is_some_and(|d| d.automated),
-                consumers: v
-                    .declared
-                    .map(|d| d.consumers.join(" "))
-                    .unwrap_or_default(),
-                last_rotation: last_rotation.map(fmt_time).unwrap_or_default(),
-                last_used: v
-                    .observed
-                    .and_then(|o| o.last_used_at)
-                    .map(fmt_time)
-                    .unwrap_or_default(),
-                age_days: last_rotation.map(|t| days_f(as_of - t)),
-                interval_days: ctx.interval(v).num_days(),
-                findings: findings_per_credential.get(v.id).copied().unwrap_or(0),
-            }
+        .map(|c| InventoryRow {
+            credential: c.id.clone(),
+            kind: c.kind.to_string(),
+            reconciliation: c.reconciliation.clone(),
+            declared: c.declared,
+            observed: c.observed,
+            class: c.class.clone(),
+            owner: c.owner.clone(),
+            owner_status: c.owner_status.clone(),
+            account: c.account.clone(),
+            region: c.region.clone(),
+            principal: c.principal.clone(),
+            status: c.status.clone(),
+            automated: c.automated,
+            consumers: c.consumers.join(" "),
+            last_rotation: c.last_rotation.map(fmt_time).unwrap_or_default(),
+            last_used: c.last_used.map(fmt_time).unwrap_or_default(),
+            age_days: c.age_days,
+            interval_days: c.interval_days,
+            findings: findings_per_credential
+                .get(c.id.as_str())
+                .copied()
+                .unwrap_or(0),
         })
         .collect();
 
@@ -217,6 +139,11 @@ pub fn build_view(
             entry.completed += 1;
         }
     }
+    let runs: BTreeMap<&str, &RuleRun> = assessment
+        .rules
+        .iter()
+        .map(|r| (r.rule.as_str(), r))
+        .collect();
 
     ReportView {
         schema_version: SCHEMA_VERSION,
@@ -224,7 +151,7 @@ pub fn build_view(
         version: env!("CARGO_PKG_VERSION"),
         run: RunView {
             id: run.id,
-            as_of: fmt_time(as_of),
+            as_of: fmt_time(assessment.as_of),
             recorded_at: fmt_time(run.recorded_at),
             source: run.source.clone(),
             status: run.status.clone(),
@@ -247,19 +174,40 @@ pub fn build_view(
             })
             .collect(),
         frameworks: frameworks_view,
-        plan,
+        plan: assessment.plan.clone(),
         inventory,
         events,
         coverage: facts.coverage.clone(),
+        sources: assessment
+            .sources
+            .iter()
+            .map(|s| SourceView {
+                source: s.source.as_str(),
+                name: s.source.describe(),
+                account: s.account.clone().unwrap_or_default(),
+                region: s.region.clone().unwrap_or_default(),
+                records: s.records,
+            })
+            .collect(),
         rotations_by_month: months.into_values().collect(),
         rules: RULES
             .iter()
-            .map(|r| RuleView {
-                id: r.meta.id,
-                title: r.meta.title,
-                severity: r.meta.default_severity.as_str(),
-                rationale: r.meta.rationale,
-                remediation: r.meta.remediation,
+            .map(|r| {
+                let run = runs.get(r.meta.id);
+                RuleView {
+                    id: r.meta.id,
+                    title: r.meta.title,
+                    severity: r.meta.default_severity.as_str(),
+                    rationale: r.meta.rationale,
+                    remediation: r.meta.remediation,
+                    sources: r.meta.sources.iter().map(|s| s.as_str()).collect(),
+                    ran: run.is_some_and(|r| r.ran),
+                    complete: run.is_some_and(|r| r.complete()),
+                    reason: match run {
+                        Some(run) => run.reason.clone().unwrap_or_default(),
+                        None => "not in this run's assessment".to_string(),
+                    },
+                }
             })
             .collect(),
         diff: diff.map(|d| DiffView {
@@ -289,6 +237,8 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
         "failing_credentials",
         "rules",
         "reason",
+        // Last, so the columns before it keep their places: why it is not assessed.
+        "status_reason",
     ];
     let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
         vec![header.iter().map(|h| (*h).into()).collect()];
@@ -305,6 +255,7 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
                 c.failing_credentials.len().to_string().into(),
                 c.rules.join(" ").into(),
                 c.reason.as_str().into(),
+                c.status_reason.as_str().into(),
             ]);
         }
     }

@@ -344,6 +344,9 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
     c.strings("control", &controls, &mut table, |x| &x.2.id);
     c.strings("title", &controls, &mut table, |x| &x.2.title);
     c.strings("status", &controls, &mut table, |x| &x.2.status);
+    c.strings("status_reason", &controls, &mut table, |x| {
+        &x.2.status_reason
+    });
     let rules = controls
         .iter()
         .map(|x| x.2.rules.iter().map(|r| table.id(r)).collect())
@@ -688,6 +691,11 @@ struct CatalogueRule<'a> {
     rationale: &'a str,
     remediation: &'a str,
     findings: usize,
+    /// Source ids it needs, space-separated.
+    sources: String,
+    ran: bool,
+    complete: bool,
+    reason: &'a str,
 }
 
 /// Everything the template sees. The big lists are not here; they are in `data`.
@@ -716,6 +724,10 @@ struct Page<'a> {
     frameworks: &'a [super::view::FrameworkView],
     coverage: Vec<&'a CoverageEntry>,
     coverage_failed: Vec<&'a CoverageEntry>,
+    /// The evidence sources the run had.
+    sources: &'a [super::view::SourceView],
+    /// Rules that did not run, or ran in part, with why.
+    rules_not_run: Vec<&'a super::view::RuleView>,
     reconciliation: Vec<Count>,
     plan_actions: usize,
     plan_jobs: usize,
@@ -817,6 +829,8 @@ impl<'a> Page<'a> {
                 .chain(view.coverage.iter().filter(|c| c.ok))
                 .collect(),
             coverage_failed: view.coverage.iter().filter(|c| !c.ok).collect(),
+            sources: &view.sources,
+            rules_not_run: view.rules.iter().filter(|r| !r.complete).collect(),
             reconciliation,
             plan_actions: view.plan.actions.len(),
             plan_jobs: view.plan.jobs.len(),
@@ -834,6 +848,10 @@ impl<'a> Page<'a> {
                     rationale: r.rationale,
                     remediation: r.remediation,
                     findings: view.summary.by_rule.get(r.id).copied().unwrap_or(0),
+                    sources: r.sources.join(" "),
+                    ran: r.ran,
+                    complete: r.complete,
+                    reason: &r.reason,
                 })
                 .collect(),
             severity_chart,
@@ -1012,6 +1030,7 @@ mod tests {
                 version: "2017 TSC".into(),
                 pass: 1,
                 fail: 1,
+                not_assessed: 1,
                 not_applicable: 0,
                 manual: 0,
                 controls: vec![
@@ -1021,6 +1040,7 @@ mod tests {
                         reason: "credentials are access".into(),
                         rules: vec!["rotation-overdue".into(), "unowned-credential".into()],
                         status: "fail".into(),
+                        status_reason: String::new(),
                         findings: 2,
                         in_scope: 3,
                         failing_credentials: vec![secret.clone(), user_key.clone()],
@@ -1031,6 +1051,20 @@ mod tests {
                         reason: "inventory".into(),
                         rules: vec!["unmanaged-credential".into()],
                         status: "pass".into(),
+                        status_reason: String::new(),
+                        findings: 0,
+                        in_scope: 3,
+                        failing_credentials: vec![],
+                    },
+                    ControlView {
+                        id: "CC7.2".into(),
+                        title: "Monitoring".into(),
+                        reason: "anomalies".into(),
+                        rules: vec!["anomalous-usage".into()],
+                        status: "not-assessed".into(),
+                        status_reason: format!(
+                            "no CloudTrail in this run {ATTR_PAYLOAD} (anomalous-usage did not run)"
+                        ),
                         findings: 0,
                         in_scope: 3,
                         failing_credentials: vec![],
@@ -1089,6 +1123,13 @@ mod tests {
                     records: 0,
                 },
             ],
+            sources: vec![crate::report::view::SourceView {
+                source: "iam-keys",
+                name: "IAM access key listing",
+                account: format!("1111{ATTR_PAYLOAD}"),
+                region: "global".into(),
+                records: 2,
+            }],
             rotations_by_month: vec![
                 MonthCount {
                     month: "2024-04".into(),
@@ -1108,6 +1149,10 @@ mod tests {
                     severity: "high",
                     rationale: "old credentials leak",
                     remediation: "rotate it",
+                    sources: vec!["iam-keys"],
+                    ran: true,
+                    complete: true,
+                    reason: String::new(),
                 },
                 RuleView {
                     id: "root-access-key",
@@ -1115,6 +1160,10 @@ mod tests {
                     severity: "critical",
                     rationale: "root is unrestricted",
                     remediation: "delete it",
+                    sources: vec!["credential-report"],
+                    ran: false,
+                    complete: false,
+                    reason: format!("no IAM credential report in this run{ATTR_PAYLOAD}"),
                 },
             ],
             diff: Some(DiffView {

@@ -1,7 +1,8 @@
 //! `junit.xml`: the control matrix as JUnit XML, so a CI system shows each compliance control as
 //! a test: one `<testsuite>` per framework, one `<testcase>` per control. A failing control is a
-//! failed test listing the credentials and findings that make it fail; `manual` and
-//! `not-applicable` controls are skipped tests; a passing control is a passed test.
+//! failed test listing the credentials and findings that make it fail; `not-assessed`,
+//! `manual` and `not-applicable` controls are skipped tests (a not-assessed one naming the
+//! missing source); a passing control is a passed test.
 //!
 //! Written by hand (no XML dependency): every attribute value goes through [`escape`] and every
 //! text through [`escape_text`], which escape the five XML metacharacters and drop characters
@@ -20,6 +21,9 @@ pub const MANUAL_MESSAGE: &str = "manual: needs evidence no scan can give";
 /// `message` of a `not-applicable` control's `<skipped>`.
 pub const NOT_APPLICABLE_MESSAGE: &str = "not applicable: nothing in scope";
 
+/// Start of the `message` of a `not-assessed` control's `<skipped>`, followed by the reason.
+pub const NOT_ASSESSED_PREFIX: &str = "not assessed: ";
+
 /// `type` of a failing control's `<failure>`.
 pub const FAILURE_TYPE: &str = "control-failed";
 
@@ -30,7 +34,7 @@ pub fn controls_junit(view: &ReportView) -> Vec<u8> {
     let skipped: usize = view
         .frameworks
         .iter()
-        .map(|f| f.manual + f.not_applicable)
+        .map(|f| f.manual + f.not_applicable + f.not_assessed)
         .sum();
 
     let mut xml = String::new();
@@ -60,7 +64,7 @@ fn write_suite(xml: &mut String, view: &ReportView, framework: &FrameworkView) {
         escape(&framework.id),
         framework.controls.len(),
         framework.fail,
-        framework.manual + framework.not_applicable,
+        framework.manual + framework.not_applicable + framework.not_assessed,
         escape(view.run.as_of.trim_end_matches('Z')),
     );
     let _ = writeln!(xml, "    <properties>");
@@ -115,6 +119,13 @@ fn write_case(
                 xml,
                 "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
                 escape(NOT_APPLICABLE_MESSAGE)
+            );
+        }
+        "not-assessed" => {
+            let _ = writeln!(
+                xml,
+                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
+                escape(&format!("{NOT_ASSESSED_PREFIX}{}", control.status_reason))
             );
         }
         _ => {
@@ -276,7 +287,10 @@ mod tests {
             assert_eq!(count(*suite, "failures"), failed);
             assert_eq!(failed, framework.fail);
             assert_eq!(count(*suite, "skipped"), skipped);
-            assert_eq!(skipped, framework.manual + framework.not_applicable);
+            assert_eq!(
+                skipped,
+                framework.manual + framework.not_applicable + framework.not_assessed
+            );
             for (case, control) in cases.iter().zip(&framework.controls) {
                 assert_eq!(attr(*case, "classname"), framework.id);
                 assert_eq!(
@@ -294,6 +308,14 @@ mod tests {
                         child.map(|c| (c.tag_name().name(), attr(c, "message"))),
                         Some(("skipped", NOT_APPLICABLE_MESSAGE))
                     ),
+                    "not-assessed" => {
+                        let (tag, message) = child
+                            .map(|c| (c.tag_name().name(), attr(c, "message")))
+                            .unwrap();
+                        assert_eq!(tag, "skipped");
+                        assert!(message.starts_with(NOT_ASSESSED_PREFIX), "{message}");
+                        assert!(message.contains("in this run"), "{message}");
+                    }
                     _ => assert_eq!(child.map(|c| c.tag_name().name()), Some("failure")),
                 }
             }

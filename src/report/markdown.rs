@@ -119,15 +119,18 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     }
 
     let _ = writeln!(md, "### Controls\n");
-    md.push_str("| Framework | Fail | Pass | Manual | N/A |\n|---|---:|---:|---:|---:|\n");
+    md.push_str(
+        "| Framework | Fail | Pass | Not assessed | Manual | N/A |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     for fw in &view.frameworks {
         let _ = writeln!(
             md,
-            "| {} {} | {} | {} | {} | {} |",
+            "| {} {} | {} | {} | {} | {} | {} |",
             escape(&fw.name),
             escape(&fw.version),
             fw.fail,
             fw.pass,
+            fw.not_assessed,
             fw.manual,
             fw.not_applicable
         );
@@ -155,6 +158,27 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         md.push('\n');
     } else {
         md.push_str("No failing controls.\n\n");
+    }
+    // Controls that cannot pass on what this run collected, grouped by reason.
+    let mut not_assessed: Vec<(&str, Vec<String>)> = Vec::new();
+    for fw in &view.frameworks {
+        for c in fw.controls.iter().filter(|c| c.status == "not-assessed") {
+            let id = format!("{} {}", escape(&fw.name), escape(&c.id));
+            match not_assessed
+                .iter_mut()
+                .find(|(reason, _)| *reason == c.status_reason)
+            {
+                Some((_, ids)) => ids.push(id),
+                None => not_assessed.push((c.status_reason.as_str(), vec![id])),
+            }
+        }
+    }
+    if !not_assessed.is_empty() {
+        md.push_str("Not assessed (a source their rules need was not collected):\n\n");
+        for (reason, ids) in &not_assessed {
+            let _ = writeln!(md, "- {}: {}", escape(reason), ids.join(", "));
+        }
+        md.push('\n');
     }
 
     let _ = writeln!(md, "### Top remediation actions\n");

@@ -143,13 +143,48 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             })
         })
         .collect();
+    // A rule whose sources the run lacked did not run (or ran in part): a warning, not a
+    // failed execution.
+    let not_run: Vec<Value> = view
+        .rules
+        .iter()
+        .filter(|r| !r.complete)
+        .map(|r| {
+            let how = if r.ran { "ran in part" } else { "did not run" };
+            json!({
+                "level": "warning",
+                "message": { "text": format!("rule {} {how}: {}", r.id, r.reason) },
+                "descriptor": { "id": "rule-not-run" },
+                "associatedRule": { "id": r.id },
+            })
+        })
+        .collect();
+    let not_assessed: Vec<Value> = view
+        .frameworks
+        .iter()
+        .flat_map(|fw| {
+            fw.controls
+                .iter()
+                .filter(|c| c.status == "not-assessed")
+                .map(move |c| {
+                    json!({
+                        "control": format!("{}:{}", fw.id, c.id),
+                        "reason": c.status_reason,
+                    })
+                })
+        })
+        .collect();
     let mut invocation = Map::new();
     invocation.insert(
         "executionSuccessful".into(),
         json!(view.run.status == "complete" && failed.is_empty()),
     );
-    if !failed.is_empty() {
-        invocation.insert("toolExecutionNotifications".into(), Value::Array(failed));
+    let notifications: Vec<Value> = failed.iter().cloned().chain(not_run).collect();
+    if !notifications.is_empty() {
+        invocation.insert(
+            "toolExecutionNotifications".into(),
+            Value::Array(notifications),
+        );
     }
 
     let log = json!({
@@ -171,6 +206,7 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
                 "as-of": view.run.as_of,
                 "status": view.run.status,
                 "content-hash": view.run.content_hash,
+                "controls-not-assessed": not_assessed,
             },
         }],
     });
@@ -432,14 +468,10 @@ pub(crate) mod testview {
         let diff =
             with_diff.then(|| crate::diff::compare(6, &earlier_findings(&findings), 7, &findings));
         let frameworks = controls::builtin().expect("built-in controls load");
-        let mut view = build_view(
-            &run_meta("complete"),
-            &facts,
-            &findings,
-            diff.as_ref(),
-            &frameworks,
-            &PlanConfig::default(),
-        );
+        let assessment =
+            crate::assess::assess(&facts, as_of(), &frameworks, &PlanConfig::default());
+        assert_eq!(assessment.findings, findings);
+        let mut view = build_view(&run_meta("complete"), &facts, &assessment, diff.as_ref());
         view.inventory_file = Some("inventory/fleet.toml".into());
         assert!(
             view.findings.iter().any(|f| f.credential == OVERDUE_ID),

@@ -24,9 +24,11 @@ pub struct ReportView {
     /// Rotation history and lifecycle evidence, oldest first.
     pub events: Vec<EventView>,
     pub coverage: Vec<CoverageEntry>,
+    /// The evidence sources the run had, per account and region (declared inputs without).
+    pub sources: Vec<SourceView>,
     /// Rotations per calendar month (`YYYY-MM`), oldest first, for the chart.
     pub rotations_by_month: Vec<MonthCount>,
-    /// Rules that ran, for the legend and drill-down.
+    /// Every rule, whether it ran (and why not), for the legend and drill-down.
     pub rules: Vec<RuleView>,
     /// What changed since the previous run of the same snapshot, when there is one.
     pub diff: Option<DiffView>,
@@ -68,6 +70,7 @@ pub struct FrameworkView {
     pub version: String,
     pub pass: usize,
     pub fail: usize,
+    pub not_assessed: usize,
     pub not_applicable: usize,
     pub manual: usize,
     pub controls: Vec<ControlView>,
@@ -79,8 +82,11 @@ pub struct ControlView {
     pub title: String,
     pub reason: String,
     pub rules: Vec<String>,
-    /// `pass`, `fail`, `not-applicable` or `manual`.
+    /// `pass`, `fail`, `not-assessed`, `not-applicable` or `manual`.
     pub status: String,
+    /// Why it is `not-assessed` (e.g. "no CloudTrail in this run (anomalous-usage did not
+    /// run)"); empty for every other status.
+    pub status_reason: String,
     /// Open findings of its rules in scope.
     pub findings: usize,
     pub in_scope: usize,
@@ -139,4 +145,25 @@ pub struct RuleView {
     pub severity: &'static str,
     pub rationale: &'static str,
     pub remediation: &'static str,
+    /// The evidence sources it needs (kebab-case ids).
+    pub sources: Vec<&'static str>,
+    /// Whether it ran in this run.
+    pub ran: bool,
+    /// Whether it ran on every source it reads (false: it ran in part, or not at all).
+    pub complete: bool,
+    /// Why it did not run or ran in part, e.g. "no CloudTrail in this run"; empty when complete.
+    pub reason: String,
+}
+
+/// One evidence source the run had, where.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    /// Kebab-case id, e.g. `cloudtrail`.
+    pub source: &'static str,
+    /// In words, e.g. `CloudTrail`.
+    pub name: &'static str,
+    /// Empty for a declared input (inventory, rotation history).
+    pub account: String,
+    pub region: String,
+    pub records: u64,
 }

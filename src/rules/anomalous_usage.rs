@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::Duration;
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
+use super::{CredentialView, EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
 use crate::model::{AuthWindow, CredentialKind, Finding, Severity, Timestamp, UsageBucket};
 
 pub static RULE: Rule = Rule {
@@ -37,6 +37,7 @@ pub static RULE: Rule = Rule {
                       credential at once (emergency trigger), review what the calls changed or \
                       read, and narrow its policy; if they were, record why so the next baseline \
                       includes it.",
+        sources: &[Source::CloudTrail],
     },
     evaluate,
 };

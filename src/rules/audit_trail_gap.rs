@@ -1,7 +1,7 @@
 //! audit-trail-gap: a rotation visible in AWS without a matching history event, or a history
 //! event AWS does not bear out.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time, sub_saturating};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
 use crate::model::{CredentialKind, EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -16,6 +16,11 @@ pub static RULE: Rule = Rule {
                     24 h (`audit_match_hours`).",
         remediation: "Find who changed the credential and record the event, or fix the rotation \
                       pipeline that reports success without rotating.",
+        sources: &[
+            Source::RotationHistory,
+            Source::IamKeys,
+            Source::SecretsManager,
+        ],
     },
     evaluate,
 };

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{CredentialView, EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -15,6 +15,7 @@ pub static RULE: Rule = Rule {
                     rotation history are compared across all credentials.",
         remediation: "Rotate again with a freshly generated value and fix the generator that \
                       repeated it.",
+        sources: &[Source::RotationHistory],
     },
     evaluate,
 };

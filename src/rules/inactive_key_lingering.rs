@@ -1,6 +1,6 @@
 //! inactive-key-lingering: a deactivated key not deleted within 30 days.
 
-use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, days, fmt_time};
 use crate::model::{CredentialKind, Finding, KeyStatus, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,7 @@ pub static RULE: Rule = Rule {
                     record when a key was deactivated, so the key's last sign of life (creation \
                     or last use) is taken as the latest it can have been active.",
         remediation: "Delete the key; a key kept \"just in case\" needs a waiver that says why.",
+        sources: &[Source::IamKeys],
     },
     evaluate,
 };

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Duration;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::Policy;
 use crate::model::{
@@ -19,6 +20,7 @@ mod audit_trail_gap;
 pub mod auth_failure_spike;
 mod credential_reuse;
 mod inactive_key_lingering;
+pub mod incident_not_remediated;
 mod multiple_active_keys;
 mod orphaned_inventory_entry;
 mod root_access_key;
@@ -47,6 +49,173 @@ pub struct RuleMeta {
     pub rationale: &'static str,
     /// What to do about a finding.
     pub remediation: &'static str,
+    /// The evidence sources it reads. It runs only when the run had them (see
+    /// [`Source::runnable`] and [`Source::missing`]); otherwise it is listed as not run, with
+    /// the reason, and the controls it tests are not assessed.
+    pub sources: &'static [Source],
+}
+
+/// Evidence key prefix of a value a finding says something should be set to: tag-drift records
+/// `set-tag:owner` = the declared owner, and the plan sets exactly those tags.
+pub const SET_TAG_PREFIX: &str = "set-tag:";
+
+/// An evidence source a rule reads. A run records which it had, per account and region (from
+/// coverage), and whether a rotation history and an inventory were given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// IAM users and their access keys (`iam:list-users`, `iam:list-access-keys`).
+    IamKeys,
+    /// The IAM credential report: key ages and last use, and the root user's keys.
+    CredentialReport,
+    /// Secrets Manager's list of secrets, per region (rotation settings, dates, tags).
+    SecretsManager,
+    /// CloudTrail logs: usage, authentication failures, lifecycle calls.
+    #[serde(rename = "cloudtrail")]
+    CloudTrail,
+    /// The rotation history (JSON Lines) of the rotation pipeline.
+    RotationHistory,
+    /// The declared inventory (credentials, owners, classes).
+    Inventory,
+}
+
+impl Source {
+    /// Every source, in a fixed order.
+    pub const ALL: [Source; 6] = [
+        Source::IamKeys,
+        Source::CredentialReport,
+        Source::SecretsManager,
+        Source::CloudTrail,
+        Source::RotationHistory,
+        Source::Inventory,
+    ];
+
+    /// The kebab-case id, as stored and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::IamKeys => "iam-keys",
+            Source::CredentialReport => "credential-report",
+            Source::SecretsManager => "secrets-manager",
+            Source::CloudTrail => "cloudtrail",
+            Source::RotationHistory => "rotation-history",
+            Source::Inventory => "inventory",
+        }
+    }
+
+    /// The source in words, for reasons: "no CloudTrail in this run".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::IamKeys => "IAM access key listing",
+            Source::CredentialReport => "IAM credential report",
+            Source::SecretsManager => "Secrets Manager listing",
+            Source::CloudTrail => "CloudTrail",
+            Source::RotationHistory => "rotation history",
+            Source::Inventory => "inventory",
+        }
+    }
+
+    /// The sources a coverage API name (`iam:list-access-keys`, `cloudtrail:logs`, …) stands
+    /// for, if any.
+    pub fn of_api(api: &str) -> Option<Source> {
+        match api {
+            "iam:list-access-keys" => Some(Source::IamKeys),
+            "iam:credential-report" | "iam:get-credential-report" => Some(Source::CredentialReport),
+            "secretsmanager:list-secrets" => Some(Source::SecretsManager),
+            _ if api.starts_with("cloudtrail:") => Some(Source::CloudTrail),
+            _ => None,
+        }
+    }
+
+    /// Whether it lists AWS credentials. A rule names the listings it can evaluate; it runs
+    /// over whichever of them the run had (a rule over keys and secrets runs on keys alone).
+    pub fn is_listing(self) -> bool {
+        matches!(
+            self,
+            Source::IamKeys | Source::CredentialReport | Source::SecretsManager
+        )
+    }
+
+    /// Whether a rule needing `needed` can run on what the run `had`: at least one of the
+    /// listings it names (if any) and at least one of its other sources (if any). It runs in
+    /// part when [`Source::missing`] is not empty: its findings stand, but the controls it
+    /// tests cannot pass (incident-not-remediated finds history's incidents without
+    /// CloudTrail, not CloudTrail's authentication-failure spikes).
+    pub fn runnable(needed: &[Source], had: &[Source]) -> bool {
+        let (listings, others): (Vec<Source>, Vec<Source>) =
+            needed.iter().copied().partition(|s| s.is_listing());
+        let any_of = |list: &[Source]| list.is_empty() || list.iter().any(|s| had.contains(s));
+        any_of(&listings) && any_of(&others)
+    }
+
+    /// Which of `needed` the run lacks, given the sources it `had`: every needed source that is
+    /// not a listing, and the listings when it had none of the needed ones. Empty: it can run.
+    pub fn missing(needed: &[Source], had: &[Source]) -> Vec<Source> {
+        let mut missing: Vec<Source> = needed
+            .iter()
+            .copied()
+            .filter(|s| !s.is_listing() && !had.contains(s))
+            .collect();
+        let listings: Vec<Source> = needed.iter().copied().filter(|s| s.is_listing()).collect();
+        if !listings.is_empty() && !listings.iter().any(|s| had.contains(s)) {
+            missing.extend(listings);
+        }
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    /// Why a rule needing the `missing` sources did not run, e.g. "no CloudTrail in this run",
+    /// "no IAM access key listing or Secrets Manager listing in this run".
+    pub fn reason(missing: &[Source]) -> String {
+        let (listings, others): (Vec<Source>, Vec<Source>) =
+            missing.iter().copied().partition(|s| s.is_listing());
+        let mut parts: Vec<String> = others
+            .iter()
+            .map(|s| format!("no {}", s.describe()))
+            .collect();
+        if !listings.is_empty() {
+            let names: Vec<&str> = listings.iter().map(|s| s.describe()).collect();
+            parts.push(format!("no {}", names.join(" or ")));
+        }
+        format!("{} in this run", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn source_ids_are_their_serialised_names() {
+    for source in Source::ALL {
+        assert_eq!(
+            serde_json::to_string(&source).unwrap(),
+            format!("\"{}\"", source.as_str())
+        );
+    }
+    assert_eq!(
+        Source::reason(&[Source::CloudTrail]),
+        "no CloudTrail in this run"
+    );
+    let had = [Source::IamKeys, Source::RotationHistory];
+    // Listings are alternatives; other sources are each needed, and one is enough to run.
+    let needs = [Source::IamKeys, Source::SecretsManager];
+    assert!(Source::missing(&needs, &had).is_empty());
+    let needs = [Source::RotationHistory, Source::CloudTrail];
+    assert!(Source::runnable(&needs, &had));
+    assert_eq!(Source::missing(&needs, &had), [Source::CloudTrail]);
+    assert!(!Source::runnable(&[Source::CloudTrail], &had));
+    assert!(!Source::runnable(&[Source::SecretsManager], &had));
+    assert_eq!(
+        Source::reason(&Source::missing(
+            &[Source::SecretsManager, Source::Inventory],
+            &had
+        )),
+        "no inventory, no Secrets Manager listing in this run"
+    );
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A rule: its metadata and its evaluation.
@@ -97,7 +266,6 @@ impl<'a> CredentialView<'a> {
     pub fn region(&self) -> Option<&'a str> {
         self.observed.map(|o| o.region.as_str())
     }
-}
 
     /// Who holds the credential: the IAM user of an access key, `root` for the root user's
     /// key, the secret's name (from AWS, else from a declared secret ARN or name).
@@ -128,6 +296,7 @@ fn secret_name(id: &str) -> &str {
         }
         None => id,
     }
+}
 
 /// Everything a rule may look at: the facts of one run, joined, at one point in time.
 pub struct EvalCtx<'a> {
@@ -286,8 +455,8 @@ impl<'a> EvalCtx<'a> {
             account: view.account().map(str::to_string),
             region: view.region().map(str::to_string),
             owner: view.owner().map(str::to_string),
-            message,
             principal: view.principal(),
+            message,
             evidence: evidence
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -329,9 +498,18 @@ pub fn days(d: Duration) -> i64 {
 /// Runs every rule, applies the waivers, and returns the findings in a stable order: severity (worst first), rule,
 /// credential, message.
 pub fn evaluate(facts: &Facts, as_of: Timestamp) -> Vec<Finding> {
-    let ctx = EvalCtx::new(facts, as_of);
-    let mut findings: Vec<Finding> = RULES.iter().flat_map(|r| (r.evaluate)(&ctx)).collect();
-    waiver_expired::apply(&ctx, &mut findings);
+    evaluate_selected(&EvalCtx::new(facts, as_of), |_| true)
+}
+
+/// Runs the rules `selected` accepts (the assessment leaves out those whose sources the run
+/// lacks), applies the waivers, and returns the findings in the canonical order.
+pub fn evaluate_selected(ctx: &EvalCtx, selected: impl Fn(&Rule) -> bool) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = RULES
+        .iter()
+        .filter(|r| selected(r))
+        .flat_map(|r| (r.evaluate)(ctx))
+        .collect();
+    waiver_expired::apply(ctx, &mut findings);
     sort_findings(&mut findings);
     findings
 }
@@ -357,10 +535,13 @@ mod tests {
     use crate::model::{AuthWindow, UsageBucket};
 
     #[test]
-    #[test]
     fn every_finding_names_its_principal() {
         let user_key = key("AKIATEST000000000001", "svc-reader", 3);
-        let mut root = key("arn:aws:iam::111122223333:root/access-key-1", "<root_account>", 3);
+        let mut root = key(
+            "arn:aws:iam::111122223333:root/access-key-1",
+            "<root_account>",
+            3,
+        );
         root.kind = CredentialKind::RootAccessKey;
         let observed_secret = secret("prod/db", 3);
         let view = |id: &'static str, kind, observed| CredentialView {
@@ -392,7 +573,8 @@ mod tests {
             Some("prod/db")
         );
         // Declared only: the name inside a secret ARN, without AWS's random suffix.
-        let declared_arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api-key-Xy12Zq";
+        let declared_arn =
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api-key-Xy12Zq";
         assert_eq!(
             view(declared_arn, CredentialKind::Secret, None)
                 .principal()
@@ -405,6 +587,7 @@ mod tests {
         );
     }
 
+    #[test]
     fn time_arithmetic_saturates_at_the_ends_of_time() {
         let huge_days = Duration::days(i64::from(u32::MAX));
         let huge_hours = Duration::hours(i64::from(u32::MAX));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
                     24 h). Past that, the old key was never retired and doubles what can leak \
                     (CIS: one active key per user).",
         remediation: "Deactivate the older key once its consumers use the new one, then delete it.",
+        sources: &[Source::IamKeys],
     },
     evaluate,
 };

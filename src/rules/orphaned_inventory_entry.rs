@@ -1,6 +1,6 @@
 //! orphaned-inventory-entry: declared, but not found where it was scanned.
 
-use super::{EvalCtx, Rule, RuleMeta};
+use super::{EvalCtx, Rule, RuleMeta, Source};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,7 @@ pub static RULE: Rule = Rule {
                     unreviewed. Only entries whose kind and account were scanned are judged.",
         remediation: "Remove the entry from inventory.toml, or record the id of the credential \
                       that replaced it.",
+        sources: &[Source::Inventory, Source::IamKeys, Source::SecretsManager],
     },
     evaluate,
 };

@@ -1,6 +1,6 @@
 //! root-access-key: the root user has an active access key.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -11,6 +11,7 @@ pub static RULE: Rule = Rule {
         rationale: "The root user cannot be restricted by any policy. A root access key is \
                     unlimited, long-lived access to the whole account (CIS: no root access keys).",
         remediation: "Delete the root access key; give automation an IAM role instead.",
+        sources: &[Source::CredentialReport],
     },
     evaluate,
 };

@@ -1,6 +1,6 @@
 //! rotation-due-soon: due within the "due soon" window (48 h); feeds the remediation plan.
 
-use super::{EvalCtx, Rule, RuleMeta, add_saturating, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, add_saturating, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -11,6 +11,11 @@ pub static RULE: Rule = Rule {
         rationale: "A rotation that is about to fall due is cheapest to handle before it becomes \
                     overdue; listing it lets the rotation pipeline schedule it.",
         remediation: "Make sure the scheduled rotation runs before the due time.",
+        sources: &[
+            Source::IamKeys,
+            Source::CredentialReport,
+            Source::SecretsManager,
+        ],
     },
     evaluate,
 };

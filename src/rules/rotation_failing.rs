@@ -1,7 +1,7 @@
 //! rotation-failing: the last rotation attempt failed, AWSPENDING is stuck, or a scheduled
 //! rotation did not happen.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
                     history failed; a secret version has been AWSPENDING for over 24 h \
                     (`pending_stuck_hours`); or AWS's NextRotationDate passed by more than that.",
         remediation: "Read the rotation function's logs, fix the cause, and rotate again.",
+        sources: &[Source::SecretsManager],
     },
     evaluate,
 };

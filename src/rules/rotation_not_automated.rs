@@ -1,6 +1,6 @@
 //! rotation-not-automated: class A/B rotated by hand, or AWS rotation off though declared automated.
 
-use super::{EvalCtx, Rule, RuleMeta};
+use super::{EvalCtx, Rule, RuleMeta, Source};
 use crate::model::{CredentialKind, Finding, RiskClass, Severity};
 
 pub static RULE: Rule = Rule {
@@ -14,6 +14,7 @@ pub static RULE: Rule = Rule {
                     have AWS rotation switched on.",
         remediation: "Enable automated rotation (Secrets Manager rotation, or the rotation \
                       pipeline for keys) and set `automated = true`.",
+        sources: &[Source::Inventory],
     },
     evaluate,
 };

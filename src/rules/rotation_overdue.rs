@@ -1,6 +1,6 @@
 //! rotation-overdue: older than its rotation interval; critical past the breach factor.
 
-use super::{EvalCtx, Rule, RuleMeta, add_saturating, days, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, add_saturating, days, fmt_time};
 use crate::model::{CredentialKind, Finding, RiskClass, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,11 @@ pub static RULE: Rule = Rule {
                     1.5x the interval (`breach_factor`): a 45-day-old key on a 30-day policy is a \
                     policy breach, not a late rotation.",
         remediation: "Rotate it now and switch on automated rotation so it does not lapse again.",
+        sources: &[
+            Source::IamKeys,
+            Source::CredentialReport,
+            Source::SecretsManager,
+        ],
     },
     evaluate,
 };

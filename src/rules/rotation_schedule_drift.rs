@@ -1,6 +1,6 @@
 //! rotation-schedule-drift: the AWS rotation schedule is longer than the declared interval.
 
-use super::{EvalCtx, Rule, RuleMeta, days};
+use super::{EvalCtx, Rule, RuleMeta, Source, days};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -12,6 +12,7 @@ pub static RULE: Rule = Rule {
                     rotates every 90 days while its class demands 30 is out of policy on every \
                     cycle, however green the rotation dashboard looks.",
         remediation: "Set the secret's rotation schedule to the declared interval or shorter.",
+        sources: &[Source::SecretsManager],
     },
     evaluate,
 };

@@ -1,6 +1,6 @@
 //! secret-unused: a Secrets Manager secret not accessed for 90 days.
 
-use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, days, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,7 @@ pub static RULE: Rule = Rule {
                     never read counts from its creation (`secret_unused_days`).",
         remediation: "Confirm no consumer needs it, revoke the credential it holds, then schedule \
                       the secret for deletion.",
+        sources: &[Source::SecretsManager],
     },
     evaluate,
 };

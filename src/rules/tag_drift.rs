@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, SET_TAG_PREFIX, Source, fmt_time};
 use crate::model::{Finding, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
@@ -16,6 +16,7 @@ pub static RULE: Rule = Rule {
                     inventory or the real rotation dates send them the wrong way. Dates may differ \
                     by up to 24 h (`tag_tolerance_hours`).",
         remediation: "Correct the tags (or let the rotation pipeline write them after each rotation).",
+        sources: &[Source::Inventory, Source::IamKeys, Source::SecretsManager],
     },
     evaluate,
 };
@@ -33,6 +34,15 @@ fn parse_date_tag(value: &str) -> Option<Timestamp> {
         })
 }
 
+/// `fact` in the tag's own format: `YYYY-MM-DD` when the tag is a bare date, else RFC 3339.
+fn date_like(tag: &str, fact: Timestamp) -> String {
+    if NaiveDate::parse_from_str(tag, "%Y-%m-%d").is_ok() {
+        fact.format("%Y-%m-%d").to_string()
+    } else {
+        fmt_time(fact)
+    }
+}
+
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     let tolerance = ctx.hours(ctx.policy.tag_tolerance_hours);
     let mut findings = Vec::new();
@@ -42,6 +52,9 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         };
         let mut problems = Vec::new();
         let mut evidence = Vec::new();
+        // Each drifting tag's value, then (where the facts know it) the value it should have,
+        // as `set-tag:<name>`: the plan sets exactly these, never re-deriving the drift.
+        let mut fixes: Vec<(&str, String)> = Vec::new();
         if let Some(tag) = o.tags.get("owner")
             && d.owner.as_deref() != Some(tag.as_str())
         {
@@ -50,6 +63,9 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                 d.owner.as_deref().unwrap_or("none")
             ));
             evidence.push(("tag_owner", tag.clone()));
+            if let Some(owner) = &d.owner {
+                fixes.push(("owner", owner.clone()));
+            }
         }
         if let Some(tag) = o.tags.get("class")
             && d.class.map(|c| c.as_str()) != Some(tag.as_str())
@@ -59,6 +75,9 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                 d.class.map(|c| c.as_str()).unwrap_or("none")
             ));
             evidence.push(("tag_class", tag.clone()));
+            if let Some(class) = d.class {
+                fixes.push(("class", class.to_string()));
+            }
         }
         for (tag_name, fact) in [
             ("last-rotation-date", ctx.last_rotation(v)),
@@ -79,17 +98,26 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                     ));
                     evidence.push((tag_name, tag.clone()));
                 }
-                _ => {}
+                _ => continue,
+            }
+            if let Some(f) = fact {
+                fixes.push((tag_name, date_like(tag, f)));
             }
         }
+        let fixes: Vec<(String, String)> = fixes
+            .into_iter()
+            .map(|(name, value)| (format!("{SET_TAG_PREFIX}{name}"), value))
+            .collect();
         if !problems.is_empty() {
-            findings.push(ctx.finding(
+            let mut finding = ctx.finding(
                 &RULE.meta,
                 RULE.meta.default_severity,
                 v,
                 problems.join("; "),
                 evidence,
-            ));
+            );
+            finding.evidence.extend(fixes);
+            findings.push(finding);
         }
     }
     findings
@@ -132,8 +160,40 @@ mod tests {
             garbage.clone(),
         ];
         let declared = declare_all(&all);
-        let mut want = vec![wrong_owner.id, stale_date.id, garbage.id];
+        let mut want = vec![
+            wrong_owner.id.clone(),
+            stale_date.id.clone(),
+            garbage.id.clone(),
+        ];
         want.sort();
-        assert_eq!(flagged(&RULE, &facts(all, declared, vec![])), want);
+        let facts = facts(all, declared, vec![]);
+        assert_eq!(flagged(&RULE, &facts), want);
+        // The finding carries the values the tags should have, for the plan.
+        let ctx = EvalCtx::new(&facts, as_of());
+        let findings = (RULE.evaluate)(&ctx);
+        let fixes = |id: &str| -> Vec<(String, String)> {
+            let f = findings.iter().find(|f| f.credential == id).unwrap();
+            f.evidence
+                .iter()
+                .filter(|(k, _)| k.starts_with(SET_TAG_PREFIX))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(
+            fixes(&stale_date.id),
+            [(
+                "set-tag:last-rotation-date".to_string(),
+                days_ago(3).format("%Y-%m-%d").to_string()
+            )]
+        );
+        assert_eq!(
+            fixes(&wrong_owner.id),
+            [("set-tag:owner".to_string(), "team".to_string())]
+        );
+        // A garbage date is replaced by the fact in RFC 3339.
+        let garbage_fix = fixes(&garbage.id);
+        assert_eq!(garbage_fix.len(), 1);
+        assert_eq!(garbage_fix[0].0, "set-tag:next-rotation-date");
+        assert!(garbage_fix[0].1.ends_with('Z'), "{garbage_fix:?}");
     }
 }

@@ -1,6 +1,6 @@
 //! unclassified-credential: declared without a class (evaluated as class A).
 
-use super::{EvalCtx, Rule, RuleMeta};
+use super::{EvalCtx, Rule, RuleMeta, Source};
 use crate::model::{Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -12,6 +12,7 @@ pub static RULE: Rule = Rule {
                     credential is held to class A (14 days), which fails safe but hides the real \
                     risk decision nobody made.",
         remediation: "Set `class` (A to D) on its inventory entry.",
+        sources: &[Source::Inventory],
     },
     evaluate,
 };

@@ -1,6 +1,6 @@
 //! unmanaged-credential: exists in AWS, absent from the declared inventory.
 
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,11 @@ pub static RULE: Rule = Rule {
                     as class A until someone classifies it.",
         remediation: "Add it to inventory.toml with its kind, class, owner and consumers, or \
                       delete it if nothing needs it.",
+        sources: &[
+            Source::IamKeys,
+            Source::CredentialReport,
+            Source::SecretsManager,
+        ],
     },
     evaluate,
 };

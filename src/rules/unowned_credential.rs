@@ -1,6 +1,6 @@
 //! unowned-credential: no owner, an unknown owner, or an owner who has departed.
 
-use super::{EvalCtx, Rule, RuleMeta};
+use super::{EvalCtx, Rule, RuleMeta, Source};
 use crate::model::{Finding, OwnerStatus, Severity};
 
 pub static RULE: Rule = Rule {
@@ -13,6 +13,7 @@ pub static RULE: Rule = Rule {
                     way access outlives authorisation.",
         remediation: "Assign an active owner in inventory.toml (and reassign everything the \
                       departed owner held).",
+        sources: &[Source::Inventory],
     },
     evaluate,
 };

@@ -9,7 +9,7 @@
 //! counts.
 
 use super::anomalous_usage::{hour_of, usage_of};
-use super::{EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
 use crate::model::{Finding, Severity};
 
 pub static RULE: Rule = Rule {
@@ -23,6 +23,7 @@ pub static RULE: Rule = Rule {
                     counted from CloudTrail since the last rotation, to the hour.",
         remediation: "Rotate the credential now, find the caller of the extra uses in CloudTrail, \
                       and fix the consumer so it requests a fresh credential per use.",
+        sources: &[Source::Inventory, Source::CloudTrail],
     },
     evaluate,
 };

@@ -17,6 +17,7 @@ pub static RULE: Rule = Rule {
                     acceptance itself needs a decision (renew with a new approval, or fix).",
         remediation: "Fix the finding, or renew the waiver with a fresh approval, ticket and \
                       expiry in waivers.toml.",
+        sources: &[],
     },
     // Raised by `apply`, which needs the other rules' findings.
     evaluate: |_| Vec::new(),

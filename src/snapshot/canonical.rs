@@ -1,5 +1,6 @@
-//! Hash version 2 of a run: the run's metadata and the canonical bytes of every row it stored,
-//! as stored. Each table is read in a fixed order with a fixed column list and its rows ordered
+//! Hash versions 2 and 3 of a run: the run's metadata and the canonical bytes of every row it
+//! stored, as stored. Version 3 adds the run's assessment (`assessments`); version 2 runs,
+//! recorded before that table existed, hash without it, so they keep verifying. Each table is read in a fixed order with a fixed column list and its rows ordered
 //! by primary key; each value is a type tag, a length and the bytes SQLite holds, so the hash
 //! never depends on how in-memory types happen to serialise.
 
@@ -8,7 +9,20 @@ use rusqlite::types::{Value, ValueRef};
 use sha2::{Digest, Sha256};
 
 /// The version new runs are written with.
-pub const HASH_VERSION: i64 = 2;
+pub const HASH_VERSION: i64 = 3;
+
+/// The first hash version that covers each table added after version 2; other tables are
+/// covered from version 2 on.
+const INTRODUCED: &[(&str, i64)] = &[("assessments", 3)];
+
+/// Whether a run hashed with `version` covers `table`.
+pub fn covers(version: i64, table: &str) -> bool {
+    let since = INTRODUCED
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map_or(2, |(_, v)| *v);
+    version >= since
+}
 
 /// The columns of `runs` a version 2 hash covers, in order (all but `content_hash`).
 pub const RUN_COLUMNS: &[&str] = &[
@@ -142,6 +156,7 @@ pub const TABLES: &[(&str, &[&str], &str)] = &[
         "seq",
     ),
     ("raw_files", &["path", "sha256"], "path"),
+    ("assessments", &["assessment_json"], "run_id"),
 ];
 
 /// A SHA-256 over tagged, length-prefixed fields.
@@ -165,17 +180,26 @@ impl Encoder {
     }
 }
 
-/// The version 2 hash of run `run_id`: `header` holds the values of [`RUN_COLUMNS`] (those
-/// about to be inserted, or those read back), the rows come from the database.
+/// The version 2 or 3 hash of run `run_id`: `header` holds the values of [`RUN_COLUMNS`] (those
+/// about to be inserted, or those read back), whose `hash_version` says which tables it
+/// covers; the rows come from the database.
 pub fn run_hash(conn: &Connection, run_id: i64, header: &[Value]) -> rusqlite::Result<String> {
     assert_eq!(header.len(), RUN_COLUMNS.len(), "one value per run column");
+    let version = RUN_COLUMNS
+        .iter()
+        .zip(header)
+        .find_map(|(c, v)| match (c, v) {
+            (&"hash_version", Value::Integer(v)) => Some(*v),
+            _ => None,
+        })
+        .unwrap_or(2);
     let mut encoder = Encoder(Sha256::new());
     encoder.field(b'S', b"credaudit run hash v2");
     for (column, value) in RUN_COLUMNS.iter().zip(header) {
         encoder.field(b'C', column.as_bytes());
         encoder.value(value.into());
     }
-    for (table, columns, order) in TABLES {
+    for (table, columns, order) in TABLES.iter().filter(|(t, _, _)| covers(version, t)) {
         encoder.field(b'T', table.as_bytes());
         for column in *columns {
             encoder.field(b'C', column.as_bytes());

@@ -1,7 +1,8 @@
 //! The SQLite snapshot: versioned schema, append-only hash-chained runs, and typed reads.
 //!
 //! A run holds every fact a scan collected (observed and declared credentials, owners, policy,
-//! rotation events, coverage) and the findings evaluated from them. It is written in one
+//! rotation events, coverage), the findings evaluated from them and the rest of their
+//! assessment (sources had, rules run, control results, plan). It is written in one
 //! transaction: an interrupted scan leaves no half run, and earlier runs are never changed
 //! (triggers refuse UPDATE and DELETE).
 //!
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params, pa
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::assess::Assessment;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Policy};
 use crate::model::{
@@ -29,6 +31,32 @@ use crate::model::{
     Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
 };
 use crate::waivers::Waiver;
+
+/// What an evaluation gives [`Snapshot::record_run`] to store: the findings (always), and the
+/// rest of an [`Assessment`] as JSON.
+pub trait Evaluation {
+    fn findings(&self) -> &[Finding];
+    /// `None`: findings only, no assessment row.
+    fn assessment_json(&self) -> Option<String>;
+}
+
+impl Evaluation for Vec<Finding> {
+    fn findings(&self) -> &[Finding] {
+        self
+    }
+    fn assessment_json(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Evaluation for Assessment {
+    fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+    fn assessment_json(&self) -> Option<String> {
+        Some(serde_json::to_string(self).expect("an assessment always serialises"))
+    }
+}
 
 /// What a run is, apart from its facts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -361,17 +389,18 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Records a run: writes the facts, reads them back, lets `evaluate` compute findings from
-    /// what was stored, writes those, and commits, all in one transaction.
-    pub fn record_run(
+    /// Records a run: writes the facts, reads them back, lets `evaluate` assess what was stored
+    /// (findings, and for an [`Assessment`] the rest of it), writes that, and commits, all in
+    /// one transaction.
+    pub fn record_run<E: Evaluation>(
         &mut self,
         source: &str,
         recorded_at: Timestamp,
         as_of: Timestamp,
         facts: &Facts,
         raw: &[(String, Vec<u8>)],
-        evaluate: impl FnOnce(&Facts) -> Vec<Finding>,
-    ) -> Result<(RunMeta, Facts, Vec<Finding>)> {
+        evaluate: impl FnOnce(&Facts) -> E,
+    ) -> Result<(RunMeta, Facts, E)> {
         let path = self.path.clone();
         let wrap = |source| Error::Snapshot {
             path: path.clone(),
@@ -396,8 +425,15 @@ impl Snapshot {
         write_raw(&tx, run_id, raw).map_err(wrap)?;
 
         let stored = read_facts(&tx, run_id, &path)?;
-        let findings = evaluate(&stored);
-        write_findings(&tx, run_id, &findings).map_err(wrap)?;
+        let evaluation = evaluate(&stored);
+        write_findings(&tx, run_id, evaluation.findings()).map_err(wrap)?;
+        if let Some(json) = evaluation.assessment_json() {
+            tx.execute(
+                "INSERT INTO assessments (run_id, assessment_json) VALUES (?1, ?2)",
+                params![run_id, json],
+            )
+            .map_err(wrap)?;
+        }
 
         // The run row goes in last, so it can carry the hash of everything above: its own
         // metadata (the values about to be inserted) and the rows as stored.
@@ -440,7 +476,7 @@ impl Snapshot {
                 message: "run vanished while being written".into(),
             })?,
             stored,
-            findings,
+            evaluation,
         ))
     }
 
@@ -515,16 +551,16 @@ impl Snapshot {
                 )
                 .map_err(|e| self.err(e))?;
             let recomputed = match version {
-                1 if newest_version > 1 => {
+                _ if version < newest_version => {
                     return broken(
                         run.id,
                         format!(
-                            "it claims hash version 1 after a run with version {newest_version}: a run's hash version never goes back"
+                            "it claims hash version {version} after a run with version {newest_version}: a run's hash version never goes back"
                         ),
                     );
                 }
                 1 => self.recompute_v1(run)?,
-                canonical::HASH_VERSION => {
+                2..=canonical::HASH_VERSION => {
                     let header =
                         canonical::stored_header(&self.conn, run.id).map_err(|e| self.err(e))?;
                     canonical::run_hash(&self.conn, run.id, &header).map_err(|e| self.err(e))?
@@ -533,7 +569,7 @@ impl Snapshot {
                     return broken(
                         run.id,
                         format!(
-                            "its hash version {other} is unknown (this credaudit knows 1 and {})",
+                            "its hash version {other} is unknown (this credaudit knows 1 to {})",
                             canonical::HASH_VERSION
                         ),
                     );
@@ -621,6 +657,37 @@ impl Snapshot {
     /// The facts stored for a run.
     pub fn facts(&self, run_id: i64) -> Result<Facts> {
         read_facts(&self.conn, run_id, &self.path)
+    }
+
+    /// The assessment stored with a run, its findings read from `findings`; `None` for a run
+    /// recorded before assessments were stored.
+    pub fn assessment(&self, run_id: i64) -> Result<Option<Assessment>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT assessment_json FROM assessments WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(json) = json else {
+            return Ok(None);
+        };
+        let mut assessment: Assessment = serde_json::from_str(&json).map_err(|e| {
+            self.format_err(format!(
+                "the assessment of run {run_id} is not one this credaudit reads: {e}"
+            ))
+        })?;
+        if assessment.version != crate::assess::ASSESSMENT_VERSION {
+            return Err(self.format_err(format!(
+                "the assessment of run {run_id} has version {}, this credaudit reads version {}",
+                assessment.version,
+                crate::assess::ASSESSMENT_VERSION
+            )));
+        }
+        assessment.findings = self.findings(run_id)?;
+        Ok(Some(assessment))
     }
 
     /// The findings stored for a run, in evaluation order.
@@ -1566,6 +1633,118 @@ mod tests {
             let broken = snap.verify_chain().unwrap().first_broken;
             assert_eq!(broken.map(|(id, _)| id), Some(2), "{sql}");
         }
+    }
+
+    fn assess(facts: &Facts) -> Assessment {
+        let frameworks = crate::controls::builtin().unwrap();
+        crate::assess::assess(
+            facts,
+            testkit::as_of(),
+            &frameworks,
+            &crate::plan::PlanConfig::default(),
+        )
+    }
+
+    #[test]
+    fn an_assessment_round_trips_and_is_in_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut snap = Snapshot::open(&path).unwrap();
+        let mut facts = sample_facts();
+        facts.inventory.credentials.clear();
+        let (run, _, recorded) = snap
+            .record_run("t", testkit::as_of(), testkit::as_of(), &facts, &[], |f| {
+                assess(f)
+            })
+            .unwrap();
+        assert!(!recorded.findings.is_empty());
+        let stored = snap.assessment(run.id).unwrap().unwrap();
+        assert_eq!(stored, recorded, "what is read back is what was assessed");
+        assert_eq!(hash_versions(&snap), [canonical::HASH_VERSION]);
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        // A run recorded with findings only has no assessment.
+        let (old, _, _) = snap
+            .record_run("t", testkit::as_of(), testkit::as_of(), &facts, &[], |_| {
+                Vec::<Finding>::new()
+            })
+            .unwrap();
+        assert_eq!(snap.assessment(old.id).unwrap(), None);
+        // Rewriting a stored assessment breaks the chain at its run.
+        snap.conn
+            .execute_batch(
+                "DROP TRIGGER assessments_no_update;
+                 UPDATE assessments SET assessment_json = replace(assessment_json, '\"fail\"', '\"pass\"') WHERE run_id = 1;",
+            )
+            .unwrap();
+        let (id, _) = snap.verify_chain().unwrap().first_broken.unwrap();
+        assert_eq!(id, 1);
+        let err = snap
+            .conn
+            .execute("DELETE FROM assessments", [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn version_2_runs_keep_verifying_and_cannot_be_claimed_after_version_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        // A snapshot as the release before assessments wrote it: schema 3, a run hashed with
+        // version 2.
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for sql in &schema::MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            let tx = conn.transaction().unwrap();
+            write_facts(&tx, 1, &sample_facts()).unwrap();
+            let header = vec![
+                Value::Text(String::new()),
+                Value::Integer(1),
+                Value::Text(ts(&testkit::as_of())),
+                Value::Text(ts(&testkit::as_of())),
+                Value::Text("old".into()),
+                Value::Text("0.0.9".into()),
+                Value::Text("complete".into()),
+                Value::Integer(2),
+            ];
+            let hash = canonical::run_hash(&tx, 1, &header).unwrap();
+            tx.execute(
+                &format!(
+                    "INSERT INTO runs ({}, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    canonical::RUN_COLUMNS.join(", ")
+                ),
+                params_from_iter(header.iter().chain([&Value::Text(hash)])),
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut snap = Snapshot::open(&path).unwrap();
+        for _ in 0..2 {
+            snap.record_run(
+                "new",
+                testkit::as_of(),
+                testkit::as_of(),
+                &sample_facts(),
+                &[],
+                assess,
+            )
+            .unwrap();
+        }
+        let v = canonical::HASH_VERSION;
+        assert_eq!(hash_versions(&snap), [2, v, v]);
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        // Claiming version 2 for a later run would leave its assessment out of the hash.
+        snap.conn
+            .execute_batch(
+                "DROP TRIGGER runs_no_update; UPDATE runs SET hash_version = 2 WHERE id = 3;",
+            )
+            .unwrap();
+        let (id, why) = snap.verify_chain().unwrap().first_broken.unwrap();
+        assert_eq!(id, 3);
+        assert!(why.contains("never goes back"), "{why}");
     }
 
     #[test]

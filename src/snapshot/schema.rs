@@ -184,6 +184,16 @@ CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(A
     r#"
 ALTER TABLE runs ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE findings ADD COLUMN principal TEXT;
+"#, // The assessment of a run (sources had, rules run and not run, control results, plan), as
+    // JSON; its findings stay in `findings`. Runs before this have none. Hashed from hash
+    // version 3 on.
+    r#"
+CREATE TABLE assessments (
+    run_id           INTEGER PRIMARY KEY,
+    assessment_json  TEXT NOT NULL
+);
+CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 "#,
 ];
 

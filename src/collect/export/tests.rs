@@ -101,7 +101,10 @@ fn reads_real_samples() {
         ("012345678901", "us-east-1", 1)
     );
     assert!(
-        note.error.as_deref().unwrap().contains("its ARN names account \"0123456789012\""),
+        note.error
+            .as_deref()
+            .unwrap()
+            .contains("its ARN names account \"0123456789012\""),
         "{note:?}"
     );
     assert_eq!(
@@ -693,9 +696,14 @@ fn a_record_filed_under_another_account_or_region_is_refused() {
         "653711331788/iam/get-credential-report.json",
     )]);
     let message = read_export_dir(dir.path()).unwrap_err().to_string();
-    assert!(message.contains("get-credential-report.json: line 2 (user \"<root_account>\")"), "{message}");
     assert!(
-        message.contains("its ARN names account \"653711331788\", but it is filed under account 123456789012"),
+        message.contains("get-credential-report.json: line 2 (user \"<root_account>\")"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "its ARN names account \"653711331788\", but it is filed under account 123456789012"
+        ),
         "{message}"
     );
     assert!(message.contains("--allow-mislabelled"), "{message}");
@@ -707,7 +715,8 @@ fn a_record_filed_under_another_account_or_region_is_refused() {
     )]);
     let message = read_export_dir(dir.path()).unwrap_err().to_string();
     assert!(
-        message.contains("its ARN names region \"us-west-2\", but it is filed under region eu-west-1"),
+        message
+            .contains("its ARN names region \"us-west-2\", but it is filed under region eu-west-1"),
         "{message}"
     );
 
@@ -717,7 +726,10 @@ fn a_record_filed_under_another_account_or_region_is_refused() {
         "012345678901/secretsmanager/us-east-1/list-secrets.json",
     )]);
     let message = read_export_dir(dir.path()).unwrap_err().to_string();
-    assert!(message.contains("SecretList[0] (Name \"demo-secret\")"), "{message}");
+    assert!(
+        message.contains("SecretList[0] (Name \"demo-secret\")"),
+        "{message}"
+    );
     assert!(message.contains("account \"0123456789012\""), "{message}");
     assert!(message.contains("account 111122223333"), "{message}");
 }

@@ -1,0 +1,396 @@
+//! The evaluation stage, between the rules and the reports: turns one run's facts into an
+//! [`Assessment`] (the sources the run had, the rules that ran and those that did not with
+//! why, the findings, the credentials in scope, every control's result, and the remediation
+//! plan). `scan` assesses once and the snapshot records the assessment with the run; `report`,
+//! `simulate` and `query` read it back and never evaluate again.
+//!
+//! A rule runs only when the run had the evidence sources it declares
+//! ([`crate::rules::RuleMeta::sources`]); a control passes only when every rule it depends on
+//! ran over a non-empty scope, and is `not-assessed`, with the reason, otherwise.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
+use crate::model::{CredentialKind, Facts, Finding, KeyStatus, OwnerStatus, Timestamp};
+use crate::plan::{self, Plan, PlanConfig};
+use crate::rules::{EvalCtx, RULES, Source};
+
+/// Version of the stored assessment's JSON shape; bumped on any incompatible change.
+pub const ASSESSMENT_VERSION: u32 = 1;
+
+/// Everything one evaluation of a run concluded. Stored with the run (the findings in their own
+/// table, the rest as JSON), so every report renders what was assessed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub version: u32,
+    /// The evaluation time.
+    pub as_of: Timestamp,
+    /// In canonical order (see [`crate::rules::sort_findings`]). Stored in the `findings`
+    /// table, not in the assessment's JSON.
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+    /// The evidence sources the run had: per account and region for what AWS gave (from
+    /// coverage), without either for the declared inputs (inventory, rotation history).
+    pub sources: Vec<SourceEntry>,
+    /// Every rule, in catalogue order: whether it ran, and if not, why.
+    pub rules: Vec<RuleRun>,
+    /// The credentials every control is judged over: the active ones of the run.
+    pub scope: Vec<ScopeItem>,
+    /// Every credential, declared and observed, reconciled (the bundle's inventory).
+    pub credentials: Vec<CredentialRecord>,
+    /// Each framework's control results, in framework then file order.
+    pub frameworks: Vec<FrameworkResult>,
+    pub plan: Plan,
+}
+
+/// One evidence source the run had, where.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceEntry {
+    pub source: Source,
+    /// The AWS account it covers; `None` for a declared input.
+    pub account: Option<String>,
+    /// The region it covers (`global` for IAM); `None` for a declared input.
+    pub region: Option<String>,
+    /// How many records it gave.
+    pub records: u64,
+}
+
+/// Whether a rule ran, on all the evidence it reads or only part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleRun {
+    pub rule: String,
+    /// It ran (its findings are in the assessment).
+    pub ran: bool,
+    /// The sources it was missing: empty when it ran on all it reads. A rule that ran with
+    /// some missing ran in part, and the controls it tests cannot pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Source>,
+    /// Why it did not run, or ran in part, e.g. "no CloudTrail in this run".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RuleRun {
+    /// Ran on every source it reads.
+    pub fn complete(&self) -> bool {
+        self.ran && self.missing.is_empty()
+    }
+}
+
+/// One credential as the bundle's inventory shows it: declared vs observed, reconciled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub id: String,
+    pub kind: CredentialKind,
+    /// `reconciled`, `unmanaged`, `orphaned` or `declared-only`.
+    pub reconciliation: String,
+    pub declared: bool,
+    pub observed: bool,
+    pub class: String,
+    pub owner: String,
+    /// `active`, `departed`, `undeclared`, or empty when there is no owner.
+    pub owner_status: String,
+    pub account: String,
+    pub region: String,
+    pub principal: String,
+    /// `active`, `inactive`, or empty when not observed.
+    pub status: String,
+    pub automated: bool,
+    pub consumers: Vec<String>,
+    pub last_rotation: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
+    /// Days since the last rotation (one decimal), if known.
+    pub age_days: Option<f64>,
+    pub interval_days: i64,
+}
+
+/// One framework's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameworkResult {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub controls: Vec<ControlAssessment>,
+}
+
+impl FrameworkResult {
+    /// How many of its controls have `status`.
+    pub fn count(&self, status: ControlStatus) -> usize {
+        self.controls.iter().filter(|c| c.status == status).count()
+    }
+}
+
+/// One control's result, with what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlAssessment {
+    pub id: String,
+    pub title: String,
+    /// Why it applies to credentials.
+    pub reason: String,
+    pub rules: Vec<String>,
+    pub status: ControlStatus,
+    /// Why it is `not-assessed` (the missing source and the rules it kept from running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub findings: usize,
+    pub in_scope: usize,
+    pub failing_credentials: Vec<String>,
+}
+
+impl Assessment {
+    /// Ids of the rules that ran on every source they read, in catalogue order.
+    pub fn rules_run(&self) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.complete())
+            .map(|r| r.rule.as_str())
+            .collect()
+    }
+
+    /// The rules that did not run, or ran in part, with why.
+    pub fn rules_not_run(&self) -> impl Iterator<Item = &RuleRun> {
+        self.rules.iter().filter(|r| !r.complete())
+    }
+
+    /// The distinct sources the run had, sorted.
+    pub fn sources_had(&self) -> Vec<Source> {
+        let set: BTreeSet<Source> = self.sources.iter().map(|s| s.source).collect();
+        set.into_iter().collect()
+    }
+}
+
+/// `framework:control` ids per rule id, from the catalogues.
+pub fn rule_controls(frameworks: &[Framework]) -> BTreeMap<String, Vec<String>> {
+    controls::rule_map(frameworks)
+        .into_iter()
+        .map(|(rule, pairs)| {
+            let ids = pairs.into_iter().map(|(f, c)| format!("{f}:{c}")).collect();
+            (rule, ids)
+        })
+        .collect()
+}
+
+/// The evidence sources a run had: each successful coverage entry that stands for one (per
+/// account and region, records summed), then the inventory when it declares anything and the
+/// rotation history when it holds an event. Sorted.
+pub fn sources_of(facts: &Facts) -> Vec<SourceEntry> {
+    let mut by_place: BTreeMap<(Source, String, String), u64> = BTreeMap::new();
+    for c in facts.coverage.iter().filter(|c| c.ok) {
+        if let Some(source) = Source::of_api(&c.api) {
+            *by_place
+                .entry((source, c.account.clone(), c.region.clone()))
+                .or_default() += c.records;
+        }
+    }
+    let mut sources: Vec<SourceEntry> = by_place
+        .into_iter()
+        .map(|((source, account, region), records)| SourceEntry {
+            source,
+            account: Some(account),
+            region: Some(region),
+            records,
+        })
+        .collect();
+    let inventory = &facts.inventory;
+    if !inventory.credentials.is_empty() || !inventory.owners.is_empty() {
+        sources.push(SourceEntry {
+            source: Source::Inventory,
+            account: None,
+            region: None,
+            records: inventory.credentials.len() as u64,
+        });
+    }
+    let history = facts
+        .events
+        .iter()
+        .filter(|e| e.source == "history")
+        .count();
+    if history > 0 {
+        sources.push(SourceEntry {
+            source: Source::RotationHistory,
+            account: None,
+            region: None,
+            records: history as u64,
+        });
+    }
+    sources.sort();
+    sources
+}
+
+fn days_f(d: chrono::Duration) -> f64 {
+    (d.num_seconds() as f64 / 86_400.0 * 10.0).round() / 10.0
+}
+
+/// The credentials every control is judged over: the active ones of the run.
+fn scope(ctx: &EvalCtx) -> Vec<ScopeItem> {
+    ctx.credentials
+        .iter()
+        .filter(|v| v.is_active())
+        .map(|v| {
+            let unused_since = v.observed.and_then(|o| o.last_used_at.or(o.created_at));
+            ScopeItem {
+                id: v.id.to_string(),
+                kind: v.kind,
+                rotation_age_days: ctx.last_rotation(v).map(|t| days_f(ctx.as_of - t)),
+                unused_days: unused_since.map(|t| days_f(ctx.as_of - t)),
+                iam_user: v
+                    .observed
+                    .filter(|o| {
+                        o.kind == CredentialKind::IamAccessKey && o.status == KeyStatus::Active
+                    })
+                    .map(|o| format!("{}/{}", o.account, o.name)),
+            }
+        })
+        .collect()
+}
+
+/// Every credential, reconciled, for the bundle's inventory.
+fn credentials(ctx: &EvalCtx) -> Vec<CredentialRecord> {
+    let inventory = &ctx.facts.inventory;
+    ctx.credentials
+        .iter()
+        .map(|v| {
+            let reconciliation = match (v.declared.is_some(), v.observed.is_some()) {
+                (true, true) => "reconciled",
+                (false, true) => "unmanaged",
+                (true, false) if v.kind.is_discoverable() => "orphaned",
+                _ => "declared-only",
+            };
+            let owner = v.owner().unwrap_or_default();
+            let owner_status = inventory
+                .owner(owner)
+                .map(|o| match o.status {
+                    OwnerStatus::Active => "active",
+                    OwnerStatus::Departed => "departed",
+                })
+                .unwrap_or(if owner.is_empty() { "" } else { "undeclared" });
+            let last_rotation = ctx.last_rotation(v);
+            CredentialRecord {
+                id: v.id.to_string(),
+                kind: v.kind,
+                reconciliation: reconciliation.to_string(),
+                declared: v.declared.is_some(),
+                observed: v.observed.is_some(),
+                class: v.class().map(|c| c.to_string()).unwrap_or_default(),
+                owner: owner.to_string(),
+                owner_status: owner_status.to_string(),
+                account: v.account().unwrap_or_default().to_string(),
+                region: v.region().unwrap_or_default().to_string(),
+                principal: v.observed.map(|o| o.name.clone()).unwrap_or_default(),
+                status: match v.observed.map(|o| o.status) {
+                    Some(KeyStatus::Inactive) => "inactive",
+                    Some(KeyStatus::Active) => "active",
+                    None => "",
+                }
+                .to_string(),
+                automated: v.declared.is_some_and(|d| d.automated),
+                consumers: v.declared.map(|d| d.consumers.clone()).unwrap_or_default(),
+                last_rotation,
+                last_used: v.observed.and_then(|o| o.last_used_at),
+                age_days: last_rotation.map(|t| days_f(ctx.as_of - t)),
+                interval_days: ctx.interval(v).num_days(),
+            }
+        })
+        .collect()
+}
+
+/// Assesses one run's facts as of `as_of`: decides which rules can run from the sources the
+/// run had, runs them, judges every control of `frameworks`, and builds the plan.
+pub fn assess(
+    facts: &Facts,
+    as_of: Timestamp,
+    frameworks: &[Framework],
+    plan_config: &PlanConfig,
+) -> Assessment {
+    let sources = sources_of(facts);
+    let had: Vec<Source> = sources
+        .iter()
+        .map(|s| s.source)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rules: Vec<RuleRun> = RULES
+        .iter()
+        .map(|r| {
+            let missing = Source::missing(r.meta.sources, &had);
+            RuleRun {
+                rule: r.meta.id.to_string(),
+                ran: Source::runnable(r.meta.sources, &had),
+                reason: (!missing.is_empty()).then(|| Source::reason(&missing)),
+                missing,
+            }
+        })
+        .collect();
+    let ran: BTreeSet<&str> = rules
+        .iter()
+        .filter(|r| r.ran)
+        .map(|r| r.rule.as_str())
+        .collect();
+
+    let ctx = EvalCtx::new(facts, as_of);
+    let findings = crate::rules::evaluate_selected(&ctx, |r| ran.contains(r.meta.id));
+    let in_scope = scope(&ctx);
+    // Controls pass only on rules that ran on all their evidence.
+    let rules_run: Vec<&str> = rules
+        .iter()
+        .filter(|r| r.complete())
+        .map(|r| r.rule.as_str())
+        .collect();
+    let not_run: BTreeMap<String, (String, bool)> = rules
+        .iter()
+        .filter_map(|r| r.reason.clone().map(|why| (r.rule.clone(), (why, r.ran))))
+        .collect();
+    // Controls judge open findings only: a waived finding does not fail a control.
+    let open: Vec<Finding> = findings.iter().filter(|f| f.is_open()).cloned().collect();
+    let control_facts = ControlFacts {
+        findings: &open,
+        in_scope: &in_scope,
+        rules_run: &rules_run,
+    };
+    let frameworks_result = frameworks
+        .iter()
+        .map(|fw| FrameworkResult {
+            id: fw.id.clone(),
+            name: fw.name.clone(),
+            version: fw.version.clone(),
+            controls: fw
+                .controls
+                .iter()
+                .map(|c| {
+                    let result = controls::evaluate_with(c, &control_facts, &not_run);
+                    ControlAssessment {
+                        id: c.id.clone(),
+                        title: c.title.clone(),
+                        reason: c.reason.clone(),
+                        rules: c.rules.clone(),
+                        status: result.status,
+                        note: result.note,
+                        findings: result.findings,
+                        in_scope: result.in_scope,
+                        failing_credentials: result.failing_credentials,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let plan = plan::build(
+        facts,
+        &findings,
+        &rule_controls(frameworks),
+        as_of,
+        plan_config,
+    );
+    Assessment {
+        version: ASSESSMENT_VERSION,
+        as_of,
+        sources,
+        rules,
+        scope: in_scope,
+        credentials: credentials(&ctx),
+        frameworks: frameworks_result,
+        plan,
+        findings,
+    }
+}
