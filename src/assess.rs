@@ -43,6 +43,49 @@ pub struct Assessment {
     /// Each framework's control results, in framework then file order.
     pub frameworks: Vec<FrameworkResult>,
     pub plan: Plan,
+    /// Waivers that accept no finding of this run: stale, or written for the wrong id.
+    #[serde(default)]
+    pub unmatched_waivers: Vec<UnmatchedWaiver>,
+}
+
+/// A waiver that matched no finding of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmatchedWaiver {
+    /// Its line in the waivers file.
+    pub line: usize,
+    pub rule: String,
+    /// The credential id or glob it names.
+    pub credential: String,
+    pub ticket: String,
+    pub expires: Timestamp,
+}
+
+/// The waivers that match none of `findings` (findings indexed by rule first, so this is one
+/// walk over the findings and, per waiver, over its rule's findings only).
+fn unmatched_waivers(facts: &Facts, findings: &[Finding]) -> Vec<UnmatchedWaiver> {
+    let mut by_rule: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
+    for finding in findings {
+        by_rule
+            .entry(finding.rule.as_str())
+            .or_default()
+            .push(finding);
+    }
+    facts
+        .waivers
+        .iter()
+        .filter(|w| {
+            !by_rule
+                .get(w.rule.as_str())
+                .is_some_and(|list| list.iter().any(|f| w.matches(f)))
+        })
+        .map(|w| UnmatchedWaiver {
+            line: w.line,
+            rule: w.rule.clone(),
+            credential: w.credential.clone(),
+            ticket: w.ticket.clone(),
+            expires: w.expires,
+        })
+        .collect()
 }
 
 /// One evidence source the run had, where.
@@ -391,6 +434,7 @@ pub fn assess(
         credentials: credentials(&ctx),
         frameworks: frameworks_result,
         plan,
+        unmatched_waivers: unmatched_waivers(facts, &findings),
         findings,
     }
 }

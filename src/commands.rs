@@ -318,11 +318,7 @@ pub fn scan(args: &ScanArgs) -> Result<Outcome> {
                 d.persisting
             );
         }
-        for w in facts
-            .waivers
-            .iter()
-            .filter(|w| !findings.iter().any(|f| w.matches(f)))
-        {
+        for w in &assessment.unmatched_waivers {
             eprintln!(
                 "warning: waiver at line {} ({} on \"{}\", {}) matches no finding",
                 w.line,

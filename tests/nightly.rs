@@ -194,6 +194,23 @@ expires = 2027-01-01
         stderr.contains("SEC-3") && stderr.contains("matches no finding"),
         "{stderr}"
     );
+    // The bundle says so too, not only the terminal: summary.md and the HTML name it.
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("**1 waiver(s) match no finding**")
+            && summary.contains("`unused-credential` on AKIADOESNOTEXIST0000 (SEC-3"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("SEC-1 "),
+        "matched waivers are not listed"
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("id=\"unmatched-waivers\""));
+    assert!(
+        html.contains("<code>AKIADOESNOTEXIST0000</code> (SEC-3"),
+        "banner lists it"
+    );
     let findings: Value =
         serde_json::from_slice(&std::fs::read(out.join("findings.json")).unwrap()).unwrap();
     let list = findings["findings"].as_array().unwrap();
@@ -259,6 +276,34 @@ fn verify_db_checks_the_chain() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&ok.stdout)
+    );
+    // The bundle of the newest run carries the chain head that verify prints.
+    let out = dir.path().join("out");
+    assert_eq!(
+        credaudit()
+            .args(["report", "--db"])
+            .arg(&db)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let head = manifest["chain_head"].as_str().unwrap().to_string();
+    assert_eq!(head.len(), 64);
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains(&format!("head {head}")),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains(&format!("| Chain head | `{head}` |")),
+        "{summary}"
     );
     {
         let conn = rusqlite::Connection::open(&db).unwrap();

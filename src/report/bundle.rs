@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::view::{
     ControlView, DiffView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView,
-    RuleView, RunView, SourceView,
+    RuleView, RunView, SourceView, UnmatchedWaiverView,
 };
 use super::{
     FindingView, ReportHeader, SCHEMA_VERSION, Summary, csv, json, junit, markdown, plan_files,
@@ -222,6 +222,17 @@ pub fn build_view(
             .credentials
             .first()
             .map(|_| "raw/inventory.toml".to_string()),
+        unmatched_waivers: assessment
+            .unmatched_waivers
+            .iter()
+            .map(|w| UnmatchedWaiverView {
+                line: w.line,
+                rule: w.rule.clone(),
+                credential: w.credential.clone(),
+                ticket: w.ticket.clone(),
+                expires: fmt_time(w.expires),
+            })
+            .collect(),
     }
 }
 
@@ -357,6 +368,11 @@ pub struct Manifest {
     pub version: String,
     pub run_id: i64,
     pub run_content_hash: String,
+    /// The snapshot's hash chain ends at this run: `credaudit verify --db DB --head` with it
+    /// proves that no run was removed since (the same value as `run_content_hash`, named for
+    /// what it is used for).
+    #[serde(default)]
+    pub chain_head: String,
     pub as_of: String,
     pub recorded_at: String,
     pub source: String,
@@ -560,6 +576,7 @@ fn fill_bundle(dir: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifes
         version: view.version.to_string(),
         run_id: view.run.id,
         run_content_hash: view.run.content_hash.clone(),
+        chain_head: view.run.content_hash.clone(),
         as_of: view.run.as_of.clone(),
         recorded_at: view.run.recorded_at.clone(),
         source: view.run.source.clone(),

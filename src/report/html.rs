@@ -715,6 +715,8 @@ struct Page<'a> {
     total_findings: usize,
     /// Findings accepted by a waiver in force (shown, but not counted against controls).
     waived_findings: usize,
+    /// Waivers that matched no finding.
+    unmatched_waivers: &'a [crate::report::view::UnmatchedWaiverView],
     severity_counts: Vec<Count>,
     rule_options: Vec<String>,
     fleet_score: &'a Score,
@@ -815,6 +817,7 @@ impl<'a> Page<'a> {
             diff: view.diff.as_ref().map(DiffSummary::new),
             total_findings: view.findings.len(),
             waived_findings: view.findings.iter().filter(|f| f.waiver.is_some()).count(),
+            unmatched_waivers: &view.unmatched_waivers,
             severity_counts,
             rule_options,
             fleet_score: &view.plan.fleet_score,
@@ -1180,6 +1183,13 @@ mod tests {
                 persisting: 2,
             }),
             inventory_file: Some("inventory.toml".into()),
+            unmatched_waivers: vec![crate::report::view::UnmatchedWaiverView {
+                line: 3,
+                rule: "rotation-overdue".into(),
+                credential: format!("AKIA*{SCRIPT_PAYLOAD}"),
+                ticket: format!("SEC-1{SCRIPT_PAYLOAD}"),
+                expires: "2027-01-31T23:59:59Z".into(),
+            }],
             findings,
         }
     }
@@ -1255,6 +1265,9 @@ mod tests {
         assert!(html.contains("team&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
         assert!(html.contains("AccessDenied for &quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
         assert!(html.contains("export:&#x2f;tmp&#x2f;&quot;&gt;&lt;img"));
+        // The unmatched waiver's ticket, in its banner.
+        assert!(html.contains("id=\"unmatched-waivers\""));
+        assert!(html.contains("SEC-1&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         "| Fleet hygiene score | **{}** / 100 |",
         view.plan.fleet_score.score
     );
+    // The snapshot's hash chain ends at this run: `credaudit verify --db DB --head HASH`
+    // right after the scan proves no run was removed since.
+    let _ = writeln!(md, "| Chain head | {} |", code(&view.run.content_hash));
     md.push('\n');
 
     if partial || !failed.is_empty() {
@@ -88,6 +91,33 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
             "{waived} of them waived: accepted by a waiver in force, shown in the reports, not \
              failing controls.\n"
         );
+    }
+
+    if !view.unmatched_waivers.is_empty() {
+        let _ = writeln!(
+            md,
+            "> [!NOTE]\n> **{} waiver(s) match no finding** (stale, or written for another id):",
+            view.unmatched_waivers.len()
+        );
+        for w in view.unmatched_waivers.iter().take(RESOLVED_LIMIT) {
+            let _ = writeln!(
+                md,
+                "> - line {}: {} on {} ({}, expires {})",
+                w.line,
+                code(&w.rule),
+                escape(&w.credential),
+                escape(&w.ticket),
+                escape(&w.expires)
+            );
+        }
+        if view.unmatched_waivers.len() > RESOLVED_LIMIT {
+            let _ = writeln!(
+                md,
+                "> - … and {} more",
+                view.unmatched_waivers.len() - RESOLVED_LIMIT
+            );
+        }
+        md.push('\n');
     }
 
     if let Some(diff) = &view.diff {

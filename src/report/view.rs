@@ -34,6 +34,18 @@ pub struct ReportView {
     pub diff: Option<DiffView>,
     /// Where the declared inventory came from (for SARIF locations), if a file.
     pub inventory_file: Option<String>,
+    /// Waivers that matched no finding of the run.
+    pub unmatched_waivers: Vec<UnmatchedWaiverView>,
+}
+
+/// A waiver that matched no finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnmatchedWaiverView {
+    pub line: usize,
+    pub rule: String,
+    pub credential: String,
+    pub ticket: String,
+    pub expires: String,
 }
 
 /// New, resolved and persisting findings against an earlier run, keyed by fingerprint.
