@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::controls::{self, ControlFacts, ControlStatus, Framework, ScopeItem};
-use crate::model::{CredentialKind, Facts, Finding, KeyStatus, OwnerStatus, Timestamp};
+use crate::controls::{self, ConsolePassword, ControlFacts, ControlStatus, Framework, ScopeItem};
+use crate::model::{CredentialKind, Facts, Finding, IamUser, KeyStatus, OwnerStatus, Timestamp};
 use crate::plan::{self, Plan, PlanConfig};
 use crate::rules::{EvalCtx, RULES, Source};
 
@@ -38,6 +38,10 @@ pub struct Assessment {
     pub rules: Vec<RuleRun>,
     /// The credentials every control is judged over: the active ones of the run.
     pub scope: Vec<ScopeItem>,
+    /// The console passwords of IAM users, which controls that include them (CIS 1.12) judge
+    /// beside `scope`. Empty for a run recorded before they were read.
+    #[serde(default)]
+    pub console_passwords: Vec<ConsolePassword>,
     /// Every credential, declared and observed, reconciled (the bundle's inventory).
     pub credentials: Vec<CredentialRecord>,
     /// Each framework's control results, in framework then file order.
@@ -70,14 +74,14 @@ fn unmatched_waivers(facts: &Facts, findings: &[Finding]) -> Vec<UnmatchedWaiver
             .or_default()
             .push(finding);
     }
-    facts
-        .waivers
-        .iter()
-        .filter(|w| {
+    crate::waivers::CompiledWaiver::compile(&facts.waivers)
+        .into_iter()
+        .filter(|compiled| {
             !by_rule
-                .get(w.rule.as_str())
-                .is_some_and(|list| list.iter().any(|f| w.matches(f)))
+                .get(compiled.waiver.rule.as_str())
+                .is_some_and(|list| list.iter().any(|f| compiled.matches(f)))
         })
+        .map(|compiled| compiled.waiver)
         .map(|w| UnmatchedWaiver {
             line: w.line,
             rule: w.rule.clone(),
@@ -266,27 +270,82 @@ fn days_f(d: chrono::Duration) -> f64 {
     (d.num_seconds() as f64 / 86_400.0 * 10.0).round() / 10.0
 }
 
-/// The credentials every control is judged over: the active ones of the run.
-fn scope(ctx: &EvalCtx) -> Vec<ScopeItem> {
+/// The credentials every control is judged over: the active ones of the run. An active IAM
+/// key whose user is in the credential report (`users`) carries whether that user has a
+/// console password and whether the key was ever used (CIS 1.11).
+fn scope(ctx: &EvalCtx, users: &BTreeMap<String, &IamUser>) -> Vec<ScopeItem> {
     ctx.credentials
         .iter()
         .filter(|v| v.is_active())
         .map(|v| {
             let unused_since = v.observed.and_then(|o| o.last_used_at.or(o.created_at));
+            let active_key = v.observed.filter(|o| {
+                o.kind == CredentialKind::IamAccessKey && o.status == KeyStatus::Active
+            });
+            let iam_user = active_key.map(|o| format!("{}/{}", o.account, o.name));
+            // Its user is in the report, so the key's last use is the report's (N/A: never).
+            let reported = iam_user.as_ref().and_then(|user| users.get(user));
             ScopeItem {
                 id: v.id.to_string(),
                 kind: v.kind,
                 rotation_age_days: ctx.last_rotation(v).map(|t| days_f(ctx.as_of - t)),
                 unused_days: unused_since.map(|t| days_f(ctx.as_of - t)),
-                iam_user: v
-                    .observed
-                    .filter(|o| {
-                        o.kind == CredentialKind::IamAccessKey && o.status == KeyStatus::Active
-                    })
-                    .map(|o| format!("{}/{}", o.account, o.name)),
+                console_user: reported.map(|u| u.password_enabled),
+                never_used: reported.and(active_key).map(|o| o.last_used_at.is_none()),
+                iam_user,
             }
         })
         .collect()
+}
+
+/// The console passwords of the IAM users of `facts`, judged as CIS 1.12's audit does: days
+/// since `password_last_used`, or, never used, since `password_last_changed`.
+fn console_passwords(facts: &Facts, as_of: Timestamp) -> Vec<ConsolePassword> {
+    facts
+        .users
+        .iter()
+        .filter(|u| u.password_enabled)
+        .map(|u| ConsolePassword {
+            id: u.console_password_id(),
+            iam_user: u.key(),
+            unused_days: u
+                .password_last_used_at
+                .or(u.password_last_changed_at)
+                .map(|t| days_f(as_of - t)),
+        })
+        .collect()
+}
+
+/// Why the IAM users are not known for every account whose IAM was read: no credential report
+/// at all, or none for some accounts (named). `None` when every such account's report was read.
+fn iam_users_unknown(sources: &[SourceEntry]) -> Option<String> {
+    let accounts = |wanted: &[Source]| -> BTreeSet<&str> {
+        sources
+            .iter()
+            .filter(|s| wanted.contains(&s.source))
+            .filter_map(|s| s.account.as_deref())
+            .collect()
+    };
+    let reported = accounts(&[Source::CredentialReport]);
+    let unknown =
+        "IAM users' console passwords and whether their keys were ever used are not known";
+    if reported.is_empty() {
+        return Some(format!(
+            "{} ({unknown})",
+            Source::reason(&[Source::CredentialReport])
+        ));
+    }
+    let missing: Vec<&str> = accounts(&[Source::IamKeys])
+        .difference(&reported)
+        .copied()
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "no {} for account {} in this run ({unknown} there)",
+            Source::CredentialReport.describe(),
+            missing.join(", ")
+        )
+    })
 }
 
 /// Every credential, reconciled, for the bundle's inventory.
@@ -374,7 +433,10 @@ pub fn assess(
 
     let ctx = EvalCtx::new(facts, as_of);
     let findings = crate::rules::evaluate_selected(&ctx, |r| ran.contains(r.meta.id));
-    let in_scope = scope(&ctx);
+    let users: BTreeMap<String, &IamUser> = facts.users.iter().map(|u| (u.key(), u)).collect();
+    let in_scope = scope(&ctx, &users);
+    let passwords = console_passwords(facts, as_of);
+    let users_unknown = iam_users_unknown(&sources);
     // Controls pass only on rules that ran on all their evidence.
     let rules_run: Vec<&str> = rules
         .iter()
@@ -391,6 +453,8 @@ pub fn assess(
         findings: &open,
         in_scope: &in_scope,
         rules_run: &rules_run,
+        console_passwords: &passwords,
+        iam_users_unknown: users_unknown.as_deref(),
     };
     let frameworks_result = frameworks
         .iter()
@@ -431,10 +495,143 @@ pub fn assess(
         sources,
         rules,
         scope: in_scope,
+        console_passwords: passwords,
         credentials: credentials(&ctx),
         frameworks: frameworks_result,
         plan,
         unmatched_waivers: unmatched_waivers(facts, &findings),
         findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CoverageEntry;
+    use crate::rules::testkit::{self, ACCOUNT, days_ago};
+
+    fn user(name: &str, password: bool, used: Option<i64>, changed: Option<i64>) -> IamUser {
+        IamUser {
+            account: ACCOUNT.into(),
+            name: name.into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+            created_at: Some(days_ago(400)),
+            password_enabled: password,
+            password_last_used_at: used.map(days_ago),
+            password_last_changed_at: changed.map(days_ago),
+        }
+    }
+
+    /// CIS 1.11 and 1.12's (status, failing credentials, note).
+    fn cis(facts: &Facts) -> Vec<(ControlStatus, Vec<String>, Option<String>)> {
+        let frameworks = controls::builtin().unwrap();
+        let assessment = assess(facts, testkit::as_of(), &frameworks, &PlanConfig::default());
+        let cis = assessment
+            .frameworks
+            .iter()
+            .find(|f| f.id == "cis-aws")
+            .unwrap();
+        ["1.11", "1.12"]
+            .iter()
+            .map(|id| {
+                let c = cis.controls.iter().find(|c| c.id == *id).unwrap();
+                (c.status, c.failing_credentials.clone(), c.note.clone())
+            })
+            .collect()
+    }
+
+    fn fleet() -> Facts {
+        let mut never_used = testkit::key("AKIAALICENEVERUSED01", "alice", 2);
+        never_used.last_used_at = None;
+        let mut bot = testkit::key("AKIABOTNEVERUSED0001", "bot", 2);
+        bot.last_used_at = None;
+        let keys = vec![
+            never_used,
+            testkit::key("AKIABOB0000000000001", "bob", 10),
+            bot,
+        ];
+        let declared = testkit::declare_all(&keys);
+        let mut facts = testkit::facts(keys, declared, vec![]);
+        facts.users = vec![
+            // Console user with a never-used key (1.11) who signed in 45 days ago (1.12 ok).
+            user("alice", true, Some(45), Some(300)),
+            // Signed in 46 days ago: 1.12 fails.
+            user("bob", true, Some(46), Some(300)),
+            // Never signed in, password set 46 days ago: 1.12 fails; set 44 days ago: passes.
+            user("carol", true, None, Some(46)),
+            user("dave", true, None, Some(44)),
+            // No console password: its never-used key is not 1.11's, its password not 1.12's.
+            user("bot", false, None, None),
+        ];
+        facts
+    }
+
+    #[test]
+    fn cis_1_11_and_1_12_are_judged_on_the_credential_report_users() {
+        let pw = |name: &str| format!("arn:aws:iam::{ACCOUNT}:user/{name}/console-password");
+        assert_eq!(
+            cis(&fleet()),
+            [
+                (
+                    ControlStatus::Fail,
+                    vec!["AKIAALICENEVERUSED01".to_string()],
+                    None
+                ),
+                (ControlStatus::Fail, vec![pw("bob"), pw("carol")], None),
+            ]
+        );
+        let mut clean = fleet();
+        clean
+            .users
+            .retain(|u| ["bot", "dave"].contains(&u.name.as_str()));
+        clean.observed.retain(|o| o.name != "alice");
+        assert_eq!(
+            cis(&clean)
+                .into_iter()
+                .map(|(status, _, _)| status)
+                .collect::<Vec<_>>(),
+            [ControlStatus::Pass, ControlStatus::Pass]
+        );
+    }
+
+    #[test]
+    fn without_the_credential_report_1_11_and_1_12_are_not_assessed() {
+        let mut facts = fleet();
+        facts.users.clear();
+        facts.coverage.retain(|c| c.api != "iam:credential-report");
+        let results = cis(&facts);
+        for (status, failing, note) in &results {
+            assert_eq!(*status, ControlStatus::NotAssessed);
+            assert!(failing.is_empty());
+            assert_eq!(
+                note.as_deref(),
+                Some(
+                    "no IAM credential report in this run (IAM users' console passwords and \
+                     whether their keys were ever used are not known)"
+                )
+            );
+        }
+
+        // A second account whose keys were listed without its report: named.
+        let mut facts = fleet();
+        facts.users.retain(|u| u.name == "dave");
+        facts.observed.retain(|o| o.name == "bob");
+        facts.coverage.push(CoverageEntry {
+            account: "444455556666".into(),
+            region: "global".into(),
+            api: "iam:list-access-keys".into(),
+            ok: true,
+            error: None,
+            records: 0,
+        });
+        let results = cis(&facts);
+        assert_eq!(results[1].0, ControlStatus::NotAssessed);
+        assert_eq!(
+            results[1].2.as_deref(),
+            Some(
+                "no IAM credential report for account 444455556666 in this run (IAM users' \
+                 console passwords and whether their keys were ever used are not known there)"
+            )
+        );
     }
 }

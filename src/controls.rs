@@ -7,7 +7,9 @@
 //! A control fails on an open finding of one of its rules, or, where it carries its own threshold
 //! (CIS 1.14's 90 days, PCI 8.2.6's 90 days unused, CIS 1.13's one active key per IAM user), on
 //! any in-scope credential beyond it, even when no rule fired because the organisation's policy
-//! allows more.
+//! allows more. Two thresholds judge the IAM users of the credential report: CIS 1.11's "no
+//! never-used access key on a user with a console password" and CIS 1.12's inactivity limit
+//! applied to console passwords; where that report was not read, such a control cannot pass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,6 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{CredentialKind, Finding};
+
+/// Why it fails, for CIS 1.11's own check, in [`Control::own_thresholds`].
+const NEVER_USED_KEYS_ON_CONSOLE_USERS: &str =
+    "no active access key never used on an IAM user with a console password";
 
 /// Every rule id a catalogue may name: the rule registry's.
 pub fn known_rules() -> Vec<&'static str> {
@@ -89,6 +95,13 @@ pub struct Control {
     /// The control's own limit on active access keys per IAM user, with no rotation overlap
     /// (CIS 1.13: one), whatever the policy's `key_overlap_hours` allows.
     pub max_active_keys_per_user: Option<u32>,
+    /// CIS 1.11: an active access key that the credential report shows never used
+    /// (`access_key_N_last_used_date` = `N/A`) on an IAM user with a console password
+    /// (`password_enabled`) fails: it was set up with the user and is not needed.
+    pub forbid_never_used_keys_on_console_users: bool,
+    /// CIS 1.12: `max_unused_days` also judges the console passwords of IAM users (days since
+    /// `password_last_used`, or since `password_last_changed` if never used).
+    pub include_console_passwords: bool,
     /// The credential kinds it covers; `None` covers all.
     pub kinds: Option<Vec<CredentialKind>>,
 }
@@ -111,6 +124,14 @@ impl Control {
         self.max_age_days.is_some()
             || self.max_unused_days.is_some()
             || self.max_active_keys_per_user.is_some()
+            || self.forbid_never_used_keys_on_console_users
+    }
+
+    /// Whether it judges the IAM users of the credential report (their console passwords, or
+    /// whether their keys were ever used), so that it cannot pass where that report was not
+    /// read.
+    pub fn judges_iam_users(&self) -> bool {
+        self.forbid_never_used_keys_on_console_users || self.include_console_passwords
     }
 
     /// Its own thresholds in words, e.g. `at most 90 days since rotation`, in a fixed order;
@@ -122,6 +143,9 @@ impl Control {
         }
         if let Some(days) = self.max_unused_days {
             out.push(format!("unused at most {days} days"));
+        }
+        if self.forbid_never_used_keys_on_console_users {
+            out.push(NEVER_USED_KEYS_ON_CONSOLE_USERS.to_string());
         }
         if let Some(keys) = self.max_active_keys_per_user {
             let noun = if keys == 1 { "key" } else { "keys" };
@@ -151,9 +175,18 @@ impl Control {
                 parts.push(format!("own threshold: {}", thresholds.join(", ")));
             }
         }
-        if let Some(kinds) = &self.kinds {
-            let kinds: Vec<_> = kinds.iter().map(|k| k.as_str()).collect();
-            parts.push(format!("on {}", kinds.join(", ")));
+        let passwords = "IAM users' console passwords";
+        match (&self.kinds, self.include_console_passwords && !self.manual) {
+            (Some(kinds), with_passwords) => {
+                let kinds: Vec<_> = kinds.iter().map(|k| k.as_str()).collect();
+                let mut on = format!("on {}", kinds.join(", "));
+                if with_passwords {
+                    on.push_str(&format!(" and {passwords}"));
+                }
+                parts.push(on);
+            }
+            (None, true) => parts.push(format!("on every kind and {passwords}")),
+            (None, false) => {}
         }
         parts.join("; ")
     }
@@ -277,6 +310,10 @@ struct RawControl {
     max_age_days: Option<u32>,
     max_unused_days: Option<u32>,
     max_active_keys_per_user: Option<u32>,
+    #[serde(default)]
+    forbid_never_used_keys_on_console_users: bool,
+    #[serde(default)]
+    include_console_passwords: bool,
     kinds: Option<Vec<CredentialKind>>,
 }
 
@@ -402,10 +439,26 @@ fn check_control(raw: RawControl, known_rules: &[&str]) -> std::result::Result<C
     let manual = raw.status == Some(RawStatus::Manual);
     let has_threshold = raw.max_age_days.is_some()
         || raw.max_unused_days.is_some()
-        || raw.max_active_keys_per_user.is_some();
-    if manual && has_threshold {
+        || raw.max_active_keys_per_user.is_some()
+        || raw.forbid_never_used_keys_on_console_users;
+    if manual && (has_threshold || raw.include_console_passwords) {
         return Err(format!(
-            "control `{id}`: a manual control is not judged, so it cannot carry max_age_days, max_unused_days or max_active_keys_per_user"
+            "control `{id}`: a manual control is not judged, so it cannot carry max_age_days, max_unused_days, max_active_keys_per_user, forbid_never_used_keys_on_console_users or include_console_passwords"
+        ));
+    }
+    if raw.include_console_passwords && raw.max_unused_days.is_none() {
+        return Err(format!(
+            "control `{id}`: include_console_passwords judges console passwords against max_unused_days, which is not set"
+        ));
+    }
+    if raw.forbid_never_used_keys_on_console_users
+        && raw
+            .kinds
+            .as_ref()
+            .is_some_and(|kinds| !kinds.contains(&CredentialKind::IamAccessKey))
+    {
+        return Err(format!(
+            "control `{id}`: forbid_never_used_keys_on_console_users judges IAM access keys, but `kinds` leaves out iam-access-key"
         ));
     }
     if !manual && !has_threshold && raw.rules.is_empty() {
@@ -435,6 +488,8 @@ fn check_control(raw: RawControl, known_rules: &[&str]) -> std::result::Result<C
         max_age_days: raw.max_age_days,
         max_unused_days: raw.max_unused_days,
         max_active_keys_per_user: raw.max_active_keys_per_user,
+        forbid_never_used_keys_on_console_users: raw.forbid_never_used_keys_on_console_users,
+        include_console_passwords: raw.include_console_passwords,
         kinds,
     })
 }
@@ -460,7 +515,7 @@ fn is_kebab_case(id: &str) -> bool {
 }
 
 /// Facts to judge a control for one run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ControlFacts<'a> {
     /// Open (unwaived) findings of the run.
     pub findings: &'a [Finding],
@@ -469,6 +524,13 @@ pub struct ControlFacts<'a> {
     /// Ids of the rules that ran. A control one of whose rules did not run cannot pass: it is
     /// `not-assessed` (unless an open finding or its own threshold already fails it).
     pub rules_run: &'a [&'a str],
+    /// The console passwords of the IAM users, in the accounts whose credential report was
+    /// read.
+    pub console_passwords: &'a [ConsolePassword],
+    /// Why the IAM users (their console passwords, whether their keys were ever used) are not
+    /// known for every account of the run, e.g. "no IAM credential report in this run"; `None`
+    /// when they are. A control that judges them cannot pass while it is set.
+    pub iam_users_unknown: Option<&'a str>,
 }
 
 /// A credential the run evaluated, with the facts that controls' own thresholds judge.
@@ -490,6 +552,29 @@ pub struct ScopeItem {
     /// seen in AWS. `max_active_keys_per_user` counts the keys that share it.
     #[serde(default)]
     pub iam_user: Option<String>,
+    /// For an active IAM access key in an account whose credential report was read: whether
+    /// its user has a console password (`password_enabled`). `None` otherwise.
+    #[serde(default)]
+    pub console_user: Option<bool>,
+    /// For the same keys: whether it was never used (`access_key_N_last_used_date` = `N/A`).
+    /// `None` otherwise.
+    #[serde(default)]
+    pub never_used: Option<bool>,
+}
+
+/// The console password of an IAM user, as CIS 1.12 judges it. Not a credential of the
+/// inventory (no rule judges it, nothing declares it): only controls that include console
+/// passwords see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsolePassword {
+    /// `USER_ARN/console-password`.
+    pub id: String,
+    /// Its user, as `ACCOUNT/USER`.
+    pub iam_user: String,
+    /// Days since it was last used to sign in, or, never used, since it was set (CIS 1.12's
+    /// audit: `password_last_used`, else `password_last_changed`). `None` when neither is
+    /// known.
+    pub unused_days: Option<f64>,
 }
 
 /// A control's judgement for one run.
@@ -537,11 +622,17 @@ pub fn evaluate_with(control: &Control, facts: &ControlFacts, not_run: &NotRun) 
         .iter()
         .filter(|c| control.covers(c.kind))
         .collect();
+    let passwords: &[ConsolePassword] = if control.include_console_passwords {
+        facts.console_passwords
+    } else {
+        &[]
+    };
     // A credential with a finding counts as in scope even if the caller left it out of
     // `in_scope`: a control with an open finding is never "not applicable".
     let in_scope: BTreeSet<&str> = scope
         .iter()
         .map(|c| c.id.as_str())
+        .chain(passwords.iter().map(|p| p.id.as_str()))
         .chain(findings.iter().map(|f| f.credential.as_str()))
         .collect();
 
@@ -560,6 +651,7 @@ pub fn evaluate_with(control: &Control, facts: &ControlFacts, not_run: &NotRun) 
         .iter()
         .map(|f| f.credential.as_str())
         .chain(beyond_own_thresholds(control, &scope))
+        .chain(passwords_beyond(control, passwords))
         .collect();
     if !failing.is_empty() {
         let failing = failing.into_iter().map(str::to_string).collect();
@@ -572,10 +664,18 @@ pub fn evaluate_with(control: &Control, facts: &ControlFacts, not_run: &NotRun) 
         .map(String::as_str)
         .filter(|r| !facts.rules_run.contains(r))
         .collect();
-    if !missing.is_empty() {
+    let users_unknown = facts
+        .iam_users_unknown
+        .filter(|_| control.judges_iam_users());
+    if !missing.is_empty() || users_unknown.is_some() {
+        let notes: Vec<String> = (!missing.is_empty())
+            .then(|| not_assessed_note(&missing, not_run))
+            .into_iter()
+            .chain(users_unknown.map(str::to_string))
+            .collect();
         return result(
             ControlStatus::NotAssessed,
-            Some(not_assessed_note(&missing, not_run)),
+            Some(notes.join("; ")),
             Vec::new(),
         );
     }
@@ -631,21 +731,33 @@ fn not_assessed_note(missing: &[&str], not_run: &NotRun) -> String {
         .join("; ")
 }
 
-/// Ids of the credentials in `scope` (already filtered to the control's kinds) that break one of
-/// the control's own thresholds: older than `max_age_days` since rotation, unused longer than
-/// `max_unused_days`, or held by an IAM user with more than `max_active_keys_per_user` active
-/// keys (every such key fails: which one to keep is the owner's call). A fact that is unknown
-/// breaks nothing. Each threshold is judged in one pass over the scope.
-pub fn beyond_own_thresholds<'a>(control: &Control, scope: &[&'a ScopeItem]) -> BTreeSet<&'a str> {
-    let beyond = |value: Option<f64>, limit: Option<u32>| match (value, limit) {
+/// Whether `value` is known and above `limit` (when there is a limit).
+fn beyond(value: Option<f64>, limit: Option<u32>) -> bool {
+    match (value, limit) {
         (Some(value), Some(limit)) => value > f64::from(limit),
         _ => false,
+    }
+}
+
+/// Ids of the credentials in `scope` (already filtered to the control's kinds) that break one of
+/// the control's own thresholds: older than `max_age_days` since rotation, unused longer than
+/// `max_unused_days`, an active key never used on a user with a console password (with
+/// `forbid_never_used_keys_on_console_users`), or held by an IAM user with more than
+/// `max_active_keys_per_user` active keys (every such key fails: which one to keep is the
+/// owner's call). A fact that is unknown breaks nothing. Each threshold is judged in one pass
+/// over the scope.
+pub fn beyond_own_thresholds<'a>(control: &Control, scope: &[&'a ScopeItem]) -> BTreeSet<&'a str> {
+    let never_used_on_console_user = |c: &ScopeItem| {
+        control.forbid_never_used_keys_on_console_users
+            && c.console_user == Some(true)
+            && c.never_used == Some(true)
     };
     let mut failing: BTreeSet<&'a str> = scope
         .iter()
         .filter(|c| {
             beyond(c.rotation_age_days, control.max_age_days)
                 || beyond(c.unused_days, control.max_unused_days)
+                || never_used_on_console_user(c)
         })
         .map(|c| c.id.as_str())
         .collect();
@@ -665,6 +777,19 @@ pub fn beyond_own_thresholds<'a>(control: &Control, scope: &[&'a ScopeItem]) -> 
         );
     }
     failing
+}
+
+/// Ids of the console passwords unused longer than the control's `max_unused_days`, where it
+/// includes console passwords (`passwords` is empty otherwise). Unknown breaks nothing.
+fn passwords_beyond<'a>(
+    control: &Control,
+    passwords: &'a [ConsolePassword],
+) -> impl Iterator<Item = &'a str> {
+    let limit = control.max_unused_days;
+    passwords
+        .iter()
+        .filter(move |p| beyond(p.unused_days, limit))
+        .map(|p| p.id.as_str())
 }
 
 /// For each rule id, the `(framework id, control id)` pairs that it tests, in framework then
@@ -711,6 +836,8 @@ mod tests {
             rotation_age_days: age,
             unused_days: unused,
             iam_user: None,
+            console_user: None,
+            never_used: None,
         }
     }
 
@@ -1036,6 +1163,7 @@ rules = ["rotation-overdue"]
                 findings: &findings,
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Manual);
@@ -1051,6 +1179,7 @@ rules = ["rotation-overdue"]
             findings: &[],
             in_scope: &scope,
             rules_run,
+            ..Default::default()
         };
         let not_run: NotRun = [(
             "root-access-key".to_string(),
@@ -1097,6 +1226,7 @@ rules = ["rotation-overdue"]
             findings: &[],
             in_scope: &scope,
             rules_run: &ran,
+            ..Default::default()
         };
         let result = evaluate_with(&control, &facts, &not_run);
         assert_eq!(result.status, ControlStatus::NotAssessed);
@@ -1152,6 +1282,7 @@ rules = ["rotation-overdue"]
                 findings: &[],
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -1162,6 +1293,7 @@ rules = ["rotation-overdue"]
                 findings: &[],
                 in_scope: &[],
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::NotApplicable);
@@ -1188,6 +1320,7 @@ rules = ["rotation-overdue"]
                 findings: &findings,
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -1207,6 +1340,7 @@ rules = ["rotation-overdue"]
                 findings: &cert_only,
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -1239,6 +1373,7 @@ rules = ["rotation-overdue"]
                 findings: &[],
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -1263,6 +1398,7 @@ rules = ["rotation-overdue"]
                 findings: &[],
                 in_scope: &stale,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(
@@ -1287,6 +1423,7 @@ rules = ["rotation-overdue"]
                 findings: &policy_only,
                 in_scope: &recent,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -1315,6 +1452,7 @@ rules = ["rotation-overdue"]
                 findings: &unrelated,
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Pass);
@@ -1332,6 +1470,7 @@ rules = ["rotation-overdue"]
                 findings: &root,
                 in_scope: &scope,
                 rules_run: &known_rules(),
+                ..Default::default()
             },
         );
         assert_eq!(result.status, ControlStatus::Fail);
@@ -1459,6 +1598,7 @@ kinds = ["iam-access-key"]
             findings: &[],
             in_scope: scope,
             rules_run: &all_rules,
+            ..Default::default()
         };
         let result = evaluate(&control, &facts(&scope));
         assert_eq!(result.status, ControlStatus::Fail);
@@ -1493,6 +1633,7 @@ kinds = ["iam-access-key"]
             findings: &[],
             in_scope: &scope,
             rules_run: &[],
+            ..Default::default()
         };
         assert_eq!(evaluate(&control, &facts).status, ControlStatus::Pass);
         let three = [
@@ -1510,27 +1651,206 @@ kinds = ["iam-access-key"]
         assert_eq!(result.failing_credentials, ["AKIA1", "AKIA2", "AKIA3"]);
     }
 
+    /// An active IAM access key of `user` whose user is in the credential report: with or
+    /// without a console password, used or never used.
+    fn reported_key(id: &str, user: &str, console_user: bool, never_used: bool) -> ScopeItem {
+        ScopeItem {
+            console_user: Some(console_user),
+            never_used: Some(never_used),
+            ..key_of(id, user)
+        }
+    }
+
+    fn password(user: &str, unused_days: Option<f64>) -> ConsolePassword {
+        ConsolePassword {
+            id: format!("arn:aws:iam::111122223333:user/{user}/console-password"),
+            iam_user: format!("111122223333/{user}"),
+            unused_days,
+        }
+    }
+
     #[test]
-    fn cis_1_11_stays_manual_and_1_12_judges_keys_only() {
-        // 1.11 needs the user's creation time, which the facts do not carry; 1.12 cannot see
-        // console passwords (password_last_used is not kept). Both say so in their reason.
-        let c111 = builtin_control("cis-aws", "1.11");
-        assert!(c111.manual);
-        assert!(
-            c111.reason.contains("user_creation_time"),
-            "{}",
-            c111.reason
+    fn cis_1_11_fails_a_never_used_key_on_a_user_with_a_console_password() {
+        let control = builtin_control("cis-aws", "1.11");
+        assert!(!control.manual && control.forbid_never_used_keys_on_console_users);
+        assert!(control.has_own_threshold() && control.judges_iam_users());
+        assert!(control.rules.is_empty());
+        let scope = [
+            // Set up with the console user and never used: fails.
+            reported_key("AKIAALICE1", "111122223333/alice", true, true),
+            // A console user's key in use, a never-used key of a user without a password,
+            // and a key whose user the report does not name (unknown breaks nothing): pass.
+            reported_key("AKIAALICE2", "111122223333/alice", true, false),
+            reported_key("AKIABOT1", "111122223333/bot", false, true),
+            key_of("AKIAUNKNOWN", "111122223333/carol"),
+            // Not an access key.
+            item("arn:secret", CredentialKind::Secret, Some(1.0), None),
+        ];
+        let facts = ControlFacts {
+            in_scope: &scope,
+            ..Default::default()
+        };
+        let result = evaluate(&control, &facts);
+        assert_eq!(result.status, ControlStatus::Fail);
+        assert_eq!(result.failing_credentials, ["AKIAALICE1"]);
+        assert_eq!(result.in_scope, 4);
+
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                in_scope: &scope[1..],
+                ..facts
+            },
         );
-        let c112 = builtin_control("cis-aws", "1.12");
-        assert_eq!(c112.max_unused_days, Some(45));
+        assert_eq!((result.status, result.note), (ControlStatus::Pass, None));
+
+        // Without the credential report it cannot pass, and says why; a failure still fails.
+        let why = "no IAM credential report in this run (IAM users' console passwords and \
+                   whether their keys were ever used are not known)";
+        let unknown = ControlFacts {
+            in_scope: &scope[1..],
+            iam_users_unknown: Some(why),
+            ..facts
+        };
+        let result = evaluate(&control, &unknown);
+        assert_eq!(result.status, ControlStatus::NotAssessed);
+        assert_eq!(result.note.as_deref(), Some(why));
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                in_scope: &scope,
+                ..unknown
+            },
+        );
+        assert_eq!(result.status, ControlStatus::Fail);
+        // A control that does not judge IAM users is not held back by it.
+        let c114 = builtin_control("cis-aws", "1.14");
+        assert_eq!(evaluate(&c114, &unknown).status, ControlStatus::Pass);
+        // No active key at all: nothing to judge.
+        let result = evaluate(&control, &ControlFacts::default());
+        assert_eq!(result.status, ControlStatus::NotApplicable);
+    }
+
+    #[test]
+    fn cis_1_12_judges_console_passwords_at_45_days() {
+        let control = builtin_control("cis-aws", "1.12");
+        assert_eq!(control.max_unused_days, Some(45));
+        assert!(control.include_console_passwords && control.judges_iam_users());
+        let keys = [key_of("AKIABOB1", "111122223333/bob")];
+        let passwords = [
+            // Exactly 45 days is not beyond 45 (as for keys).
+            password("at-limit", Some(45.0)),
+            password("just-over", Some(45.1)),
+            // Never used, set 46 days ago (the unused days count from password_last_changed).
+            password("never-used-old", Some(46.0)),
+            password("never-used-new", Some(3.0)),
+            // Neither known: unknown breaks nothing.
+            password("unknown", None),
+        ];
+        let facts = ControlFacts {
+            in_scope: &keys,
+            console_passwords: &passwords,
+            ..Default::default()
+        };
+        let result = evaluate(&control, &facts);
+        assert_eq!(result.status, ControlStatus::Fail);
         assert_eq!(
-            c112.kinds.as_deref(),
-            Some(&[CredentialKind::IamAccessKey][..])
+            result.failing_credentials,
+            [
+                "arn:aws:iam::111122223333:user/just-over/console-password",
+                "arn:aws:iam::111122223333:user/never-used-old/console-password",
+            ]
         );
+        assert_eq!(result.in_scope, 6, "one key and five console passwords");
+
+        // Console passwords alone are a scope: recent ones pass, even with no key.
+        let recent = [password("at-limit", Some(45.0)), password("new", Some(0.5))];
+        let only_passwords = ControlFacts {
+            console_passwords: &recent,
+            ..Default::default()
+        };
+        let result = evaluate(&control, &only_passwords);
+        assert_eq!((result.status, result.in_scope), (ControlStatus::Pass, 2));
+        // Keys are judged as before: a key unused 46 days fails beside clean passwords.
+        let stale_key = [item(
+            "AKIAOLD",
+            CredentialKind::IamAccessKey,
+            Some(50.0),
+            Some(46.0),
+        )];
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                in_scope: &stale_key,
+                ..only_passwords
+            },
+        );
+        assert_eq!(result.failing_credentials, ["AKIAOLD"]);
+
+        // Without the credential report the password part is unknown: not assessed, never
+        // pass, though the keys alone would pass.
+        let why = "no IAM credential report in this run (…)";
+        let result = evaluate(
+            &control,
+            &ControlFacts {
+                in_scope: &keys,
+                iam_users_unknown: Some(why),
+                ..Default::default()
+            },
+        );
+        assert_eq!(result.status, ControlStatus::NotAssessed);
+        assert_eq!(result.note.as_deref(), Some(why));
+
+        // A control that does not include console passwords does not see them (PCI 8.2.6's
+        // 90 days judge keys and secrets only).
+        let pci = builtin_control("pci-dss", "8.2.6");
+        assert!(!pci.include_console_passwords);
+        let result = evaluate(
+            &pci,
+            &ControlFacts {
+                rules_run: &known_rules(),
+                ..facts
+            },
+        );
+        assert_eq!((result.status, result.in_scope), (ControlStatus::Pass, 1));
+    }
+
+    #[test]
+    fn console_thresholds_are_checked_when_parsed() {
+        for (to, expect) in [
+            (
+                "rules = []\ninclude_console_passwords = true\nmax_age_days = 9",
+                "include_console_passwords judges console passwords against max_unused_days",
+            ),
+            (
+                "rules = []\nforbid_never_used_keys_on_console_users = true\nkinds = [\"secret\"]",
+                "leaves out iam-access-key",
+            ),
+            (
+                "rules = []\nstatus = \"manual\"\nforbid_never_used_keys_on_console_users = true",
+                "manual",
+            ),
+            (
+                "rules = []\nstatus = \"manual\"\ninclude_console_passwords = true",
+                "manual",
+            ),
+            (
+                "rules = []\nforbid_never_used_keys_on_console_users = \"yes\"",
+                "controls[0]",
+            ),
+        ] {
+            let text = MINIMAL.replace("rules = [\"rotation-overdue\"]", to);
+            let err = parse_str(&text).expect_err(to).to_string();
+            assert!(err.contains(expect), "{to}: {err}");
+        }
+        // The flag alone is a threshold: a control with no rules can carry it.
+        let text = MINIMAL.replace(
+            "rules = [\"rotation-overdue\"]",
+            "rules = []\nforbid_never_used_keys_on_console_users = true",
+        );
+        let control = parse_str(&text).unwrap().controls.remove(0);
         assert!(
-            c112.reason.contains("password_last_used"),
-            "{}",
-            c112.reason
+            control.forbid_never_used_keys_on_console_users && !control.include_console_passwords
         );
     }
 
@@ -1542,7 +1862,12 @@ kinds = ["iam-access-key"]
         );
         assert_eq!(
             builtin_control("cis-aws", "1.12").tested_by(),
-            "own threshold: unused at most 45 days; on iam-access-key"
+            "own threshold: unused at most 45 days; on iam-access-key and IAM users' console passwords"
+        );
+        assert_eq!(
+            builtin_control("cis-aws", "1.11").tested_by(),
+            "own threshold: no active access key never used on an IAM user with a console \
+             password; on iam-access-key"
         );
         assert_eq!(
             builtin_control("cis-aws", "1.13").tested_by(),

@@ -264,6 +264,7 @@ fn a_deleted_newest_run_fails_verify_head() {
         "waivers",
         "raw_files",
         "assessments",
+        "iam_users",
     ];
     let delete: String = tables
         .iter()

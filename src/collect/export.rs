@@ -20,7 +20,9 @@ use super::input::{self, Limits};
 use super::raw::{self, RawFile};
 use super::schedule::schedule_interval_days;
 use crate::error::{Error, Result};
-use crate::model::{CoverageEntry, CredentialKind, KeyStatus, ObservedCredential, Timestamp};
+use crate::model::{
+    CoverageEntry, CredentialKind, IamUser, KeyStatus, ObservedCredential, Timestamp,
+};
 
 /// What an export directory holds, merged and in a deterministic order.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +32,9 @@ pub struct ExportData {
     /// One entry per account × region × file read, in reading order (accounts sorted; within an
     /// account the IAM files, then the Secrets Manager regions sorted).
     pub coverage: Vec<CoverageEntry>,
+    /// The IAM users of the credential reports read (not the root user's row), sorted by
+    /// (account, name).
+    pub users: Vec<IamUser>,
     /// The account folders found, sorted.
     pub accounts: Vec<String>,
     /// The files of the layout that were read, as (path relative to the export, bytes parsed),
@@ -127,6 +132,7 @@ fn read_collect_coverage(export: &mut Collected, path: &Path) -> Result<()> {
 #[derive(Default)]
 struct Collected {
     observed: Vec<(ObservedCredential, PathBuf)>,
+    users: Vec<IamUser>,
     coverage: Vec<CoverageEntry>,
     accounts: Vec<String>,
     raw: Vec<RawFile>,
@@ -276,8 +282,11 @@ impl Collected {
             (&a.account, a.kind, &a.region, &a.id).cmp(&(&b.account, b.kind, &b.region, &b.id))
         });
         self.raw.sort_by(|a, b| a.0.cmp(&b.0));
+        self.users
+            .sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
         Ok(ExportData {
             observed: self.observed.into_iter().map(|(c, _)| c).collect(),
+            users: self.users,
             coverage: self.coverage,
             accounts: self.accounts,
             raw: self.raw,
@@ -692,6 +701,23 @@ fn merge_iam(
         rows_by_user.entry(row.user.as_str()).or_insert(row);
     }
     let user_tags = |user: &str| tags.get(user).cloned().unwrap_or_default();
+
+    // The users and their console passwords, for CIS 1.11 and 1.12. The root user's row is
+    // left out: its password columns say `not_supported`, and its use is CIS 1.7's concern.
+    export.users.extend(
+        rows_by_user
+            .values()
+            .filter(|row| !row.is_root())
+            .map(|row| IamUser {
+                account: account.to_string(),
+                name: row.user.clone(),
+                arn: row.arn.clone(),
+                created_at: row.created_at,
+                password_enabled: row.password_enabled,
+                password_last_used_at: row.password_last_used,
+                password_last_changed_at: row.password_last_changed,
+            }),
+    );
 
     // Root keys exist only in the credential report.
     if let Some(path) = &report_path {

@@ -27,8 +27,8 @@ use crate::assess::Assessment;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Policy};
 use crate::model::{
-    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, KeyStatus, ObservedCredential,
-    Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
+    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, KeyStatus,
+    ObservedCredential, Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
 };
 use crate::waivers::Waiver;
 
@@ -582,6 +582,24 @@ impl Snapshot {
                     "its content does not match its recorded hash".into(),
                 );
             }
+            for table in canonical::uncovered(version) {
+                let rows: i64 = self
+                    .conn
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM {table} WHERE run_id = ?1"),
+                        [run.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                if rows > 0 {
+                    return broken(
+                        run.id,
+                        format!(
+                            "table {table} holds rows of it, which its hash version {version} does not cover: they were added after it was recorded"
+                        ),
+                    );
+                }
+            }
             if let Some(path) = self.first_mismatched_raw_file(run.id)? {
                 return broken(
                     run.id,
@@ -727,7 +745,10 @@ impl Snapshot {
 /// the root (`*` for every element of an array). Version 1 hashed `serde_json::to_vec` of the
 /// in-memory types, so each member added since must be left out to reproduce its bytes; a
 /// test pins the version 1 hash of a snapshot written by credaudit 0.1.0.
-const FACTS_ADDED_AFTER_V1: &[&[&str]] = &[&["inventory", "policy", "incident_not_remediated"]];
+const FACTS_ADDED_AFTER_V1: &[&[&str]] = &[
+    &["inventory", "policy", "incident_not_remediated"],
+    &["users"],
+];
 
 /// Members added to a serialised finding list after hash version 1 was frozen.
 const FINDING_ADDED_AFTER_V1: &[&[&str]] = &[&["*", "principal"]];
@@ -1024,6 +1045,28 @@ fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result
             ])?;
         }
     }
+    // No statement without rows: the facts of a run without a credential report write as they
+    // did before the table existed (tests recreate older schemas with them).
+    if !facts.users.is_empty() {
+        let mut stmt = tx.prepare(
+            "INSERT INTO iam_users (run_id, seq, account, name, arn, created_at, password_enabled,
+               password_last_used_at, password_last_changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (seq, u) in facts.users.iter().enumerate() {
+            stmt.execute(params![
+                run_id,
+                seq as i64,
+                u.account,
+                u.name,
+                u.arn,
+                ts_opt(&u.created_at),
+                u.password_enabled,
+                ts_opt(&u.password_last_used_at),
+                ts_opt(&u.password_last_changed_at),
+            ])?;
+        }
+    }
     Ok(())
 }
 
@@ -1238,7 +1281,27 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
 
+    let mut stmt = conn.prepare(
+        "SELECT account, name, arn, created_at, password_enabled, password_last_used_at,
+           password_last_changed_at
+         FROM iam_users WHERE run_id = ?1 ORDER BY seq",
+    )?;
+    let users = stmt
+        .query_map([run_id], |r| {
+            Ok(IamUser {
+                account: r.get(0)?,
+                name: r.get(1)?,
+                arn: r.get(2)?,
+                created_at: parse_ts_opt(r.get(3)?)?,
+                password_enabled: r.get(4)?,
+                password_last_used_at: parse_ts_opt(r.get(5)?)?,
+                password_last_changed_at: parse_ts_opt(r.get(6)?)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+
     Ok(Facts {
+        users,
         waivers,
         usage,
         auth_windows,
@@ -1339,7 +1402,36 @@ mod tests {
     fn sample_facts() -> Facts {
         let k = testkit::key("AKIATEST000000000001", "svc", 3);
         let declared = testkit::declare_all(std::slice::from_ref(&k));
-        testkit::facts(vec![k], declared, vec![])
+        let mut facts = testkit::facts(vec![k], declared, vec![]);
+        facts.users = vec![
+            IamUser {
+                account: testkit::ACCOUNT.into(),
+                name: "alice".into(),
+                arn: format!("arn:aws:iam::{}:user/alice", testkit::ACCOUNT),
+                created_at: Some(testkit::days_ago(300)),
+                password_enabled: true,
+                password_last_used_at: None,
+                password_last_changed_at: Some(testkit::days_ago(299)),
+            },
+            IamUser {
+                account: testkit::ACCOUNT.into(),
+                name: "svc".into(),
+                arn: format!("arn:aws:iam::{}:user/svc", testkit::ACCOUNT),
+                created_at: None,
+                password_enabled: false,
+                password_last_used_at: None,
+                password_last_changed_at: None,
+            },
+        ];
+        facts
+    }
+
+    /// The facts of a release before `iam_users` existed.
+    fn facts_without_users() -> Facts {
+        Facts {
+            users: Vec::new(),
+            ..sample_facts()
+        }
     }
 
     #[test]
@@ -1699,7 +1791,7 @@ mod tests {
             }
             conn.pragma_update(None, "user_version", 3).unwrap();
             let tx = conn.transaction().unwrap();
-            write_facts(&tx, 1, &sample_facts()).unwrap();
+            write_facts(&tx, 1, &facts_without_users()).unwrap();
             let header = vec![
                 Value::Text(String::new()),
                 Value::Integer(1),
@@ -1745,6 +1837,99 @@ mod tests {
         let (id, why) = snap.verify_chain().unwrap().first_broken.unwrap();
         assert_eq!(id, 3);
         assert!(why.contains("never goes back"), "{why}");
+    }
+
+    /// A snapshot as the release before `iam_users` wrote it: schema 4, one run hashed with
+    /// version 3.
+    fn version_3_snapshot(path: &Path) {
+        let mut conn = Connection::open(path).unwrap();
+        for sql in &schema::MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        let tx = conn.transaction().unwrap();
+        write_facts(&tx, 1, &facts_without_users()).unwrap();
+        let header = vec![
+            Value::Text(String::new()),
+            Value::Integer(1),
+            Value::Text(ts(&testkit::as_of())),
+            Value::Text(ts(&testkit::as_of())),
+            Value::Text("old".into()),
+            Value::Text("0.2.0".into()),
+            Value::Text("complete".into()),
+            Value::Integer(3),
+        ];
+        let hash = canonical::run_hash(&tx, 1, &header).unwrap();
+        tx.execute(
+            &format!(
+                "INSERT INTO runs ({}, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                canonical::RUN_COLUMNS.join(", ")
+            ),
+            params_from_iter(header.iter().chain([&Value::Text(hash)])),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn iam_users_round_trip_and_are_hashed_from_version_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        version_3_snapshot(&path);
+        let mut snap = Snapshot::open(&path).unwrap();
+        let facts = sample_facts();
+        let (run, stored, _) = snap
+            .record_run(
+                "new",
+                testkit::as_of(),
+                testkit::as_of(),
+                &facts,
+                &[],
+                assess,
+            )
+            .unwrap();
+        assert_eq!(
+            stored.users, facts.users,
+            "what is read back is what was written"
+        );
+        assert_eq!(snap.facts(run.id).unwrap().users, facts.users);
+        assert_eq!(snap.facts(1).unwrap().users, []);
+        assert_eq!(hash_versions(&snap), [3, 4]);
+        assert_eq!(canonical::HASH_VERSION, 4);
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        let err = snap
+            .conn
+            .execute("DELETE FROM iam_users", [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{err}");
+
+        // Rewriting a stored user breaks the chain at its run.
+        snap.conn
+            .execute_batch(
+                "DROP TRIGGER iam_users_no_update;
+                 UPDATE iam_users SET password_last_used_at = '2026-10-31T00:00:00Z' WHERE run_id = 2;",
+            )
+            .unwrap();
+        let (id, _) = snap.verify_chain().unwrap().first_broken.unwrap();
+        assert_eq!(id, 2);
+
+        // A user slipped into a version 3 run would escape its hash: refused.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        version_3_snapshot(&path);
+        let snap = Snapshot::open(&path).unwrap();
+        assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        snap.conn
+            .execute(
+                "INSERT INTO iam_users (run_id, seq, account, name, arn, password_enabled)
+                 VALUES (1, 0, '111122223333', 'mallory', 'arn:aws:iam::111122223333:user/mallory', 1)",
+                [],
+            )
+            .unwrap();
+        let (id, why) = snap.verify_chain().unwrap().first_broken.unwrap();
+        assert_eq!(id, 1);
+        assert!(why.contains("hash version 3 does not cover"), "{why}");
     }
 
     #[test]

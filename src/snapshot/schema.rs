@@ -194,6 +194,24 @@ CREATE TABLE assessments (
 );
 CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+"#, // The IAM users of the credential report (console password, its last use and change, the
+    // user's creation), which CIS 1.11 and 1.12 judge. Runs before this have none. Hashed from
+    // hash version 4 on.
+    r#"
+CREATE TABLE iam_users (
+    run_id                    INTEGER NOT NULL,
+    seq                       INTEGER NOT NULL,
+    account                   TEXT NOT NULL,
+    name                      TEXT NOT NULL,
+    arn                       TEXT NOT NULL,
+    created_at                TEXT,
+    password_enabled          INTEGER NOT NULL,
+    password_last_used_at     TEXT,
+    password_last_changed_at  TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TRIGGER iam_users_no_update BEFORE UPDATE ON iam_users BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER iam_users_no_delete BEFORE DELETE ON iam_users BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 "#,
 ];
 

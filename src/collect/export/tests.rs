@@ -438,6 +438,71 @@ fn the_same_report_twice_is_accepted_and_a_different_one_refused() {
     );
 }
 
+#[test]
+fn the_iam_users_and_their_console_passwords_are_read_from_the_report() {
+    // zed: console password used, an active key never used; amy: password never used; bot: no
+    // password. The root row is not a user.
+    let zed = "zed,arn:aws:iam::111111111111:user/zed,2024-01-10T09:00:00+00:00,true,2024-03-01T08:30:00+00:00,2024-01-10T09:05:00+00:00,N/A,true,true,2024-01-10T09:01:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+    let amy = "amy,arn:aws:iam::111111111111:user/ops/amy,2024-02-01T00:00:00+00:00,true,N/A,2024-02-01T00:00:00+00:00,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+    let bot = "bot,arn:aws:iam::111111111111:user/bot,2023-06-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+    let csv = format!("{HEADER}\n{ROOT_ROW}\n{zed}\n{amy}\n{bot}\n");
+    let dir = export_with(&[("aws/111111111111/iam/credential-report.csv", &csv)]);
+    let export = read_export_dir(dir.path()).unwrap();
+    let user = |name: &str, arn: &str, created: &str, password: bool| IamUser {
+        account: "111111111111".into(),
+        name: name.into(),
+        arn: arn.into(),
+        created_at: at(created),
+        password_enabled: password,
+        password_last_used_at: None,
+        password_last_changed_at: None,
+    };
+    assert_eq!(
+        export.users,
+        [
+            IamUser {
+                password_last_changed_at: at("2024-02-01T00:00:00Z"),
+                ..user(
+                    "amy",
+                    "arn:aws:iam::111111111111:user/ops/amy",
+                    "2024-02-01T00:00:00Z",
+                    true
+                )
+            },
+            user(
+                "bot",
+                "arn:aws:iam::111111111111:user/bot",
+                "2023-06-01T00:00:00Z",
+                false
+            ),
+            IamUser {
+                password_last_used_at: at("2024-03-01T08:30:00Z"),
+                password_last_changed_at: at("2024-01-10T09:05:00Z"),
+                ..user(
+                    "zed",
+                    "arn:aws:iam::111111111111:user/zed",
+                    "2024-01-10T09:00:00Z",
+                    true
+                )
+            },
+        ]
+    );
+    assert_eq!(
+        export.users[0].console_password_id(),
+        "arn:aws:iam::111111111111:user/ops/amy/console-password"
+    );
+    // Zed's key, named by slot without list-access-keys, carries what CIS 1.11 judges.
+    let key = find(&export, "arn:aws:iam::111111111111:user/zed/access-key-1");
+    assert!(key.password_enabled && key.last_used_at.is_none());
+
+    // Without a credential report there are no users, whatever else IAM gave.
+    let keys = r#"{"AccessKeyMetadata":[{"UserName":"zed","AccessKeyId":"AKIAZED0000000000001","Status":"Active","CreateDate":"2024-01-10T09:01:00Z"}]}"#;
+    let dir = export_with(&[("aws/111111111111/iam/list-access-keys.json", keys)]);
+    let export = read_export_dir(dir.path()).unwrap();
+    assert_eq!(export.observed.len(), 1);
+    assert!(export.users.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input
 
