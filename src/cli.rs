@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::Severity;
-
 /// Read-only credential-hygiene auditor: finds every credential, reconciles it with the declared
 /// inventory and rotation policy, and reports what is out of policy.
 #[derive(Debug, Parser)]
@@ -46,6 +44,14 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Ask the snapshot: rotation events, a credential's audit trail, proof of rotation.
     Query(QueryArgs),
+    /// Print the completion script of a shell (e.g. `credaudit completions bash`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `credaudit man > credaudit.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -72,17 +78,23 @@ pub struct VerifyArgs {
     pub head: Option<String>,
 }
 
-/// Which stored run a read-only command looks at.
+/// Which stored run a read-only command looks at. Global, so `query rotations --db FILE` reads
+/// as well as `query --db FILE rotations`.
 #[derive(Debug, Args)]
 pub struct RunSelect {
     /// SQLite snapshot holding the runs.
-    #[arg(long, value_name = "FILE", default_value = "credaudit.db")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "credaudit.db",
+        global = true
+    )]
     pub db: PathBuf,
     /// The run [default: the latest].
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", global = true)]
     pub run: Option<i64>,
     /// Answer as of this time (RFC 3339) [default: the run's as-of].
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", global = true)]
     pub as_of: Option<String>,
 }
 
@@ -102,8 +114,8 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub select: RunSelect,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::query::QueryFormat::Table, global = true)]
-    pub format: crate::query::QueryFormat,
+    #[arg(long, value_enum, default_value_t = QueryFormatArg::Table, global = true)]
+    pub format: QueryFormatArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,10 +269,10 @@ pub struct ScanArgs {
     pub bundle: BundleArgs,
     /// Exit 1 when an unwaived finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<Severity>,
+    pub fail_on: Option<SeverityArg>,
     /// Exit 1 when an unwaived finding at or above this severity is new since the previous run.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on_new: Option<Severity>,
+    pub fail_on_new: Option<SeverityArg>,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Accept export records whose ARN names another account or region than the folder that
@@ -315,6 +327,27 @@ pub struct RulesArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
+    Json,
+}
+
+/// A severity as `--fail-on` spells it (the library's `model::Severity` knows nothing of clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// How `query` writes its answer (the library's `query::QueryFormat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormatArg {
+    /// Aligned columns for a terminal.
+    Table,
+    /// RFC 4180 CSV with a header row, every cell neutralised against formula injection.
+    Csv,
+    /// A JSON array with one object per row, keyed by column name (all values are strings).
     Json,
 }
 

@@ -1,56 +1,33 @@
-//! What each subcommand does, on top of the library; returns an [`Outcome`] that `main` maps
-//! to an exit code. The only place below `main` that reads the clock (for the default as-of).
+//! What each subcommand does, on top of the library: the clap arguments of `cli` turned into the
+//! library's plain options (`scan` runs the pipeline of [`crate::scan`]); returns an [`Outcome`]
+//! that `main` maps to an exit code. The only place below `main` that reads the clock (the
+//! default as-of, and the clock a scan records its run with).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use chrono::Utc;
-
-use std::io::IsTerminal;
+use clap::CommandFactory;
 
 use crate::assess::{self, Assessment};
 use crate::cli::{
-    AwsArgs, BundleArgs, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
-    QueryArgs, ReportArgs, RulesArgs, RunSelect, ScanArgs, SimulateArgs, VerifyArgs,
+    AwsArgs, BundleArgs, Cli, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
+    QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RunSelect, ScanArgs, SeverityArg,
+    SimulateArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
-use crate::collect::cloudtrail;
-use crate::collect::raw::RawFile;
-use crate::diff::{self, Diff};
+use crate::diff;
 use crate::error::{Error, Result};
-use crate::model::Finding;
-use crate::model::{CoverageEntry, Facts, Severity, Timestamp};
+use crate::model::{Facts, Severity, Timestamp};
 use crate::plan::PlanConfig;
-use crate::report::Summary;
 use crate::report::bundle;
 use crate::rules::RULES;
-use crate::snapshot::RunMeta;
-use crate::snapshot::Snapshot;
+use crate::scan::{BundleOptions, RecordedRun, ScanOptions, Source};
+use crate::snapshot::{RunMeta, Snapshot};
 use crate::term;
-use crate::{
-    collect, controls, generate, history, inventory, query, report, rules, simulate, waivers,
-};
+use crate::{collect, controls, generate, history, query, rules, simulate};
 
-/// How a command ended, short of an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Ok,
-    /// Exit 1: findings at or above `--fail-on`.
-    FindingsAtThreshold,
-    /// Exit 3: some source could not be read; partial results were recorded.
-    Incomplete,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Ok => 0,
-            Outcome::FindingsAtThreshold => 1,
-            Outcome::Incomplete => 3,
-        }
-    }
-}
+pub use crate::outcome::Outcome;
 
 /// Parses `--as-of`, defaulting to now.
 pub fn as_of(arg: Option<&str>) -> Result<Timestamp> {
@@ -60,351 +37,65 @@ pub fn as_of(arg: Option<&str>) -> Result<Timestamp> {
     }
 }
 
-/// The file given, or `default` inside `dir` when it exists.
-fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<Option<PathBuf>> {
-    // Anything at the path is read (and refused there if it is not a regular file): a FIFO or
-    // a folder named inventory.toml must not pass silently for "no inventory".
-    match given {
-        Some(p) if std::fs::symlink_metadata(p).is_err() => {
-            Err(Error::Usage(format!("{} does not exist", p.display())))
-        }
-        Some(p) => Ok(Some(p.to_path_buf())),
-        None => {
-            let p = dir.join(default);
-            Ok(std::fs::symlink_metadata(&p).is_ok().then_some(p))
-        }
-    }
-}
-
-/// `credaudit scan`: read every input first (so bad input leaves the snapshot untouched), then
-/// record the run and its findings in one transaction, then write the outputs.
+/// `credaudit scan`: the arguments as [`ScanOptions`], then the pipeline of [`crate::scan`].
 pub fn scan(args: &ScanArgs) -> Result<Outcome> {
-    let as_of = as_of(args.as_of.as_deref())?;
-    // An --out that cannot take a bundle is refused before anything is collected or recorded.
-    if let Some(out) = &args.bundle.out {
-        bundle::check_out_dir(out)?;
-    }
-    // A live scan collects into an export directory first (a temporary one unless --export),
-    // then reads it like any other: live and replayed scans share one reader.
-    let mut _temporary = None;
-    let (from, source) = match &args.from {
-        Some(dir) => {
-            if !dir.is_dir() {
-                return Err(Error::Usage(format!(
-                    "--from {}: not a directory (expected an export directory, see docs/export-format.md)",
-                    dir.display()
-                )));
-            }
-            (dir.clone(), format!("export:{}", dir.display()))
-        }
-        None => {
-            let dir = match &args.aws.export {
-                Some(dir) => dir.clone(),
-                None => {
-                    let tmp =
-                        tempfile::tempdir().map_err(|e| Error::io(Path::new("<tempdir>"), e))?;
-                    let dir = tmp.path().to_path_buf();
-                    _temporary = Some(tmp);
-                    dir
-                }
-            };
-            collect_live(&args.aws, &dir, as_of, args.quiet)?;
-            (dir, "aws:live".to_string())
-        }
-    };
-    let from = from.as_path();
-    let limits = args.limits.limits();
-    let inventory_path = input_or_default(args.inventory.as_deref(), from, "inventory.toml")?;
-    let history_path = input_or_default(args.history.as_deref(), from, "history.jsonl")?;
-    let waivers_path = input_or_default(args.waivers.as_deref(), from, "waivers.toml")?;
+    crate::scan::run(&scan_options(args)?)
+}
 
-    let mut export = collect::export::read_export_dir_with(
-        from,
-        &collect::ExportOptions {
-            limits,
-            allow_mislabelled: args.allow_mislabelled,
+/// The plain options of a scan from its arguments; `--as-of` defaults to now.
+fn scan_options(args: &ScanArgs) -> Result<ScanOptions> {
+    let source = match &args.from {
+        Some(dir) => Source::Export(dir.clone()),
+        None => Source::Live {
+            aws: aws_options(&args.aws, args.quiet),
+            export: args.aws.export.clone(),
         },
-    )?;
-    // The declared files are read once: the bytes parsed are the bytes kept as evidence. A
-    // default one inside DIR must stay inside DIR; one named on the command line is the user's.
-    let root = collect::input::canonical_root(from)?;
-    let read_declared = |path: &Option<PathBuf>, named: bool| {
-        path.as_deref()
-            .map(|p| collect::input::read_bytes(p, (!named).then_some(root.as_path()), &limits))
-            .transpose()
     };
-    let inventory_bytes = read_declared(&inventory_path, args.inventory.is_some())?;
-    let history_bytes = read_declared(&history_path, args.history.is_some())?;
-    let waivers_bytes = read_declared(&waivers_path, args.waivers.is_some())?;
-    let text = |path: &Option<PathBuf>, bytes: &Option<Vec<u8>>| -> Result<Option<String>> {
-        match (path, bytes) {
-            (Some(p), Some(b)) => String::from_utf8(b.clone())
-                .map(Some)
-                .map_err(|_| Error::input_file(p, "expected UTF-8 text")),
-            _ => Ok(None),
-        }
-    };
-    let inventory = match (&inventory_path, text(&inventory_path, &inventory_bytes)?) {
-        (Some(p), Some(text)) => inventory::parse(&text, p)?,
-        _ => {
-            if !args.quiet {
-                eprintln!(
-                    "warning: no inventory given and none in {}: every credential is unmanaged",
-                    from.display()
-                );
-            }
-            inventory::Inventory::default()
-        }
-    };
-    let events = match (&history_path, &history_bytes) {
-        (Some(p), Some(bytes)) => history::parse(bytes, p)?,
-        _ => Vec::new(),
-    };
-    let waivers = match (&waivers_path, text(&waivers_path, &waivers_bytes)?) {
-        (Some(p), Some(text)) => waivers::parse(&text, p, &rules::ids())?,
-        _ => Vec::new(),
-    };
-    let mut raw = std::mem::take(&mut export.raw);
-    let mut scrubbed = std::mem::take(&mut export.scrubbed);
-    for (name, bytes) in [
-        ("inventory.toml", inventory_bytes),
-        ("history.jsonl", history_bytes),
-        ("waivers.toml", waivers_bytes),
-    ] {
-        if let Some(bytes) = bytes {
-            let (kept, removed) = if name.ends_with(".jsonl") {
-                collect::raw::scrub_json_lines(&bytes)
-            } else {
-                (std::borrow::Cow::Borrowed(bytes.as_slice()), 0)
-            };
-            if removed > 0 {
-                scrubbed.push((name.to_string(), removed));
-            }
-            raw.push((name.to_string(), kept.into_owned()));
-        }
-    }
-    let facts = Facts {
-        inventory,
-        observed: export.observed,
-        events,
-        coverage: export.coverage,
-        waivers,
-        ..Facts::default()
-    };
-
-    // CloudTrail: files given, plus DIR/cloudtrail when present.
-    let mut trail_paths = args.cloudtrail.clone();
-    let trail_dir = from.join("cloudtrail");
-    if trail_dir.is_dir() {
-        trail_paths.insert(0, trail_dir);
-    }
-    let trail = if trail_paths.is_empty() {
-        None
-    } else {
-        let options = cloudtrail::ReadOptions {
-            limits,
-            export_root: Some(from.to_path_buf()),
-            keep: args.keep_cloudtrail,
-        };
-        Some(cloudtrail::read_paths_with(&trail_paths, &options)?)
-    };
-    if let Some(trail) = &trail {
-        trail_evidence(from, trail, &limits, &mut raw, &mut scrubbed)?;
-    }
-    raw.sort_by(|a, b| a.0.cmp(&b.0));
-    if !args.quiet {
-        for (file, removed) in &scrubbed {
-            eprintln!(
-                "warning: {}: left out {removed} member(s) named like a secret value (SecretString, SecretBinary); credaudit never stores secret values",
-                crate::term::escape(file)
-            );
-        }
-    }
-    let mut facts = facts;
-    if let Some(trail) = &trail {
-        facts.events.extend(trail.events.iter().cloned());
-        facts.events.sort_by(|a, b| {
-            (a.time, &a.credential_id, a.event_type).cmp(&(b.time, &b.credential_id, b.event_type))
-        });
-        // One entry per account and region the logs cover: a CloudTrail source is evidence
-        // about those, never about "every account".
-        for (account, region, records) in &trail.covered {
-            facts.coverage.push(CoverageEntry {
-                account: account.clone(),
-                region: region.clone(),
-                api: "cloudtrail:logs".into(),
-                ok: true,
-                error: None,
-                records: *records,
-            });
-        }
-        if !args.quiet && trail.skipped > 0 {
-            let reasons: Vec<String> = trail
-                .skip_reasons
-                .iter()
-                .map(|(r, n)| format!("{n} {}", term::escape(r)))
-                .collect();
-            eprintln!(
-                "cloudtrail: read {} records from {} files, skipped {} ({})",
-                trail.records,
-                trail.files.len(),
-                trail.skipped,
-                reasons.join(", ")
-            );
-        }
-    }
-
-    let mut snapshot = Snapshot::open(&args.db)?;
-    // Usage aggregates carry over from the latest run, so a baseline needs no old logs.
-    let (old_usage, old_windows) = match snapshot.latest_run()? {
-        Some(run) => snapshot.usage(run.id)?,
-        None => Default::default(),
-    };
-    let (new_usage, new_windows) = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
-    facts.usage = cloudtrail::merge_usage(&old_usage, &new_usage);
-    facts.auth_windows = cloudtrail::merge_auth_windows(&old_windows, &new_windows);
-
-    // One assessment, recorded with the run; every report renders it as read back.
-    let frameworks = controls::load(args.bundle.controls_dir.as_deref())?;
-    let (run, facts, _) = snapshot.record_run(&source, Utc::now(), as_of, &facts, &raw, |f| {
-        assess::assess(f, as_of, &frameworks, &PlanConfig::default())
-    })?;
-    let assessment = snapshot
-        .assessment(run.id)?
-        .ok_or_else(|| Error::SnapshotFormat {
-            path: args.db.clone(),
-            message: format!("run {} was recorded without its assessment", run.id),
-        })?;
-    let findings = &assessment.findings;
-    let diff = previous_diff(&snapshot, &run, findings)?;
-
-    if let Some(out) = &args.bundle.out {
-        write_bundle(
-            &args.bundle,
-            out,
-            &run,
-            &facts,
-            &assessment,
-            diff.as_ref(),
-            &raw,
-        )?;
-    }
-
-    let summary = Summary::of(findings);
-    let failed: Vec<_> = facts.coverage.iter().filter(|c| !c.ok).collect();
-    if !args.quiet {
-        let waived = findings.iter().filter(|f| !f.is_open()).count();
-        eprintln!(
-            "run {} as of {}: {} credentials observed in {} account(s), {} declared; {} findings ({}){}",
-            run.id,
-            report::ReportHeader::new(as_of).as_of,
-            facts.observed.len(),
-            facts.scanned_accounts().len(),
-            facts.inventory.credentials.len(),
-            summary.total,
-            summary.severity_line(),
-            if waived > 0 {
-                format!(", {waived} waived")
-            } else {
-                String::new()
-            }
-        );
-        if let Some(d) = &diff {
-            eprintln!(
-                "since run {}: {} new, {} resolved, {} persisting",
-                d.from_run,
-                d.new.len(),
-                d.resolved.len(),
-                d.persisting
-            );
-        }
-        for w in &assessment.unmatched_waivers {
-            eprintln!(
-                "warning: waiver at line {} ({} on \"{}\", {}) matches no finding",
-                w.line,
-                term::escape(&w.rule),
-                term::escape(&w.credential),
-                term::escape(&w.ticket)
-            );
-        }
-        for c in &failed {
-            eprintln!(
-                "incomplete: {} {} {}: {}",
-                term::escape(&c.account),
-                term::escape(&c.region),
-                term::escape(&c.api),
-                term::escape(c.error.as_deref().unwrap_or("failed"))
-            );
-        }
-        if let Some(out) = &args.bundle.out {
-            eprintln!("wrote {}", out.display());
-        }
-    }
-    if !failed.is_empty() {
-        return Ok(Outcome::Incomplete);
-    }
-    let gate = |list: &[Finding], threshold: Option<Severity>| {
-        threshold.is_some_and(|t| list.iter().any(|f| f.is_open() && f.severity >= t))
-    };
-    let new_findings = diff.as_ref().map(|d| d.new.as_slice()).unwrap_or(findings);
-    if gate(findings, args.fail_on) || gate(new_findings, args.fail_on_new) {
-        return Ok(Outcome::FindingsAtThreshold);
-    }
-    Ok(Outcome::Ok)
+    Ok(ScanOptions {
+        as_of: as_of(args.as_of.as_deref())?,
+        source,
+        cloudtrail: args.cloudtrail.clone(),
+        inventory: args.inventory.clone(),
+        history: args.history.clone(),
+        waivers: args.waivers.clone(),
+        db: args.db.clone(),
+        clock: Utc::now,
+        bundle: bundle_options(&args.bundle),
+        fail_on: args.fail_on.map(severity),
+        fail_on_new: args.fail_on_new.map(severity),
+        limits: args.limits.limits(),
+        allow_mislabelled: args.allow_mislabelled,
+        keep_cloudtrail: args.keep_cloudtrail,
+        quiet: args.quiet,
+    })
 }
 
-/// The raw evidence of the CloudTrail files a scan read: `cloudtrail-files.json` (path, size and
-/// SHA-256 of each) and, with `--keep-cloudtrail`, each file's bytes as `cloudtrail/<sha256>.json`
-/// or `.json.gz`, with members named like a secret value removed.
-fn trail_evidence(
-    from: &Path,
-    trail: &cloudtrail::CloudTrailData,
-    limits: &collect::input::Limits,
-    raw: &mut Vec<RawFile>,
-    scrubbed: &mut Vec<(String, usize)>,
-) -> Result<()> {
-    let mut index = Vec::with_capacity(trail.sources.len());
-    let mut kept_names = std::collections::BTreeSet::new();
-    for source in &trail.sources {
-        let label = match source.path.strip_prefix(from) {
-            Ok(relative) => relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/"),
-            Err(_) => source.path.display().to_string(),
-        };
-        let mut kept_as = None;
-        if let Some(bytes) = &source.content {
-            let (kept, extension, removed) = collect::raw::scrub_cloudtrail(bytes, limits)
-                .map_err(|message| Error::input_file(&source.path, message))?;
-            if removed > 0 {
-                scrubbed.push((label.clone(), removed));
-            }
-            let name = format!("cloudtrail/{}.{extension}", source.sha256);
-            if kept_names.insert(name.clone()) {
-                raw.push((name.clone(), kept));
-            }
-            kept_as = Some(name);
-        }
-        index.push(collect::raw::TrailFile {
-            path: label,
-            bytes: source.bytes,
-            sha256: source.sha256.clone(),
-            kept_as,
-        });
+fn bundle_options(args: &BundleArgs) -> BundleOptions {
+    BundleOptions {
+        out: args.out.clone(),
+        archive: args.archive,
+        controls_dir: args.controls_dir.clone(),
     }
-    raw.push(collect::raw::cloudtrail_index(&index));
-    Ok(())
 }
 
-/// The diff of a run against the run before it in the same snapshot, if there is one.
-fn previous_diff(snapshot: &Snapshot, run: &RunMeta, findings: &[Finding]) -> Result<Option<Diff>> {
-    let Some(previous) = snapshot.run_before(run.id)? else {
-        return Ok(None);
-    };
-    let before = snapshot.findings(previous.id)?;
-    Ok(Some(diff::compare(previous.id, &before, run.id, findings)))
+/// The library's severity for a `--fail-on` value.
+fn severity(arg: SeverityArg) -> Severity {
+    match arg {
+        SeverityArg::Info => Severity::Info,
+        SeverityArg::Low => Severity::Low,
+        SeverityArg::Medium => Severity::Medium,
+        SeverityArg::High => Severity::High,
+        SeverityArg::Critical => Severity::Critical,
+    }
+}
+
+/// The library's table format for a `--format` value of `query`.
+fn query_format(arg: QueryFormatArg) -> query::QueryFormat {
+    match arg {
+        QueryFormatArg::Table => query::QueryFormat::Table,
+        QueryFormatArg::Csv => query::QueryFormat::Csv,
+        QueryFormatArg::Json => query::QueryFormat::Json,
+    }
 }
 
 /// `credaudit diff`.
@@ -480,21 +171,6 @@ fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
     }
 }
 
-fn collect_live(args: &AwsArgs, dir: &Path, as_of: Timestamp, quiet: bool) -> Result<()> {
-    crate::output::create_private_dir_all(dir)?;
-    let summary = aws::collect_to_dir(&aws_options(args, quiet), dir, as_of)?;
-    if !quiet {
-        eprintln!(
-            "collected {} account(s) with {} requests ({} failed) into {}",
-            summary.accounts.len(),
-            summary.requests,
-            summary.failures,
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
 /// `credaudit collect --aws --export DIR`.
 pub fn collect(args: &CollectArgs) -> Result<Outcome> {
     let dir = args
@@ -505,7 +181,12 @@ pub fn collect(args: &CollectArgs) -> Result<Outcome> {
     if !args.aws.aws {
         return Err(Error::Usage("collect needs --aws".to_string()));
     }
-    collect_live(&args.aws, dir, Utc::now(), args.quiet)?;
+    crate::scan::collect_live(
+        &aws_options(&args.aws, args.quiet),
+        dir,
+        Utc::now(),
+        args.quiet,
+    )?;
     let export = collect::read_export_dir(dir)?;
     Ok(if export.coverage.iter().all(|c| c.ok) {
         Outcome::Ok
@@ -518,24 +199,6 @@ pub fn collect(args: &CollectArgs) -> Result<Outcome> {
 pub fn iam_policy(out: &mut impl Write) -> Result<Outcome> {
     writeln!(out, "{}", aws::iam_policy()).map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)
-}
-
-/// Writes the evidence bundle of an assessed run (and its archive when asked).
-fn write_bundle(
-    args: &BundleArgs,
-    out: &Path,
-    run: &RunMeta,
-    facts: &Facts,
-    assessment: &Assessment,
-    diff: Option<&Diff>,
-    raw: &[RawFile],
-) -> Result<()> {
-    let view = bundle::build_view(run, facts, assessment, diff);
-    let manifest = bundle::write_bundle(out, &view, raw)?;
-    if args.archive {
-        bundle::write_archive(out, &manifest)?;
-    }
-    Ok(())
 }
 
 /// The assessment recorded with `run`. A run recorded before assessments were stored has none:
@@ -587,17 +250,17 @@ pub fn report(args: &ReportArgs) -> Result<Outcome> {
     let assessment =
         stored_assessment(&snapshot, &run, &facts, args.bundle.controls_dir.as_deref())?;
     let raw = snapshot.raw_files(run.id)?;
-    let diff = previous_diff(&snapshot, &run, &assessment.findings)?;
-    write_bundle(
-        &args.bundle,
-        out,
-        &run,
-        &facts,
-        &assessment,
-        diff.as_ref(),
-        &raw,
-    )?;
-    eprintln!("wrote run {} to {}", run.id, out.display());
+    let diff = crate::scan::previous_diff(&snapshot, &run, &assessment.findings)?;
+    let run_id = run.id;
+    let recorded = RecordedRun {
+        run,
+        facts,
+        assessment,
+        diff,
+        raw,
+    };
+    crate::scan::render(out, args.bundle.archive, &recorded)?;
+    eprintln!("wrote run {run_id} to {}", out.display());
     Ok(Outcome::Ok)
 }
 
@@ -860,7 +523,7 @@ pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
             )
         }
     };
-    out.write_all(&table.render(args.format))
+    out.write_all(&table.render(query_format(args.format)))
         .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(outcome)
 }
@@ -930,5 +593,19 @@ pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
         truth.expected.len(),
         args.out.display()
     );
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit completions SHELL`: the shell's completion script, from the clap definition.
+pub fn completions(shell: clap_complete::Shell, out: &mut impl Write) -> Result<Outcome> {
+    clap_complete::generate(shell, &mut Cli::command(), "credaudit", out);
+    Ok(Outcome::Ok)
+}
+
+/// `credaudit man`: the man page (roff), from the clap definition.
+pub fn man(out: &mut impl Write) -> Result<Outcome> {
+    clap_mangen::Man::new(Cli::command())
+        .render(out)
+        .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)
 }

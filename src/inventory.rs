@@ -51,8 +51,8 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             classes: RiskClass::ALL
-                .into_iter()
-                .map(|c| (c, default_interval(c)))
+                .iter()
+                .map(|&c| (c, default_interval(c)))
                 .collect(),
             due_soon_hours: 48,
             breach_factor: 1.5,

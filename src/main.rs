@@ -21,6 +21,8 @@ fn main() {
         Command::Diff(args) => commands::diff_runs(args, &mut stdout),
         Command::Simulate(args) => commands::simulate(args, &mut stdout),
         Command::Query(args) => commands::query(args, &mut stdout),
+        Command::Completions { shell } => commands::completions(*shell, &mut stdout),
+        Command::Man => commands::man(&mut stdout),
     };
     match result {
         Ok(outcome) => std::process::exit(outcome.exit_code()),

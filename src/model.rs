@@ -2,8 +2,6 @@
 //! happened (rotation events), and what the rules found.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,9 +9,22 @@ use serde::{Deserialize, Serialize};
 /// A point in time, always UTC.
 pub type Timestamp = DateTime<Utc>;
 
+/// The `FromStr` error of the domain enums: "one of a, b, c", every accepted name in order
+/// (callers write "expected {error}").
+fn one_of<T>(_: &str) -> String
+where
+    T: strum::VariantArray + Copy + Into<&'static str>,
+{
+    let names: Vec<&str> = T::VARIANTS.iter().map(|&v| v.into()).collect();
+    format!("one of {}", names.join(", "))
+}
+
 /// The kind of credential. AWS kinds are discovered by scanning; the others are declared only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+#[strum(parse_err_ty = String, parse_err_fn = one_of::<CredentialKind>)]
 pub enum CredentialKind {
     /// An IAM user's access key (AKIA…).
     IamAccessKey,
@@ -34,28 +45,9 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 8] = [
-        Self::IamAccessKey,
-        Self::RootAccessKey,
-        Self::Secret,
-        Self::LlmApiKey,
-        Self::DbPassword,
-        Self::OauthClient,
-        Self::Certificate,
-        Self::Other,
-    ];
-
+    /// The kebab-case name, as stored and in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IamAccessKey => "iam-access-key",
-            Self::RootAccessKey => "root-access-key",
-            Self::Secret => "secret",
-            Self::LlmApiKey => "llm-api-key",
-            Self::DbPassword => "db-password",
-            Self::OauthClient => "oauth-client",
-            Self::Certificate => "certificate",
-            Self::Other => "other",
-        }
+        self.into()
     }
 
     /// Whether a scan of AWS can discover credentials of this kind (and so can tell that a
@@ -68,27 +60,24 @@ impl CredentialKind {
     }
 }
 
-impl fmt::Display for CredentialKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for CredentialKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("one of {}", names.join(", "))
-            })
-    }
-}
-
 /// Risk class of a credential; decides its rotation interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(parse_err_ty = String, parse_err_fn = one_of::<RiskClass>)]
 pub enum RiskClass {
     A,
     B,
@@ -97,34 +86,11 @@ pub enum RiskClass {
 }
 
 impl RiskClass {
-    pub const ALL: [RiskClass; 4] = [Self::A, Self::B, Self::C, Self::D];
+    /// Every class, A (the strictest) first.
+    pub const ALL: &'static [RiskClass] = <Self as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::A => "A",
-            Self::B => "B",
-            Self::C => "C",
-            Self::D => "D",
-        }
-    }
-}
-
-impl fmt::Display for RiskClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RiskClass {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "A" => Ok(Self::A),
-            "B" => Ok(Self::B),
-            "C" => Ok(Self::C),
-            "D" => Ok(Self::D),
-            _ => Err("one of A, B, C, D".to_string()),
-        }
+        self.into()
     }
 }
 
@@ -173,6 +139,8 @@ pub struct ObservedCredential {
 /// Whether a declared owner still works here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum OwnerStatus {
     Active,
     Departed,
@@ -180,10 +148,7 @@ pub enum OwnerStatus {
 
 impl OwnerStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Departed => "departed",
-        }
+        self.into()
     }
 }
 
@@ -215,60 +180,57 @@ pub struct DeclaredCredential {
 }
 
 /// What happened in a rotation history record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(parse_err_ty = String, parse_err_fn = one_of::<EventType>)]
 pub enum EventType {
     #[serde(rename = "rotation.initiated")]
+    #[strum(serialize = "rotation.initiated")]
     RotationInitiated,
     #[serde(rename = "rotation.completed")]
+    #[strum(serialize = "rotation.completed")]
     RotationCompleted,
     #[serde(rename = "rotation.failed")]
+    #[strum(serialize = "rotation.failed")]
     RotationFailed,
     #[serde(rename = "anomaly.detected")]
+    #[strum(serialize = "anomaly.detected")]
     AnomalyDetected,
     #[serde(rename = "access.denied")]
+    #[strum(serialize = "access.denied")]
     AccessDenied,
     #[serde(rename = "policy.updated")]
+    #[strum(serialize = "policy.updated")]
     PolicyUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
-        Self::RotationInitiated,
-        Self::RotationCompleted,
-        Self::RotationFailed,
-        Self::AnomalyDetected,
-        Self::AccessDenied,
-        Self::PolicyUpdated,
-    ];
-
+    /// The dotted name of the history format (`rotation.completed`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RotationInitiated => "rotation.initiated",
-            Self::RotationCompleted => "rotation.completed",
-            Self::RotationFailed => "rotation.failed",
-            Self::AnomalyDetected => "anomaly.detected",
-            Self::AccessDenied => "access.denied",
-            Self::PolicyUpdated => "policy.updated",
-        }
-    }
-}
-
-impl FromStr for EventType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("one of {}", names.join(", "))
-            })
+        self.into()
     }
 }
 
 /// What started a rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
+#[strum(parse_err_ty = String, parse_err_fn = one_of::<Trigger>)]
 pub enum Trigger {
     Scheduled,
     Emergency,
@@ -279,37 +241,8 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 6] = [
-        Self::Scheduled,
-        Self::Emergency,
-        Self::Anomaly,
-        Self::Event,
-        Self::Usage,
-        Self::Manual,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Emergency => "emergency",
-            Self::Anomaly => "anomaly",
-            Self::Event => "event",
-            Self::Usage => "usage",
-            Self::Manual => "manual",
-        }
-    }
-}
-
-impl FromStr for Trigger {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("one of {}", names.join(", "))
-            })
+        self.into()
     }
 }
 
@@ -341,20 +274,11 @@ pub struct CoverageEntry {
 }
 
 /// How bad a finding is. Ordered, so gates are comparisons.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::EnumString, strum::VariantArray)]
+#[strum(serialize_all = "lowercase")]
+#[strum(parse_err_ty = String, parse_err_fn = one_of::<Severity>)]
 pub enum Severity {
     Info,
     Low,
@@ -365,33 +289,7 @@ pub enum Severity {
 
 impl Severity {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "info" => Ok(Self::Info),
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            "critical" => Ok(Self::Critical),
-            _ => Err("one of info, low, medium, high, critical".to_string()),
-        }
+        self.into()
     }
 }
 
@@ -455,6 +353,43 @@ pub struct Facts {
     /// Accepted risks, in file order.
     #[serde(default)]
     pub waivers: Vec<crate::waivers::Waiver>,
+    /// The IAM users of the credential reports read (the root user's row left out), sorted by
+    /// (account, name). Empty for an account whose credential report was not read.
+    #[serde(default)]
+    pub users: Vec<IamUser>,
+}
+
+/// An IAM user as its account's credential report describes it: what CIS 1.11 and 1.12 judge
+/// beside the keys (its console password and when that was last used). The root user is not
+/// one: its row has no password facts (`not_supported`), and its use is CIS 1.7's concern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IamUser {
+    pub account: String,
+    /// The user name (`user`).
+    pub name: String,
+    pub arn: String,
+    /// `user_creation_time`.
+    pub created_at: Option<Timestamp>,
+    /// `password_enabled`: the user can sign in to the console.
+    pub password_enabled: bool,
+    /// `password_last_used`; `None` when never used (`N/A`), or last used before IAM tracked
+    /// it (`no_information`, before October 2014).
+    pub password_last_used_at: Option<Timestamp>,
+    /// `password_last_changed`: when the password was set; `None` without a password.
+    pub password_last_changed_at: Option<Timestamp>,
+}
+
+impl IamUser {
+    /// `ACCOUNT/USER`, as [`crate::controls::ScopeItem::iam_user`] names a key's user.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.account, self.name)
+    }
+
+    /// The public id of its console password: `USER_ARN/console-password`, like a key
+    /// derived from the report is `USER_ARN/access-key-N`.
+    pub fn console_password_id(&self) -> String {
+        format!("{}/console-password", self.arn)
+    }
 }
 
 impl Facts {
@@ -544,4 +479,99 @@ pub fn last_access(usage: &[UsageBucket], id: &str) -> Option<Timestamp> {
         .filter(|b| b.calls > b.errors)
         .map(|b| b.hour)
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    /// `as_str`, `Display` and `FromStr` (strum) agree with the serde name (stored in the
+    /// snapshot and hashed) for every variant.
+    fn names_agree<T>(expected: &[&str])
+    where
+        T: VariantArray
+            + Copy
+            + PartialEq
+            + std::fmt::Debug
+            + std::fmt::Display
+            + std::str::FromStr
+            + Serialize
+            + Into<&'static str>,
+    {
+        let names: Vec<&str> = T::VARIANTS.iter().map(|&v| v.into()).collect();
+        assert_eq!(names, expected);
+        for &v in T::VARIANTS {
+            let name: &str = v.into();
+            assert_eq!(serde_json::to_value(v).unwrap(), name);
+            assert_eq!(v.to_string(), name);
+            assert!(name.parse::<T>().is_ok_and(|p| p == v), "{name}");
+        }
+    }
+
+    #[test]
+    fn enum_names_are_the_stored_names() {
+        names_agree::<CredentialKind>(&[
+            "iam-access-key",
+            "root-access-key",
+            "secret",
+            "llm-api-key",
+            "db-password",
+            "oauth-client",
+            "certificate",
+            "other",
+        ]);
+        names_agree::<RiskClass>(&["A", "B", "C", "D"]);
+        names_agree::<EventType>(&[
+            "rotation.initiated",
+            "rotation.completed",
+            "rotation.failed",
+            "anomaly.detected",
+            "access.denied",
+            "policy.updated",
+        ]);
+        names_agree::<Trigger>(&[
+            "scheduled",
+            "emergency",
+            "anomaly",
+            "event",
+            "usage",
+            "manual",
+        ]);
+        names_agree::<Severity>(&["info", "low", "medium", "high", "critical"]);
+        assert_eq!(OwnerStatus::Active.as_str(), "active");
+        assert_eq!(OwnerStatus::Departed.as_str(), "departed");
+        assert_eq!(
+            serde_json::to_value(OwnerStatus::Departed).unwrap(),
+            "departed"
+        );
+    }
+
+    #[test]
+    fn a_wrong_name_lists_the_right_ones() {
+        assert_eq!("E".parse::<RiskClass>().unwrap_err(), "one of A, B, C, D");
+        assert_eq!(
+            "severe".parse::<Severity>().unwrap_err(),
+            "one of info, low, medium, high, critical"
+        );
+        assert_eq!(
+            "Info".parse::<Severity>().unwrap_err(),
+            "one of info, low, medium, high, critical",
+            "names are case-sensitive"
+        );
+        assert_eq!(
+            "password".parse::<CredentialKind>().unwrap_err(),
+            "one of iam-access-key, root-access-key, secret, llm-api-key, db-password, \
+             oauth-client, certificate, other"
+        );
+        assert_eq!(
+            "rotated".parse::<EventType>().unwrap_err(),
+            "one of rotation.initiated, rotation.completed, rotation.failed, anomaly.detected, \
+             access.denied, policy.updated"
+        );
+        assert_eq!(
+            "cron".parse::<Trigger>().unwrap_err(),
+            "one of scheduled, emergency, anomaly, event, usage, manual"
+        );
+    }
 }

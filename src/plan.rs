@@ -6,7 +6,6 @@
 //! shell, so a hostile user or secret name cannot inject shell syntax.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,8 @@ use crate::rules::{CredentialView, EvalCtx, fmt_time};
 /// What to do about a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum ActionKind {
     RotateNow,
     DeactivateKey,
@@ -41,48 +42,9 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    /// Every action kind, in declaration order.
-    pub const ALL: [ActionKind; 17] = [
-        Self::RotateNow,
-        Self::DeactivateKey,
-        Self::DeleteKey,
-        Self::EnableRotation,
-        Self::AlignSchedule,
-        Self::AddToInventory,
-        Self::AssignOwner,
-        Self::Classify,
-        Self::RemoveStaleEntry,
-        Self::InvestigateAndEmergencyRotate,
-        Self::RenewWaiver,
-        Self::FixTags,
-        Self::FixRotation,
-        Self::RecordHistory,
-        Self::ScheduleRotation,
-        Self::ReviewAndDelete,
-        Self::Investigate,
-    ];
-
     /// The kebab-case name, as in the CSV and JSON.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RotateNow => "rotate-now",
-            Self::DeactivateKey => "deactivate-key",
-            Self::DeleteKey => "delete-key",
-            Self::EnableRotation => "enable-rotation",
-            Self::AlignSchedule => "align-schedule",
-            Self::AddToInventory => "add-to-inventory",
-            Self::AssignOwner => "assign-owner",
-            Self::Classify => "classify",
-            Self::RemoveStaleEntry => "remove-stale-entry",
-            Self::InvestigateAndEmergencyRotate => "investigate-and-emergency-rotate",
-            Self::RenewWaiver => "renew-waiver",
-            Self::FixTags => "fix-tags",
-            Self::FixRotation => "fix-rotation",
-            Self::RecordHistory => "record-history",
-            Self::ScheduleRotation => "schedule-rotation",
-            Self::ReviewAndDelete => "review-and-delete",
-            Self::Investigate => "investigate",
-        }
+        self.into()
     }
 
     /// The action that resolves a finding of `rule`. A rule the plan does not know gets
@@ -121,12 +83,6 @@ impl ActionKind {
     /// Whether the action changes the credential's value (a job with one asks for a rotation).
     pub fn is_rotation(self) -> bool {
         matches!(self, Self::RotateNow | Self::InvestigateAndEmergencyRotate)
-    }
-}
-
-impl fmt::Display for ActionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -822,13 +778,14 @@ fn corrected_tags(group: &[&Finding]) -> Vec<(String, String)> {
     tags
 }
 
-/// Quotes `value` for a POSIX shell: left bare when it is plain ASCII letters and digits (an
-/// access key id), otherwise in single quotes with each `'` written as `'\''`.
+/// Quotes `value` for a POSIX shell ([`shlex::try_quote`]: bare when it has no character a
+/// shell treats specially, such as an access key id, else quoted). A NUL byte cannot be passed
+/// in an argument at all; such a value is quoted with U+FFFD in its place, so the command names
+/// no real resource (a shell would otherwise cut the value short, and could name another one).
 pub fn shell_quote(value: &str) -> String {
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
+    match shlex::try_quote(value) {
+        Ok(quoted) => quoted.into_owned(),
+        Err(_) => shell_quote(&value.replace('\0', "\u{FFFD}")),
     }
 }
 
@@ -1106,7 +1063,7 @@ mod tests {
         assert_eq!(
             deactivate.command.as_deref(),
             Some(
-                "aws iam update-access-key --user-name 'svc-a' --access-key-id \
+                "aws iam update-access-key --user-name svc-a --access-key-id \
                  AKIAOLD0000000000001 --status Inactive"
             )
         );
@@ -1270,7 +1227,7 @@ mod tests {
         assert_eq!(
             plan.actions[0].command.as_deref(),
             Some(
-                "aws iam delete-access-key --user-name 'svc'\\''x$(touch /tmp/pwned)`id`;rm -rf \
+                "aws iam delete-access-key --user-name \"svc'x\"'$(touch /tmp/pwned)`id`;rm -rf \
                  ~' --access-key-id AKIAHOSTILE000000001"
             )
         );
@@ -1287,7 +1244,10 @@ mod tests {
         ] {
             assert_eq!(through_shell(&shell_quote(value)), value, "{value:?}");
         }
-        assert_eq!(opt("user-name", "-rf"), "--user-name='-rf'");
+        assert_eq!(opt("user-name", "-rf"), "--user-name=-rf");
+        assert_eq!(opt("user-name", "-r f"), "--user-name='-r f'");
+        // A NUL byte cannot reach a command's argument: it becomes U+FFFD, naming nothing real.
+        assert_eq!(through_shell(&shell_quote("a\0b;c")), "a\u{FFFD}b;c");
     }
 
     #[test]
@@ -1341,22 +1301,29 @@ mod tests {
                 .find(|a| a.credential == cred && a.action == kind)
                 .and_then(|a| a.command.clone())
         };
-        let arn = format!("'{}'", s.id.replace('\'', r"'\''"));
+        // The `'` in the secret's name: double quotes, where `$`, `` ` ``, `\` and `"` would
+        // need escaping and none is here.
+        assert_eq!(
+            s.id,
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db's-AbCdEf"
+        );
+        let arn = format!("\"{}\"", s.id);
+        assert_eq!(through_shell(&arn), s.id);
         assert_eq!(
             command(&k.id, ActionKind::RotateNow).as_deref(),
-            Some("aws iam create-access-key --user-name 'svc-a'")
+            Some("aws iam create-access-key --user-name svc-a")
         );
         assert_eq!(
             command(&s.id, ActionKind::RotateNow),
             Some(format!(
-                "aws secretsmanager rotate-secret --secret-id {arn} --region 'us-east-1'"
+                "aws secretsmanager rotate-secret --secret-id {arn} --region us-east-1"
             ))
         );
         assert_eq!(
             command(&s.id, ActionKind::EnableRotation),
             Some(format!(
                 "aws secretsmanager rotate-secret --secret-id {arn} --rotation-rules \
-                 AutomaticallyAfterDays=7 --region 'us-east-1'"
+                 AutomaticallyAfterDays=7 --region us-east-1"
             ))
         );
         assert_eq!(
@@ -1371,7 +1338,7 @@ mod tests {
             command(&s.id, ActionKind::ReviewAndDelete),
             Some(format!(
                 "aws secretsmanager delete-secret --secret-id {arn} --recovery-window-in-days 30 \
-                 --region 'us-east-1'"
+                 --region us-east-1"
             ))
         );
         // Last rotation 3 days ago, interval 7 days: next rotation 2026-11-05.
@@ -1380,7 +1347,7 @@ mod tests {
             Some(format!(
                 "aws secretsmanager tag-resource --secret-id {arn} --tags \
                  'Key=owner,Value=team' 'Key=next-rotation-date,Value=2026-11-05' \
-                 --region 'us-east-1'"
+                 --region us-east-1"
             ))
         );
         assert_eq!(
@@ -1413,6 +1380,21 @@ mod tests {
     }
 
     #[test]
+    fn action_kind_names_are_the_serde_names() {
+        use strum::VariantArray;
+        assert_eq!(ActionKind::VARIANTS.len(), 17);
+        for &kind in ActionKind::VARIANTS {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(
+            ActionKind::InvestigateAndEmergencyRotate.as_str(),
+            "investigate-and-emergency-rotate"
+        );
+        assert_eq!(ActionKind::RotateNow.as_str(), "rotate-now");
+    }
+
+    #[test]
     fn tags_with_awkward_values_use_json() {
         let tags = vec![("owner".to_string(), "team a, b=c".to_string())];
         assert_eq!(
@@ -1430,7 +1412,7 @@ mod tests {
         let plan = plan_of(&facts, &[drift]);
         assert_eq!(
             plan.actions[0].command.as_deref(),
-            Some("aws iam tag-user --user-name 'svc-a' --tags 'Key=class,Value=A'")
+            Some("aws iam tag-user --user-name svc-a --tags 'Key=class,Value=A'")
         );
     }
 

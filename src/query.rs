@@ -17,7 +17,7 @@ use crate::model::{CredentialKind, EventType, Facts, RotationEvent, Timestamp, U
 use crate::rules::{CredentialView, EvalCtx, fmt_time};
 
 /// How a [`Table`] is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryFormat {
     /// Aligned columns for a terminal.
     #[default]

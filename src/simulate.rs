@@ -55,6 +55,8 @@ struct Catalogue {
 /// How completely a question could be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum AnswerStatus {
     /// Everything the question asks for is on record.
     Complete,
@@ -66,11 +68,7 @@ pub enum AnswerStatus {
 
 impl AnswerStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Complete => "complete",
-            Self::Partial => "partial",
-            Self::Unanswerable => "unanswerable",
-        }
+        self.into()
     }
 
     /// Its weight in the completeness score.

@@ -36,9 +36,11 @@ pub struct AppliedWaiver {
 }
 
 impl Waiver {
-    /// Whether this waiver is about `finding` (whatever its expiry).
+    /// Whether this waiver is about `finding` (whatever its expiry). Compiles the glob on each
+    /// call: to check many findings, compile once with [`CompiledWaiver`].
     pub fn matches(&self, finding: &Finding) -> bool {
-        self.rule == finding.rule && glob_match(&self.credential, &finding.credential)
+        self.rule == finding.rule
+            && CredentialGlob::new(&self.credential).is_ok_and(|g| g.matches(&finding.credential))
     }
 
     pub fn applied(&self) -> AppliedWaiver {
@@ -51,29 +53,69 @@ impl Waiver {
     }
 }
 
-/// `*` matches any run of characters, `?` exactly one; everything else literally.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    // Iterative matcher with backtracking to the last star: linear in practice, no recursion.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
+/// A waiver with its credential glob compiled, to check it against many findings.
+#[derive(Debug, Clone)]
+pub struct CompiledWaiver<'a> {
+    pub waiver: &'a Waiver,
+    glob: CredentialGlob,
+}
+
+impl<'a> CompiledWaiver<'a> {
+    /// Compiles each waiver's glob once. A glob that does not compile (none can: [`parse`]
+    /// rejects them) matches nothing.
+    pub fn compile(waivers: &'a [Waiver]) -> Vec<CompiledWaiver<'a>> {
+        waivers
+            .iter()
+            .filter_map(|waiver| {
+                let glob = CredentialGlob::new(&waiver.credential).ok()?;
+                Some(CompiledWaiver { waiver, glob })
+            })
+            .collect()
     }
-    p[pi..].iter().all(|&c| c == '*')
+
+    /// Whether this waiver is about `finding` (whatever its expiry).
+    pub fn matches(&self, finding: &Finding) -> bool {
+        self.waiver.rule == finding.rule && self.glob.matches(&finding.credential)
+    }
+}
+
+/// A waiver's `credential`: an id, or a glob where only `*` (any run of characters, `/` and
+/// `:` included, as ARNs have both) and `?` (exactly one character) are special; `[`, `]` and
+/// everything else match themselves.
+#[derive(Debug, Clone)]
+pub struct CredentialGlob(glob::Pattern);
+
+/// Ids are not paths: `*` and `?` cross `/`, a leading `.` is plain, case counts.
+const MATCH_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
+impl CredentialGlob {
+    pub fn new(pattern: &str) -> std::result::Result<Self, glob::PatternError> {
+        // `glob` also knows `[...]` classes and `**` (a path component): escape the brackets, and
+        // write a run of stars as one star, which matches the same.
+        let mut escaped = String::with_capacity(pattern.len());
+        let mut after_star = false;
+        for c in pattern.chars() {
+            match c {
+                '*' if after_star => {}
+                '[' | ']' => {
+                    escaped.push('[');
+                    escaped.push(c);
+                    escaped.push(']');
+                }
+                c => escaped.push(c),
+            }
+            after_star = c == '*';
+        }
+        glob::Pattern::new(&escaped).map(Self)
+    }
+
+    pub fn matches(&self, id: &str) -> bool {
+        self.0.matches_with(id, MATCH_OPTIONS)
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,6 +182,13 @@ pub fn parse(text: &str, path: &Path, known_rules: &[&str]) -> Result<Vec<Waiver
                 ));
             }
         }
+        if let Err(e) = CredentialGlob::new(&w.credential) {
+            return Err(Error::input(
+                path,
+                &at,
+                format!("credential: not an id or a glob with `*` and `?`: {e}"),
+            ));
+        }
         let expires = parse_expiry(&w.expires).map_err(|m| Error::input(path, &at, m))?;
         waivers.push(Waiver {
             rule: w.rule,
@@ -184,6 +233,10 @@ mod tests {
 
     const RULES: &[&str] = &["rotation-overdue"];
 
+    fn glob_match(pattern: &str, id: &str) -> bool {
+        CredentialGlob::new(pattern).unwrap().matches(id)
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("AKIA*", "AKIAXYZ"));
@@ -196,6 +249,91 @@ mod tests {
         assert!(glob_match("*", ""));
         assert!(!glob_match("AKIA", "AKIAX"));
         assert!(glob_match("*x*y*", "aaxbbyc"));
+        // `?` is one character, not one byte.
+        assert!(glob_match("a?c", "a\u{e9}c"));
+        assert!(glob_match("\u{e9}*", "\u{e9}t\u{e9}"));
+    }
+
+    #[test]
+    fn stars_and_question_marks_cross_slashes_and_colons() {
+        let secret = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:team/prod/db-AbCdEf";
+        assert!(glob_match("arn:aws:secretsmanager:*:secret:team/*", secret));
+        assert!(glob_match("*:secret:team/prod/*", secret));
+        assert!(glob_match("*/db-??????", secret));
+        assert!(!glob_match("*/db-?????", secret));
+        assert!(glob_match(
+            "arn:aws:secretsmanager:eu-west-1?111122223333*",
+            secret
+        ));
+        assert!(!glob_match("arn:aws:secretsmanager:us-east-1:*", secret));
+        let root = "arn:aws:iam::111122223333:root/access-key-1";
+        assert!(glob_match("arn:aws:iam::*:root/*", root));
+        assert!(glob_match("*root/access-key-?", root));
+        // A run of stars is one star, also around a `/` (never a path-component wildcard).
+        assert!(glob_match("arn:**", root));
+        assert!(glob_match("arn:aws:iam::**/access-key-1", root));
+        assert!(!glob_match(
+            "arn:aws:iam::111122223333:root/**/access-key-1",
+            root
+        ));
+        assert!(glob_match("*/.hidden", "team/.hidden"));
+    }
+
+    #[test]
+    fn only_star_and_question_mark_are_special() {
+        assert!(glob_match("db[1]", "db[1]"));
+        assert!(!glob_match("db[12]", "db1"));
+        assert!(glob_match("db[*]", "db[primary]"));
+        assert!(glob_match("a]b", "a]b"));
+        assert!(glob_match("[", "["));
+        assert!(glob_match("{a,b}", "{a,b}"));
+        assert!(!glob_match("{a,b}", "a"));
+        assert!(glob_match("a\\b", "a\\b"));
+        assert!(glob_match("!x", "!x"));
+        assert!(!glob_match("AKIA*", "akiaxyz"));
+    }
+
+    #[test]
+    fn compiled_waivers_match_rule_and_credential() {
+        let waiver = |rule: &str, credential: &str| Waiver {
+            rule: rule.into(),
+            credential: credential.into(),
+            reason: "r".into(),
+            approver: "a".into(),
+            ticket: "t".into(),
+            expires: chrono::Utc::now(),
+            line: 1,
+        };
+        let waivers = vec![
+            waiver("rotation-overdue", "arn:aws:secretsmanager:*:secret:prod/*"),
+            waiver("secret-unused", "AKIA[1]"),
+        ];
+        let compiled = CompiledWaiver::compile(&waivers);
+        assert_eq!(compiled.len(), 2);
+        let finding = |rule: &str, credential: &str| Finding {
+            rule: rule.into(),
+            severity: crate::model::Severity::Low,
+            credential: credential.into(),
+            kind: crate::model::CredentialKind::Secret,
+            account: None,
+            region: None,
+            owner: None,
+            principal: None,
+            message: String::new(),
+            evidence: vec![],
+            waiver: None,
+        };
+        let prod = finding(
+            "rotation-overdue",
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbC",
+        );
+        assert!(compiled[0].matches(&prod));
+        assert!(waivers[0].matches(&prod));
+        assert!(!compiled[1].matches(&prod));
+        let other_rule = finding("secret-unused", &prod.credential);
+        assert!(!compiled[0].matches(&other_rule));
+        assert!(compiled[1].matches(&finding("secret-unused", "AKIA[1]")));
+        assert!(!compiled[1].matches(&finding("secret-unused", "AKIA1")));
     }
 
     #[test]

@@ -4,13 +4,20 @@
 //! `manual` and `not-applicable` controls are skipped tests (a not-assessed one naming the
 //! missing source); a passing control is a passed test.
 //!
-//! Written by hand (no XML dependency): every attribute value goes through [`escape`] and every
-//! text through [`escape_text`], which escape the five XML metacharacters and drop characters
-//! XML 1.0 does not allow, so an id or message that came from AWS or an input file cannot break
-//! the document.
+//! Written with `quick-xml`, which escapes the five XML metacharacters. Every value first goes
+//! through [`attribute`] or [`text`], which add what quick-xml leaves to its caller: dropping
+//! the characters XML 1.0 does not allow, and keeping tab, newline and carriage return as
+//! character references where a parser would otherwise normalise them; so an id or message that
+//! came from AWS or an input file cannot break the document.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+
+use quick_xml::Writer;
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::name::QName;
 
 use super::FindingView;
 use super::view::{ControlView, FrameworkView, ReportView};
@@ -27,8 +34,20 @@ pub const NOT_ASSESSED_PREFIX: &str = "not assessed: ";
 /// `type` of a failing control's `<failure>`.
 pub const FAILURE_TYPE: &str = "control-failed";
 
-/// Renders the control matrix of `view` as a JUnit XML document (UTF-8, trailing newline).
+/// Renders the control matrix of `view` as a JUnit XML document (UTF-8, two-space indent,
+/// trailing newline).
 pub fn controls_junit(view: &ReportView) -> Vec<u8> {
+    let mut xml = Writer::new_with_indent(Vec::new(), b' ', 2);
+    // Writing to a Vec cannot fail.
+    let _ = write_document(&mut xml, view);
+    let mut bytes = xml.into_inner();
+    bytes.push(b'\n');
+    bytes
+}
+
+type Xml = Writer<Vec<u8>>;
+
+fn write_document(xml: &mut Xml, view: &ReportView) -> std::io::Result<()> {
     let tests: usize = view.frameworks.iter().map(|f| f.controls.len()).sum();
     let failures: usize = view.frameworks.iter().map(|f| f.fail).sum();
     let skipped: usize = view
@@ -36,102 +55,112 @@ pub fn controls_junit(view: &ReportView) -> Vec<u8> {
         .iter()
         .map(|f| f.manual + f.not_applicable + f.not_assessed)
         .sum();
-
-    let mut xml = String::new();
-    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        xml,
-        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
-        escape(view.tool)
-    );
+    xml.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    xml.write_event(Event::Start(element(
+        "testsuites",
+        &[
+            ("name", view.tool),
+            ("tests", &tests.to_string()),
+            ("failures", &failures.to_string()),
+            ("errors", "0"),
+            ("skipped", &skipped.to_string()),
+        ],
+    )))?;
     for framework in &view.frameworks {
-        write_suite(&mut xml, view, framework);
+        write_suite(xml, view, framework)?;
     }
-    xml.push_str("</testsuites>\n");
-    xml.into_bytes()
+    xml.write_event(Event::End(BytesEnd::new("testsuites")))
 }
 
-fn write_suite(xml: &mut String, view: &ReportView, framework: &FrameworkView) {
+fn write_suite(xml: &mut Xml, view: &ReportView, framework: &FrameworkView) -> std::io::Result<()> {
     let name = if framework.version.is_empty() {
         framework.name.clone()
     } else {
         format!("{} {}", framework.name, framework.version)
     };
-    let _ = writeln!(
-        xml,
-        "  <testsuite name=\"{}\" id=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" timestamp=\"{}\">",
-        escape(&name),
-        escape(&framework.id),
-        framework.controls.len(),
-        framework.fail,
-        framework.manual + framework.not_applicable + framework.not_assessed,
-        escape(view.run.as_of.trim_end_matches('Z')),
-    );
-    let _ = writeln!(xml, "    <properties>");
+    xml.write_event(Event::Start(element(
+        "testsuite",
+        &[
+            ("name", &name),
+            ("id", &framework.id),
+            ("tests", &framework.controls.len().to_string()),
+            ("failures", &framework.fail.to_string()),
+            ("errors", "0"),
+            (
+                "skipped",
+                &(framework.manual + framework.not_applicable + framework.not_assessed).to_string(),
+            ),
+            ("timestamp", view.run.as_of.trim_end_matches('Z')),
+        ],
+    )))?;
+    xml.write_event(Event::Start(BytesStart::new("properties")))?;
     for (key, value) in [
         ("run-id", view.run.id.to_string()),
         ("as-of", view.run.as_of.clone()),
         ("status", view.run.status.clone()),
     ] {
-        let _ = writeln!(
-            xml,
-            "      <property name=\"{}\" value=\"{}\"/>",
-            escape(key),
-            escape(&value)
-        );
+        xml.write_event(Event::Empty(element(
+            "property",
+            &[("name", key), ("value", &value)],
+        )))?;
     }
-    let _ = writeln!(xml, "    </properties>");
+    xml.write_event(Event::End(BytesEnd::new("properties")))?;
     for control in &framework.controls {
-        write_case(xml, view, framework, control);
+        write_case(xml, view, framework, control)?;
     }
-    xml.push_str("  </testsuite>\n");
+    xml.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
 fn write_case(
-    xml: &mut String,
+    xml: &mut Xml,
     view: &ReportView,
     framework: &FrameworkView,
     control: &ControlView,
-) {
-    let open = format!(
-        "    <testcase classname=\"{}\" name=\"{}\"",
-        escape(&framework.id),
-        escape(&format!("{} {}", control.id, control.title))
+) -> std::io::Result<()> {
+    let case = element(
+        "testcase",
+        &[
+            ("classname", &framework.id),
+            ("name", &format!("{} {}", control.id, control.title)),
+        ],
     );
-    match control.status.as_str() {
+    let skipped = |message: &str| Event::Empty(element("skipped", &[("message", message)]));
+    let child = match control.status.as_str() {
         "fail" => {
-            let _ = writeln!(
-                xml,
-                "{open}>\n      <failure message=\"{}\" type=\"{FAILURE_TYPE}\">{}</failure>\n    </testcase>",
-                escape(&failure_message(control)),
-                escape_text(&failure_text(view, control)),
-            );
+            xml.write_event(Event::Start(case))?;
+            xml.write_event(Event::Start(element(
+                "failure",
+                &[
+                    ("message", &failure_message(control)),
+                    ("type", FAILURE_TYPE),
+                ],
+            )))?;
+            xml.write_event(Event::Text(BytesText::from_escaped(text(&failure_text(
+                view, control,
+            )))))?;
+            xml.write_event(Event::End(BytesEnd::new("failure")))?;
+            return xml.write_event(Event::End(BytesEnd::new("testcase")));
         }
-        "manual" => {
-            let _ = writeln!(
-                xml,
-                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
-                escape(MANUAL_MESSAGE)
-            );
-        }
-        "not-applicable" => {
-            let _ = writeln!(
-                xml,
-                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
-                escape(NOT_APPLICABLE_MESSAGE)
-            );
-        }
-        "not-assessed" => {
-            let _ = writeln!(
-                xml,
-                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>",
-                escape(&format!("{NOT_ASSESSED_PREFIX}{}", control.status_reason))
-            );
-        }
-        _ => {
-            let _ = writeln!(xml, "{open}/>");
-        }
+        "manual" => skipped(MANUAL_MESSAGE),
+        "not-applicable" => skipped(NOT_APPLICABLE_MESSAGE),
+        "not-assessed" => skipped(&format!("{NOT_ASSESSED_PREFIX}{}", control.status_reason)),
+        _ => return xml.write_event(Event::Empty(case)),
+    };
+    xml.write_event(Event::Start(case))?;
+    xml.write_event(child)?;
+    xml.write_event(Event::End(BytesEnd::new("testcase")))
+}
+
+/// An element start with its attributes, each value escaped by [`attribute`].
+fn element<'a>(name: &'a str, attributes: &[(&'a str, &str)]) -> BytesStart<'a> {
+    let mut start = BytesStart::new(name);
+    for &(key, value) in attributes {
+        start.push_attribute(Attribute {
+            key: QName(key.as_bytes()),
+            value: Cow::Owned(attribute(value).into_bytes()),
+        });
     }
+    start
 }
 
 /// "3 findings", or, when only the control's own threshold fails it, "2 credentials beyond
@@ -185,37 +214,22 @@ fn failure_text(view: &ReportView, control: &ControlView) -> String {
     text
 }
 
-/// Escapes an attribute value for XML 1.0: `& < > " '` become entities; tab, newline and
-/// carriage return become character references (a parser would turn them into spaces
-/// otherwise); every other character XML 1.0 does not allow (other C0 controls, U+FFFE,
-/// U+FFFF) is dropped.
-pub fn escape(text: &str) -> String {
-    escape_xml(text, true)
+/// An attribute value for XML 1.0: `& < > " '` escaped (quick-xml), tab, newline and carriage
+/// return as character references (a parser would turn them into spaces otherwise), every other
+/// character XML 1.0 does not allow (other C0 controls, U+FFFE, U+FFFF) dropped.
+pub fn attribute(value: &str) -> String {
+    let allowed: String = value.chars().filter(|&c| is_xml_char(c)).collect();
+    quick_xml::escape::escape(allowed.as_str())
+        .replace('\t', "&#9;")
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
 }
 
-/// Escapes element text for XML 1.0 like [`escape`], but keeps tab and newline as they are
-/// (only a carriage return becomes `&#13;`, so it survives line-end normalisation).
-pub fn escape_text(text: &str) -> String {
-    escape_xml(text, false)
-}
-
-fn escape_xml(text: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
+/// Element text for XML 1.0, like [`attribute`] but keeping tab and newline as they are (only a
+/// carriage return becomes `&#13;`, so it survives line-end normalisation).
+pub fn text(value: &str) -> String {
+    let allowed: String = value.chars().filter(|&c| is_xml_char(c)).collect();
+    quick_xml::escape::escape(allowed.as_str()).replace('\r', "&#13;")
 }
 
 /// Whether XML 1.0 allows `c` in a document (the `Char` production).
@@ -440,18 +454,18 @@ mod tests {
     #[test]
     fn escape_covers_metacharacters_and_invalid_characters() {
         assert_eq!(
-            escape("a<b>&\"c\"'d'"),
+            attribute("a<b>&\"c\"'d'"),
             "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
         );
-        assert_eq!(escape("x\u{0}\u{8}\u{B}\u{C}\u{1F}y"), "xy");
-        assert_eq!(escape("l1\nl2\tt\r"), "l1&#10;l2&#9;t&#13;");
-        assert_eq!(escape_text("l1\nl2\tt\r<\u{1}"), "l1\nl2\tt&#13;&lt;");
-        assert_eq!(escape("é€😀"), "é€😀");
+        assert_eq!(attribute("x\u{0}\u{8}\u{B}\u{C}\u{1F}y"), "xy");
+        assert_eq!(attribute("l1\nl2\tt\r"), "l1&#10;l2&#9;t&#13;");
+        assert_eq!(text("l1\nl2\tt\r<\u{1}"), "l1\nl2\tt&#13;&lt;");
+        assert_eq!(attribute("é€😀"), "é€😀");
         // An attribute with every kind of hostile character parses back to the clean value.
         let xml = format!(
             "<a v=\"{}\">{}</a>",
-            escape("<&\">'\u{1}\n\r"),
-            escape_text("<&\">'\u{1}\n\r")
+            attribute("<&\">'\u{1}\n\r"),
+            text("<&\">'\u{1}\n\r")
         );
         let doc = parse(&xml);
         assert_eq!(doc.root_element().attribute("v"), Some("<&\">'\n\r"));

@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(&rotate[2], "critical");
         assert_eq!(&rotate[3], "AKIAKEY0000000000001");
         assert_eq!(&rotate[8], "2026-11-02T00:00:00Z");
-        assert_eq!(&rotate[10], "aws iam create-access-key --user-name 'svc-a'");
+        assert_eq!(&rotate[10], "aws iam create-access-key --user-name svc-a");
         assert_eq!(&rotate[11], "credential-reuse rotation-overdue");
         assert_eq!(&rotate[12], "cis-aws:1.14 pci-dss:8.3.9");
         assert_eq!(rotate[13].split(' ').count(), 2);

@@ -63,6 +63,8 @@ pub const SET_TAG_PREFIX: &str = "set-tag:";
 /// coverage), and whether a rotation history and an inventory were given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(strum::IntoStaticStr, strum::Display, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Source {
     /// IAM users and their access keys (`iam:list-users`, `iam:list-access-keys`).
     IamKeys,
@@ -72,6 +74,7 @@ pub enum Source {
     SecretsManager,
     /// CloudTrail logs: usage, authentication failures, lifecycle calls.
     #[serde(rename = "cloudtrail")]
+    #[strum(serialize = "cloudtrail")]
     CloudTrail,
     /// The rotation history (JSON Lines) of the rotation pipeline.
     RotationHistory,
@@ -81,25 +84,11 @@ pub enum Source {
 
 impl Source {
     /// Every source, in a fixed order.
-    pub const ALL: [Source; 6] = [
-        Source::IamKeys,
-        Source::CredentialReport,
-        Source::SecretsManager,
-        Source::CloudTrail,
-        Source::RotationHistory,
-        Source::Inventory,
-    ];
+    pub const ALL: &'static [Source] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The kebab-case id, as stored and in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Source::IamKeys => "iam-keys",
-            Source::CredentialReport => "credential-report",
-            Source::SecretsManager => "secrets-manager",
-            Source::CloudTrail => "cloudtrail",
-            Source::RotationHistory => "rotation-history",
-            Source::Inventory => "inventory",
-        }
+        self.into()
     }
 
     /// The source in words, for reasons: "no CloudTrail in this run".
@@ -210,12 +199,6 @@ fn source_ids_are_their_serialised_names() {
         )),
         "no inventory, no Secrets Manager listing in this run"
     );
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A rule: its metadata and its evaluation.

@@ -6,6 +6,7 @@
 
 use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
 use crate::model::{Finding, Severity};
+use crate::waivers::{CompiledWaiver, Waiver};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
@@ -26,14 +27,18 @@ pub static RULE: Rule = Rule {
 /// Marks waived findings and appends a `waiver-expired` finding per credential whose only
 /// matching waivers have expired. Findings are otherwise left as they are.
 pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
-    let waivers = &ctx.facts.waivers;
-    if waivers.is_empty() {
+    if ctx.facts.waivers.is_empty() {
         return;
     }
+    let waivers = CompiledWaiver::compile(&ctx.facts.waivers);
     let mut expired_findings = Vec::new();
     let mut reported = std::collections::HashSet::new();
     for finding in findings.iter_mut() {
-        let matching: Vec<_> = waivers.iter().filter(|w| w.matches(finding)).collect();
+        let matching: Vec<&Waiver> = waivers
+            .iter()
+            .filter(|w| w.matches(finding))
+            .map(|w| w.waiver)
+            .collect();
         if let Some(active) = matching.iter().find(|w| w.expires > ctx.as_of) {
             finding.waiver = Some(active.applied());
             continue;
