@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::controls::{self, ConsolePassword, ControlFacts, ControlStatus, Framework, ScopeItem};
+use crate::join::EvalCtx;
 use crate::model::{CredentialKind, Facts, Finding, IamUser, KeyStatus, OwnerStatus, Timestamp};
 use crate::plan::{self, Plan, PlanConfig};
-use crate::rules::{EvalCtx, RULES, Source};
+use crate::rules::{RULES, Source};
 
 /// Version of the stored assessment's JSON shape; bumped on any incompatible change.
 pub const ASSESSMENT_VERSION: u32 = 1;
@@ -407,24 +408,7 @@ pub fn assess(
     plan_config: &PlanConfig,
 ) -> Assessment {
     let sources = sources_of(facts);
-    let had: Vec<Source> = sources
-        .iter()
-        .map(|s| s.source)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let rules: Vec<RuleRun> = RULES
-        .iter()
-        .map(|r| {
-            let missing = Source::missing(r.meta.sources, &had);
-            RuleRun {
-                rule: r.meta.id.to_string(),
-                ran: Source::runnable(r.meta.sources, &had),
-                reason: (!missing.is_empty()).then(|| Source::reason(&missing)),
-                missing,
-            }
-        })
-        .collect();
+    let rules = rule_runs(&sources);
     let ran: BTreeSet<&str> = rules
         .iter()
         .filter(|r| r.ran)
@@ -456,32 +440,7 @@ pub fn assess(
         console_passwords: &passwords,
         iam_users_unknown: users_unknown.as_deref(),
     };
-    let frameworks_result = frameworks
-        .iter()
-        .map(|fw| FrameworkResult {
-            id: fw.id.clone(),
-            name: fw.name.clone(),
-            version: fw.version.clone(),
-            controls: fw
-                .controls
-                .iter()
-                .map(|c| {
-                    let result = controls::evaluate_with(c, &control_facts, &not_run);
-                    ControlAssessment {
-                        id: c.id.clone(),
-                        title: c.title.clone(),
-                        reason: c.reason.clone(),
-                        rules: c.rules.clone(),
-                        status: result.status,
-                        note: result.note,
-                        findings: result.findings,
-                        in_scope: result.in_scope,
-                        failing_credentials: result.failing_credentials,
-                    }
-                })
-                .collect(),
-        })
-        .collect();
+    let frameworks_result = judge_frameworks(frameworks, &control_facts, &not_run);
     let plan = plan::build(
         facts,
         &findings,
@@ -502,6 +461,63 @@ pub fn assess(
         unmatched_waivers: unmatched_waivers(facts, &findings),
         findings,
     }
+}
+
+/// Every registered rule, and whether it can run on the sources the run had.
+fn rule_runs(sources: &[SourceEntry]) -> Vec<RuleRun> {
+    let had: Vec<Source> = sources
+        .iter()
+        .map(|s| s.source)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    RULES
+        .iter()
+        .map(|r| {
+            let missing = Source::missing(r.meta.sources, &had);
+            RuleRun {
+                rule: r.meta.id.to_string(),
+                ran: Source::runnable(r.meta.sources, &had),
+                reason: (!missing.is_empty()).then(|| Source::reason(&missing)),
+                missing,
+            }
+        })
+        .collect()
+}
+
+/// The result of every control of `frameworks`, from the facts of the run and the rules that
+/// did not run (with why, and whether they ran in part).
+fn judge_frameworks(
+    frameworks: &[Framework],
+    control_facts: &ControlFacts,
+    not_run: &BTreeMap<String, (String, bool)>,
+) -> Vec<FrameworkResult> {
+    frameworks
+        .iter()
+        .map(|fw| FrameworkResult {
+            id: fw.id.clone(),
+            name: fw.name.clone(),
+            version: fw.version.clone(),
+            controls: fw
+                .controls
+                .iter()
+                .map(|c| {
+                    let result = controls::evaluate_with(c, control_facts, not_run);
+                    ControlAssessment {
+                        id: c.id.clone(),
+                        title: c.title.clone(),
+                        reason: c.reason.clone(),
+                        rules: c.rules.clone(),
+                        status: result.status,
+                        note: result.note,
+                        findings: result.findings,
+                        in_scope: result.in_scope,
+                        failing_credentials: result.failing_credentials,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -319,14 +319,27 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format (markdown: the README's rule table).
+    #[arg(long, value_enum, default_value_t = RulesFormat::Table)]
+    pub format: RulesFormat,
+}
+
+/// How `rules` writes the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RulesFormat {
+    /// Aligned columns for a terminal.
+    Table,
+    /// A versioned JSON document (`schema_version`).
+    Json,
+    /// The Markdown table of the README's "Rules" section.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned text for a terminal.
     Table,
+    /// A versioned JSON document (`schema_version`).
     Json,
 }
 
@@ -347,7 +360,8 @@ pub enum QueryFormatArg {
     Table,
     /// RFC 4180 CSV with a header row, every cell neutralised against formula injection.
     Csv,
-    /// A JSON array with one object per row, keyed by column name (all values are strings).
+    /// A versioned JSON document: `schema_version`, the query, run and as-of, its columns, and
+    /// one object per row keyed by column name (all values are strings).
     Json,
 }
 

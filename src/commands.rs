@@ -12,8 +12,8 @@ use clap::CommandFactory;
 use crate::assess::{self, Assessment};
 use crate::cli::{
     AwsArgs, BundleArgs, Cli, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
-    QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RunSelect, ScanArgs, SeverityArg,
-    SimulateArgs, VerifyArgs,
+    QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RulesFormat, RunSelect, ScanArgs,
+    SeverityArg, SimulateArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
 use crate::diff;
@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::model::{Facts, Severity, Timestamp};
 use crate::plan::PlanConfig;
 use crate::report::bundle;
+use crate::report::listing::{self, ControlsDocument, DiffDocument, QueryDocument, RulesDocument};
 use crate::rules::RULES;
 use crate::scan::{BundleOptions, RecordedRun, ScanOptions, Source};
 use crate::snapshot::{RunMeta, Snapshot};
@@ -125,8 +126,8 @@ pub fn diff_runs(args: &DiffArgs, out: &mut impl Write) -> Result<Outcome> {
     let stdout = |e| Error::io(Path::new("<stdout>"), e);
     match args.format {
         Format::Json => {
-            let text = serde_json::to_string_pretty(&d).expect("plain data");
-            writeln!(out, "{text}").map_err(stdout)?;
+            out.write_all(&listing::to_json(&DiffDocument::from(&d)))
+                .map_err(stdout)?;
         }
         Format::Table => {
             writeln!(
@@ -385,28 +386,9 @@ pub fn controls_list(args: &ControlsArgs, out: &mut impl Write) -> Result<Outcom
     let stdout = |e| Error::io(Path::new("<stdout>"), e);
     match args.format {
         Format::Json => {
-            let doc: Vec<_> = selected
-                .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "id": f.id, "name": f.name, "version": f.version,
-                        "controls": f.controls.iter().map(|c| serde_json::json!({
-                            "id": c.id, "title": c.title, "reason": c.reason,
-                            "rules": c.rules, "manual": c.manual,
-                            "max_age_days": c.max_age_days,
-                            "max_unused_days": c.max_unused_days,
-                            "max_active_keys_per_user": c.max_active_keys_per_user,
-                            "kinds": c.kinds,
-                            "tested_by": c.tested_by(),
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&doc).expect("plain data")
-            )
+            out.write_all(&listing::to_json(&ControlsDocument::of(
+                selected.iter().copied(),
+            )))
             .map_err(stdout)?;
         }
         Format::Table => {
@@ -479,15 +461,16 @@ pub fn simulate(args: &SimulateArgs, out: &mut impl Write) -> Result<Outcome> {
 /// `credaudit query …`.
 pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
     // Queries read the facts only (no findings, no evaluation).
-    let (_, _, facts, as_of) = select_run(&args.select)?;
+    let (_, run, facts, as_of) = select_run(&args.select)?;
     let optional =
         |flag: &str, v: &Option<String>| v.as_deref().map(|t| parse_time_arg(flag, t)).transpose();
-    let (table, outcome) = match &args.query {
+    let (name, table, outcome) = match &args.query {
         Query::Rotations {
             since,
             until,
             credential,
         } => (
+            "rotations",
             query::rotations(
                 &facts,
                 as_of,
@@ -502,6 +485,7 @@ pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
             from,
             to,
         } => (
+            "trail",
             query::trail(
                 &facts,
                 as_of,
@@ -513,42 +497,43 @@ pub fn query(args: &QueryArgs, out: &mut impl Write) -> Result<Outcome> {
         ),
         Query::Proof { credential } => {
             let (table, within) = query::proof(&facts, as_of, credential)?;
-            (
-                table,
-                if within {
-                    Outcome::Ok
-                } else {
-                    Outcome::FindingsAtThreshold
-                },
-            )
+            let outcome = if within {
+                Outcome::Ok
+            } else {
+                Outcome::FindingsAtThreshold
+            };
+            ("proof", table, outcome)
         }
     };
-    out.write_all(&table.render(query_format(args.format)))
+    let bytes = match args.format {
+        // A versioned document, not the bare rows of the table.
+        QueryFormatArg::Json => listing::to_json(&QueryDocument::of(
+            name,
+            run.id,
+            as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            &table,
+        )),
+        format => table.render(query_format(format)),
+    };
+    out.write_all(&bytes)
         .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(outcome)
 }
 
-/// `credaudit rules`.
+/// `credaudit rules`: the catalogue as a table, a versioned JSON document, or the README's
+/// Markdown rule table.
 pub fn rules_list(args: &RulesArgs, out: &mut impl Write) -> Result<Outcome> {
     let stdout = |e| Error::io(Path::new("<stdout>"), e);
     match args.format {
-        Format::Json => {
-            let rules: Vec<_> = RULES
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "id": r.meta.id,
-                        "title": r.meta.title,
-                        "default_severity": r.meta.default_severity,
-                        "rationale": r.meta.rationale,
-                        "remediation": r.meta.remediation,
-                    })
-                })
-                .collect();
-            let text = serde_json::to_string_pretty(&rules).expect("plain data");
-            writeln!(out, "{text}").map_err(stdout)?;
+        RulesFormat::Json => {
+            out.write_all(&listing::to_json(&RulesDocument::of_registry()))
+                .map_err(stdout)?;
         }
-        Format::Table => {
+        RulesFormat::Markdown => {
+            out.write_all(listing::rules_markdown().as_bytes())
+                .map_err(stdout)?;
+        }
+        RulesFormat::Table => {
             let width = RULES.iter().map(|r| r.meta.id.len()).max().unwrap_or(0);
             writeln!(out, "{:width$}  {:8}  DESCRIPTION", "RULE", "SEVERITY").map_err(stdout)?;
             for r in RULES {
@@ -557,7 +542,7 @@ pub fn rules_list(args: &RulesArgs, out: &mut impl Write) -> Result<Outcome> {
                     "{:width$}  {:8}  {}",
                     r.meta.id,
                     r.meta.default_severity.as_str(),
-                    r.meta.title
+                    r.meta.render_default(r.meta.title)
                 )
                 .map_err(stdout)?;
             }
@@ -571,10 +556,22 @@ pub fn explain(id: &str, out: &mut impl Write) -> Result<Outcome> {
     let rule = rules::find(id)
         .ok_or_else(|| Error::Usage(format!("no rule {id:?}; `credaudit rules` lists them all")))?;
     let m = &rule.meta;
+    let severity = match m.severity_varies {
+        Some(varies) => format!(
+            "{} by default; {}",
+            m.default_severity,
+            m.render_default(varies)
+        ),
+        None => format!("{} by default", m.default_severity),
+    };
     writeln!(
         out,
-        "{}  ({} by default)\n\n{}\n\nWhy it matters:\n  {}\n\nWhat to do:\n  {}",
-        m.id, m.default_severity, m.title, m.rationale, m.remediation
+        "{}  ({severity})\n\n{}\n\nFinds: {}\n\nWhy it matters:\n  {}\n\nWhat to do:\n  {}",
+        m.id,
+        m.render_default(m.title),
+        m.render_default(m.finds),
+        m.render_default(m.rationale),
+        m.remediation
     )
     .map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)

@@ -71,7 +71,7 @@ impl FleetSpec {
             ));
         }
         for account in &self.accounts {
-            if !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
+            if !crate::model::is_account_id(account) {
                 return Err(Error::Usage(format!(
                     "generate: account \"{account}\": expected a 12-digit AWS account id"
                 )));

@@ -3,178 +3,116 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::{CredentialKind, DeclaredCredential, Owner, OwnerStatus, RiskClass};
-use crate::rules::anomalous_usage::AnomalousUsageOptions;
-use crate::rules::auth_failure_spike::AuthFailureSpikeOptions;
-use crate::rules::incident_not_remediated::IncidentNotRemediatedOptions;
-
-/// Rotation policy and every rule threshold. Defaults are those of the product design.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Policy {
-    /// Rotation interval in days per class.
-    pub classes: BTreeMap<RiskClass, u32>,
-    /// "Due soon" window before a rotation is due.
-    pub due_soon_hours: u32,
-    /// Age past which an overdue credential is a policy breach (critical), as a multiple of its
-    /// interval.
-    pub breach_factor: f64,
-    /// An active key unused this long is a finding (CIS: 45 days).
-    pub unused_days: u32,
-    /// A new key that was never used gets this long before it counts as unused.
-    pub unused_grace_days: u32,
-    /// Two active keys on one user are a rotation in progress for this long.
-    pub key_overlap_hours: u32,
-    /// A deactivated key should be deleted within this many days.
-    pub inactive_key_days: u32,
-    /// A secret not accessed this long is unused.
-    pub secret_unused_days: u32,
-    /// An AWSPENDING version older than this is a stuck rotation; also the grace after a missed
-    /// NextRotationDate.
-    pub pending_stuck_hours: u32,
-    /// How far apart an AWS rotation and its history event may be and still match.
-    pub audit_match_hours: u32,
-    /// How far a date tag may be from the fact before it is drift.
-    pub tag_tolerance_hours: u32,
-    /// Thresholds of anomalous-usage.
-    pub anomalous_usage: AnomalousUsageOptions,
-    /// Thresholds of auth-failure-spike.
-    pub auth_failure_spike: AuthFailureSpikeOptions,
-    /// Emergency window and access-denied burst of incident-not-remediated.
-    pub incident_not_remediated: IncidentNotRemediatedOptions,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            classes: RiskClass::ALL
-                .iter()
-                .map(|&c| (c, default_interval(c)))
-                .collect(),
-            due_soon_hours: 48,
-            breach_factor: 1.5,
-            unused_days: 45,
-            unused_grace_days: 7,
-            key_overlap_hours: 24,
-            inactive_key_days: 30,
-            secret_unused_days: 90,
-            pending_stuck_hours: 24,
-            audit_match_hours: 24,
-            tag_tolerance_hours: 24,
-            anomalous_usage: AnomalousUsageOptions::default(),
-            auth_failure_spike: AuthFailureSpikeOptions::default(),
-            incident_not_remediated: IncidentNotRemediatedOptions::default(),
-        }
-    }
-}
-
-fn default_interval(class: RiskClass) -> u32 {
-    match class {
-        RiskClass::A => 14,
-        RiskClass::B => 30,
-        RiskClass::C => 90,
-        RiskClass::D => 365,
-    }
-}
-
-impl Policy {
-    /// The rotation interval of a class; an unclassified credential is treated as class A.
-    pub fn class_interval(&self, class: Option<RiskClass>) -> u32 {
-        let class = class.unwrap_or(RiskClass::A);
-        self.classes
-            .get(&class)
-            .copied()
-            .unwrap_or_else(|| default_interval(class))
-    }
-}
-
-/// The whole declared inventory.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Inventory {
-    pub policy: Policy,
-    pub owners: Vec<Owner>,
-    pub credentials: Vec<DeclaredCredential>,
-}
-
-impl Inventory {
-    /// The declared credential with this id.
-    pub fn credential(&self, id: &str) -> Option<&DeclaredCredential> {
-        self.credentials.iter().find(|c| c.id == id)
-    }
-
-    pub fn owner(&self, id: &str) -> Option<&Owner> {
-        self.owners.iter().find(|o| o.id == id)
-    }
-}
+use crate::model::{
+    CredentialKind, DeclaredCredential, Inventory, Owner, OwnerStatus, Policy, RiskClass,
+    is_account_id,
+};
+use crate::rules::options::{MAX_BREACH_FACTOR, MAX_COUNT, MAX_DAYS, MAX_HOURS, Written};
+use crate::rules::{self, RuleOptions};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventory {
     #[serde(default)]
-    policy: Option<RawPolicy>,
+    policy: BTreeMap<String, toml::Spanned<PolicyEntry>>,
     #[serde(default)]
     owners: Vec<toml::Spanned<RawOwner>>,
     #[serde(default)]
     credentials: Vec<toml::Spanned<RawCredential>>,
 }
 
-/// Policy as written: every field optional, classes merged over the defaults. Spans give the
-/// line of a value that is out of bounds.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    #[serde(default)]
-    classes: BTreeMap<String, toml::Spanned<u32>>,
-    due_soon_hours: Option<toml::Spanned<u32>>,
-    breach_factor: Option<toml::Spanned<f64>>,
-    unused_days: Option<toml::Spanned<u32>>,
-    unused_grace_days: Option<toml::Spanned<u32>>,
-    key_overlap_hours: Option<toml::Spanned<u32>>,
-    inactive_key_days: Option<toml::Spanned<u32>>,
-    secret_unused_days: Option<toml::Spanned<u32>>,
-    pending_stuck_hours: Option<toml::Spanned<u32>>,
-    audit_match_hours: Option<toml::Spanned<u32>>,
-    tag_tolerance_hours: Option<toml::Spanned<u32>>,
-    anomalous_usage: Option<toml::Spanned<AnomalousUsageOptions>>,
-    auth_failure_spike: Option<toml::Spanned<AuthFailureSpikeOptions>>,
-    incident_not_remediated: Option<toml::Spanned<IncidentNotRemediatedOptions>>,
+/// A value of `[policy]` as written: a table, each of its values with its span (the classes
+/// name the line of an interval out of bounds), or a single value.
+enum PolicyEntry {
+    Table(BTreeMap<String, toml::Spanned<toml::Value>>),
+    Value(toml::Value),
 }
 
-// Bounds of the numbers in inventory.toml: wide enough for any real policy, narrow enough that
-// no date computed from them leaves the representable range.
+impl<'de> Deserialize<'de> for PolicyEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = PolicyEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a table")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<PolicyEntry, A::Error> {
+                let mut table = BTreeMap::new();
+                while let Some((key, value)) =
+                    map.next_entry::<String, toml::Spanned<toml::Value>>()?
+                {
+                    table.insert(key, value);
+                }
+                Ok(PolicyEntry::Table(table))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<PolicyEntry, E> {
+                Ok(PolicyEntry::Value(toml::Value::Integer(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<PolicyEntry, E> {
+                i64::try_from(v)
+                    .map(|v| PolicyEntry::Value(toml::Value::Integer(v)))
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<PolicyEntry, E> {
+                Ok(PolicyEntry::Value(toml::Value::Float(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<PolicyEntry, E> {
+                Ok(PolicyEntry::Value(toml::Value::Boolean(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<PolicyEntry, E> {
+                Ok(PolicyEntry::Value(toml::Value::String(v.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<PolicyEntry, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<toml::Value>()? {
+                    items.push(item);
+                }
+                Ok(PolicyEntry::Value(toml::Value::Array(items)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
-/// Longest interval or day count: 100 years.
-pub const MAX_DAYS: u32 = 36_500;
-/// Longest window in hours: 100 years.
-pub const MAX_HOURS: u32 = 876_000;
-/// Largest count (calls, failures, uses).
-pub const MAX_COUNT: u64 = 1_000_000_000_000;
-/// Largest breach factor (a multiple of the interval).
-pub const MAX_BREACH_FACTOR: f64 = 100.0;
-/// Largest number of standard deviations of a rate spike.
-pub const MAX_RATE_SIGMAS: f64 = 100.0;
+impl PolicyEntry {
+    /// The entry as a plain TOML value (a table loses its values' spans).
+    fn into_value(self) -> toml::Value {
+        match self {
+            PolicyEntry::Value(value) => value,
+            PolicyEntry::Table(table) => toml::Value::Table(
+                table
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_inner()))
+                    .collect(),
+            ),
+        }
+    }
+}
 
 /// Checks that `value` of `field` lies in `min..=max` (`unit` names what it counts); the error
-/// names the field, the bounds and what was found. NaN is never in range.
-fn bounded<T: PartialOrd + std::fmt::Display>(
+/// names the file, the location, the field, the bounds and what was found.
+fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
     path: &Path,
     location: &str,
     field: &str,
     value: T,
-    (min, max): (T, T),
+    bounds: (T, T),
     unit: &str,
 ) -> Result<T> {
-    if value >= min && value <= max {
-        return Ok(value);
-    }
-    Err(Error::input(
-        path,
-        location,
-        format!("{field} = {value} is out of range: expected {min} to {max}{unit}"),
-    ))
+    rules::options::bounded("value", value, bounds, unit)
+        .map_err(|e| Error::input(path, location, e.message(field)))?;
+    Ok(value)
 }
 
 #[derive(Deserialize)]
@@ -220,7 +158,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
         Error::input(path, location, e.message().trim().to_string())
     })?;
 
-    let policy = build_policy(raw.policy.unwrap_or_default(), path, &lines)?;
+    let policy = build_policy(raw.policy, path, &lines)?;
 
     let mut owners = Vec::with_capacity(raw.owners.len());
     let mut owner_ids = HashSet::new();
@@ -318,241 +256,117 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
     })
 }
 
-/// A 12-digit AWS account id.
-pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+/// `value` of `key` as a `T`; the error names what was found.
+fn typed<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    location: &str,
+    key: &str,
+    value: toml::Value,
+) -> Result<T> {
+    value.try_into().map_err(|e: toml::de::Error| {
+        Error::input(path, location, format!("{key}: {}", e.message().trim()))
+    })
 }
 
-fn build_policy(raw: RawPolicy, path: &Path, lines: &crate::error::LineIndex) -> Result<Policy> {
-    let at = |table: &str, span: std::ops::Range<usize>| {
-        format!("line {} ([{table}])", lines.line(span.start))
-    };
+/// The shared policy and the rules' options from `[policy]`: `classes`, `due_soon_hours` and
+/// `breach_factor` are read here, every other entry is a rule's ([`RuleOptions::from_written`]).
+fn build_policy(
+    raw: BTreeMap<String, toml::Spanned<PolicyEntry>>,
+    path: &Path,
+    lines: &crate::error::LineIndex,
+) -> Result<Policy> {
+    let at = |table: &str, line: usize| format!("line {line} ([{table}])");
     let mut policy = Policy::default();
-    for (name, days) in raw.classes {
-        let location = at("policy.classes", days.span());
-        let class: RiskClass = name.parse().map_err(|e| {
-            Error::input(path, &location, format!("class \"{name}\": expected {e}"))
-        })?;
-        let days = bounded(
-            path,
-            &location,
-            &name,
-            days.into_inner(),
-            (1, MAX_DAYS),
-            " days",
-        )?;
-        policy.classes.insert(class, days);
-    }
-    if let Some(f) = raw.breach_factor {
-        let location = at("policy", f.span());
-        policy.breach_factor = bounded(
-            path,
-            &location,
-            "breach_factor",
-            f.into_inner(),
-            (1.0, MAX_BREACH_FACTOR),
-            " (a multiple of the interval)",
-        )?;
-    }
-    // (slot, value as written, field, minimum, maximum, unit)
-    let numbers = [
-        (
-            &mut policy.due_soon_hours,
-            raw.due_soon_hours,
-            "due_soon_hours",
-            0,
-            MAX_HOURS,
-            " hours",
-        ),
-        (
-            &mut policy.unused_days,
-            raw.unused_days,
-            "unused_days",
-            1,
-            MAX_DAYS,
-            " days",
-        ),
-        (
-            &mut policy.unused_grace_days,
-            raw.unused_grace_days,
-            "unused_grace_days",
-            0,
-            MAX_DAYS,
-            " days",
-        ),
-        (
-            &mut policy.key_overlap_hours,
-            raw.key_overlap_hours,
-            "key_overlap_hours",
-            0,
-            MAX_HOURS,
-            " hours",
-        ),
-        (
-            &mut policy.inactive_key_days,
-            raw.inactive_key_days,
-            "inactive_key_days",
-            1,
-            MAX_DAYS,
-            " days",
-        ),
-        (
-            &mut policy.secret_unused_days,
-            raw.secret_unused_days,
-            "secret_unused_days",
-            1,
-            MAX_DAYS,
-            " days",
-        ),
-        (
-            &mut policy.pending_stuck_hours,
-            raw.pending_stuck_hours,
-            "pending_stuck_hours",
-            0,
-            MAX_HOURS,
-            " hours",
-        ),
-        (
-            &mut policy.audit_match_hours,
-            raw.audit_match_hours,
-            "audit_match_hours",
-            0,
-            MAX_HOURS,
-            " hours",
-        ),
-        (
-            &mut policy.tag_tolerance_hours,
-            raw.tag_tolerance_hours,
-            "tag_tolerance_hours",
-            0,
-            MAX_HOURS,
-            " hours",
-        ),
-    ];
-    for (slot, value, field, min, max, unit) in numbers {
-        if let Some(value) = value {
-            let location = at("policy", value.span());
-            *slot = bounded(path, &location, field, value.into_inner(), (min, max), unit)?;
-        }
-    }
-    if let Some(options) = raw.anomalous_usage {
-        let location = at("policy.anomalous_usage", options.span());
-        let o = options.into_inner();
-        let check = |field, value: u64, min, max, unit| {
-            bounded(path, &location, field, value, (min, max), unit)
+    let mut written = Vec::new();
+    for (key, entry) in raw {
+        let line = lines.line(entry.span().start);
+        let entry = entry.into_inner();
+        let number = |entry: PolicyEntry| -> Result<toml::Value> {
+            match entry {
+                PolicyEntry::Value(value) => Ok(value),
+                PolicyEntry::Table(_) => Err(Error::input(
+                    path,
+                    at("policy", line),
+                    format!("{key}: expected a number, found a table"),
+                )),
+            }
         };
-        check(
-            "detection_hours",
-            o.detection_hours.into(),
-            1,
-            MAX_HOURS.into(),
-            " hours",
-        )?;
-        check(
-            "baseline_days",
-            o.baseline_days.into(),
-            1,
-            MAX_DAYS.into(),
-            " days",
-        )?;
-        check(
-            "min_baseline_calls",
-            o.min_baseline_calls,
-            0,
-            MAX_COUNT,
-            " calls",
-        )?;
-        check(
-            "min_baseline_active_hours",
-            o.min_baseline_active_hours as u64,
-            0,
-            MAX_HOURS.into(),
-            " hours",
-        )?;
-        bounded(
-            path,
-            &location,
-            "rare_operation_share",
-            o.rare_operation_share,
-            (0.0, 1.0),
-            " (a share of the baseline calls)",
-        )?;
-        if !(o.rate_sigmas > 0.0 && o.rate_sigmas <= MAX_RATE_SIGMAS) {
-            return Err(Error::input(
-                path,
-                &location,
-                format!(
-                    "rate_sigmas = {} is out of range: expected more than 0 and at most {MAX_RATE_SIGMAS} (standard deviations)",
-                    o.rate_sigmas
-                ),
-            ));
+        match key.as_str() {
+            "classes" => {
+                let PolicyEntry::Table(classes) = entry else {
+                    return Err(Error::input(
+                        path,
+                        at("policy", line),
+                        "classes: expected a table of class = days",
+                    ));
+                };
+                for (name, days) in classes {
+                    let location = at("policy.classes", lines.line(days.span().start));
+                    let class: RiskClass = name.parse().map_err(|e| {
+                        Error::input(path, &location, format!("class \"{name}\": expected {e}"))
+                    })?;
+                    let days: u32 =
+                        days.into_inner().try_into().map_err(|e: toml::de::Error| {
+                            Error::input(path, &location, format!("{name}: {}", e.message().trim()))
+                        })?;
+                    let days = bounded(path, &location, &name, days, (1, MAX_DAYS), " days")?;
+                    policy.classes.insert(class, days);
+                }
+            }
+            "due_soon_hours" => {
+                let hours: u32 = typed(path, &at("policy", line), &key, number(entry)?)?;
+                policy.due_soon_hours = bounded(
+                    path,
+                    &at("policy", line),
+                    "due_soon_hours",
+                    hours,
+                    (0, MAX_HOURS),
+                    " hours",
+                )?;
+            }
+            "breach_factor" => {
+                let factor: f64 = typed(path, &at("policy", line), &key, number(entry)?)?;
+                policy.breach_factor = bounded(
+                    path,
+                    &at("policy", line),
+                    "breach_factor",
+                    factor,
+                    (1.0, MAX_BREACH_FACTOR),
+                    " (a multiple of the interval)",
+                )?;
+            }
+            _ if rules::options::is_rule_key(&key) => written.push(Written {
+                key,
+                line,
+                value: entry.into_value(),
+            }),
+            _ => {
+                return Err(Error::input(
+                    path,
+                    at("policy", line),
+                    format!(
+                        "unknown field `{key}`, expected `classes`, `due_soon_hours`, \
+                         `breach_factor` or a rule's table ([policy.<rule-id>], one of {})",
+                        RuleOptions::RULE_IDS.join(", ")
+                    ),
+                ));
+            }
         }
-        policy.anomalous_usage = o;
     }
-    if let Some(options) = raw.auth_failure_spike {
-        let location = at("policy.auth_failure_spike", options.span());
-        let o = options.into_inner();
-        bounded(
-            path,
-            &location,
-            "detection_hours",
-            o.detection_hours,
-            (1, MAX_HOURS),
-            " hours",
-        )?;
-        bounded(
-            path,
-            &location,
-            "min_rate",
-            o.min_rate,
-            (0.0, 1.0),
-            " (a share of the calls in a window)",
-        )?;
-        bounded(
-            path,
-            &location,
-            "min_auth_errors",
-            o.min_auth_errors,
-            (0, MAX_COUNT),
-            "",
-        )?;
-        policy.auth_failure_spike = o;
-    }
-    if let Some(options) = raw.incident_not_remediated {
-        let location = at("policy.incident_not_remediated", options.span());
-        let o = options.into_inner();
-        bounded(
-            path,
-            &location,
-            "emergency_hours",
-            o.emergency_hours,
-            (1, MAX_HOURS),
-            " hours",
-        )?;
-        bounded(
-            path,
-            &location,
-            "access_denied_burst",
-            o.access_denied_burst,
-            (1, MAX_COUNT),
-            " events",
-        )?;
-        bounded(
-            path,
-            &location,
-            "access_denied_burst_minutes",
-            o.access_denied_burst_minutes,
-            (1, MAX_HOURS * 60),
-            " minutes",
-        )?;
-        policy.incident_not_remediated = o;
-    }
+    written.sort_by_key(|w| w.line);
+    let options = RuleOptions::from_written(written)
+        .map_err(|e| Error::input(path, at(&e.table, e.line), e.message))?;
+    options.store(&mut policy);
     Ok(policy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(inv: &Inventory) -> RuleOptions {
+        RuleOptions::of(&inv.policy)
+    }
 
     fn parse_str(s: &str) -> Result<Inventory> {
         parse(s, Path::new("inventory.toml"))
@@ -582,7 +396,7 @@ max_uses = 3
 "#,
         )
         .unwrap();
-        assert_eq!(inv.policy.unused_days, 30);
+        assert_eq!(options(&inv).unused_credential.days, 30);
         assert_eq!(inv.policy.class_interval(Some(RiskClass::B)), 21);
         assert_eq!(inv.policy.class_interval(Some(RiskClass::C)), 90);
         assert_eq!(inv.policy.class_interval(None), 14);
@@ -600,16 +414,97 @@ max_uses = 3
             "[policy.auth_failure_spike]\nmin_rate = 0.2\n[policy.anomalous_usage]\nbaseline_days = 7\n",
         )
         .unwrap();
-        assert_eq!(inv.policy.auth_failure_spike.min_rate, 0.2);
+        assert_eq!(options(&inv).auth_failure_spike.min_rate, 0.2);
         assert_eq!(
-            inv.policy.auth_failure_spike.min_auth_errors, 5,
+            options(&inv).auth_failure_spike.min_auth_errors,
+            5,
             "unset fields keep defaults"
         );
-        assert_eq!(inv.policy.anomalous_usage.baseline_days, 7);
+        assert_eq!(options(&inv).anomalous_usage.baseline_days, 7);
         let err = parse_str("[policy.auth_failure_spike]\nrate = 0.2\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `rate`"), "{err}");
+    }
+
+    #[test]
+    fn rule_tables_take_the_rule_id_and_the_old_spellings_still_work() {
+        let new = parse_str(
+            "[policy.unused-credential]\ndays = 30\ngrace_days = 3\n\
+             [policy.secret-unused]\ndays = 60\n[policy.rotation-failing]\nstuck_hours = 12\n\
+             [policy.anomalous-usage]\nbaseline_days = 7\n",
+        )
+        .unwrap();
+        let old = parse_str(
+            "[policy]\nunused_days = 30\nunused_grace_days = 3\nsecret_unused_days = 60\n\
+             pending_stuck_hours = 12\n[policy.anomalous_usage]\nbaseline_days = 7\n",
+        )
+        .unwrap();
+        assert_eq!(new.policy, old.policy, "the old spellings are aliases");
+        let o = options(&new);
+        assert_eq!(
+            (o.unused_credential.days, o.unused_credential.grace_days),
+            (30, 3)
+        );
+        assert_eq!(o.secret_unused.days, 60);
+        assert_eq!(o.rotation_failing.stuck_hours, 12);
+        assert_eq!(o.anomalous_usage.baseline_days, 7);
+        assert_eq!(
+            o.tag_drift.tolerance_hours, 24,
+            "unset options keep defaults"
+        );
+        // An old key and the new table may set different options of one rule.
+        let mixed =
+            parse_str("[policy]\nunused_days = 30\n[policy.unused-credential]\ngrace_days = 3\n")
+                .unwrap();
+        assert_eq!(options(&mixed).unused_credential, o.unused_credential);
+    }
+
+    #[test]
+    fn an_option_set_both_ways_is_an_error() {
+        for (text, expected) in [
+            (
+                "[policy]\nunused_days = 30\n[policy.unused-credential]\ndays = 40\n",
+                "line 2 ([policy]): unused_days in [policy] and days in [policy.unused-credential] \
+                 set the same option: keep [policy.unused-credential] days (unused_days is its older \
+                 spelling)",
+            ),
+            (
+                "[policy.anomalous_usage]\nbaseline_days = 7\n[policy.anomalous-usage]\nrate_sigmas = 2.0\n",
+                "both set the options of anomalous-usage: keep [policy.anomalous-usage] \
+                 ([policy.anomalous_usage] is its older spelling)",
+            ),
+        ] {
+            let err = parse_str(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn new_tables_are_checked_like_the_old_keys() {
+        for (text, expected) in [
+            (
+                "[policy.unused-credential]\ndays = 0\n",
+                "line 1 ([policy.unused-credential]): days = 0 is out of range: expected 1 to 36500 days",
+            ),
+            (
+                "[policy.tag-drift]\ntolerance_hours = 4294967295\n",
+                "([policy.tag-drift]): tolerance_hours = 4294967295 is out of range: expected 0 to 876000 hours",
+            ),
+            (
+                "[policy.secret-unused]\nlimit = 3\n",
+                "unknown field `limit`",
+            ),
+            (
+                "[policy.no-such-rule]\ndays = 3\n",
+                "unknown field `no-such-rule`",
+            ),
+            ("[policy]\nunused = 3\n", "unknown field `unused`"),
+            ("[policy]\nunused_days = \"x\"\n", "line 2 ([policy])"),
+        ] {
+            let err = parse_str(text).expect_err(text).to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
     }
 
     #[test]
@@ -693,14 +588,14 @@ max_uses = 3
         )
         .unwrap();
         assert_eq!(inv.policy.class_interval(Some(RiskClass::D)), 36_500);
-        assert_eq!(inv.policy.anomalous_usage.baseline_days, 36_500);
+        assert_eq!(options(&inv).anomalous_usage.baseline_days, 36_500);
         assert_eq!(inv.credentials[0].max_uses, Some(0));
     }
 
     #[test]
     fn incident_options_are_configurable_and_bounded() {
         let inv = parse_str("[policy.incident_not_remediated]\nemergency_hours = 4\n").unwrap();
-        let o = &inv.policy.incident_not_remediated;
+        let o = &options(&inv).incident_not_remediated;
         assert_eq!(o.emergency_hours, 4);
         assert_eq!(
             (o.access_denied_burst, o.access_denied_burst_minutes),
@@ -708,9 +603,7 @@ max_uses = 3
             "unset fields keep defaults"
         );
         assert_eq!(
-            parse_str("")
-                .unwrap()
-                .policy
+            options(&parse_str("").unwrap())
                 .incident_not_remediated
                 .emergency_hours,
             24
@@ -745,7 +638,10 @@ max_uses = 3
              access_denied_burst = 1\naccess_denied_burst_minutes = 52560000\n",
         )
         .unwrap();
-        assert_eq!(inv.policy.incident_not_remediated.emergency_hours, 876_000);
+        assert_eq!(
+            options(&inv).incident_not_remediated.emergency_hours,
+            876_000
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod generate;
 pub mod history;
 pub mod inventory;
+pub mod join;
 pub mod model;
 pub mod outcome;
 pub mod output;

@@ -179,6 +179,147 @@ pub struct DeclaredCredential {
     pub line: usize,
 }
 
+/// Rotation policy every rule shares: the interval of each class, the "due soon" window and
+/// the breach factor. The rules' own options ride along in the form `rules::RuleOptions` stores
+/// them, so that these domain types depend on nothing else in the crate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Rotation interval in days per class.
+    pub classes: BTreeMap<RiskClass, u32>,
+    /// "Due soon" window before a rotation is due.
+    pub due_soon_hours: u32,
+    /// Age past which an overdue credential is a policy breach (critical), as a multiple of its
+    /// interval.
+    pub breach_factor: f64,
+    /// The rules' options as `rules::RuleOptions::store` wrote them, flat beside the shared
+    /// policy (the stored layout of credaudit 0.1, kept so stored runs keep their hashes).
+    /// Empty means every default; only `rules::RuleOptions` reads or writes it.
+    #[serde(flatten)]
+    pub rule_options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            classes: RiskClass::ALL
+                .iter()
+                .map(|&c| (c, default_interval(c)))
+                .collect(),
+            due_soon_hours: 48,
+            breach_factor: 1.5,
+            rule_options: serde_json::Map::new(),
+        }
+    }
+}
+
+/// The rotation interval of a class when the policy does not set one.
+fn default_interval(class: RiskClass) -> u32 {
+    match class {
+        RiskClass::A => 14,
+        RiskClass::B => 30,
+        RiskClass::C => 90,
+        RiskClass::D => 365,
+    }
+}
+
+impl Policy {
+    /// The rotation interval of a class; an unclassified credential is treated as class A.
+    pub fn class_interval(&self, class: Option<RiskClass>) -> u32 {
+        let class = class.unwrap_or(RiskClass::A);
+        self.classes
+            .get(&class)
+            .copied()
+            .unwrap_or_else(|| default_interval(class))
+    }
+}
+
+/// The whole declared inventory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub policy: Policy,
+    pub owners: Vec<Owner>,
+    pub credentials: Vec<DeclaredCredential>,
+}
+
+impl Inventory {
+    /// The declared credential with this id.
+    pub fn credential(&self, id: &str) -> Option<&DeclaredCredential> {
+        self.credentials.iter().find(|c| c.id == id)
+    }
+
+    pub fn owner(&self, id: &str) -> Option<&Owner> {
+        self.owners.iter().find(|o| o.id == id)
+    }
+}
+
+/// A 12-digit AWS account id.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Looks like an AWS region: dash-separated parts of lowercase letters and digits, at least
+/// three, the first letters only, the last digits only (`us-east-1`, `us-gov-west-1`).
+pub fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Bytes as lowercase hex, as every recorded hash is written.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
+/// One accepted risk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiver {
+    /// The rule it waives (a rule id).
+    pub rule: String,
+    /// The credential id, or a glob over ids (`*` any run of characters, `?` one character).
+    pub credential: String,
+    pub reason: String,
+    pub approver: String,
+    pub ticket: String,
+    /// When it stops applying.
+    pub expires: Timestamp,
+    /// Line of the waiver in its file.
+    pub line: usize,
+}
+
+/// A waiver as a finding carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedWaiver {
+    pub reason: String,
+    pub approver: String,
+    pub ticket: String,
+    pub expires: Timestamp,
+}
+
+impl Waiver {
+    pub fn applied(&self) -> AppliedWaiver {
+        AppliedWaiver {
+            reason: self.reason.clone(),
+            approver: self.approver.clone(),
+            ticket: self.ticket.clone(),
+            expires: self.expires,
+        }
+    }
+}
+
 /// What happened in a rotation history record.
 #[derive(
     Debug,
@@ -314,7 +455,7 @@ pub struct Finding {
     /// The waiver that accepts this finding, if one is in force: the finding is reported but
     /// does not gate and does not fail controls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiver: Option<crate::waivers::AppliedWaiver>,
+    pub waiver: Option<AppliedWaiver>,
 }
 
 impl Finding {
@@ -333,13 +474,13 @@ impl Finding {
 pub fn fingerprint(rule: &str, credential: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{rule}\u{0}{credential}").as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest[..8])
 }
 
 /// Everything an evaluation needs, as stored in one run of the snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
-    pub inventory: crate::inventory::Inventory,
+    pub inventory: Inventory,
     pub observed: Vec<ObservedCredential>,
     /// Rotation history and lifecycle evidence, sorted by time.
     pub events: Vec<RotationEvent>,
@@ -352,7 +493,7 @@ pub struct Facts {
     pub auth_windows: Vec<AuthWindow>,
     /// Accepted risks, in file order.
     #[serde(default)]
-    pub waivers: Vec<crate::waivers::Waiver>,
+    pub waivers: Vec<Waiver>,
     /// The IAM users of the credential reports read (the root user's row left out), sorted by
     /// (account, name). Empty for an account whose credential report was not read.
     #[serde(default)]
@@ -380,7 +521,7 @@ pub struct IamUser {
 }
 
 impl IamUser {
-    /// `ACCOUNT/USER`, as [`crate::controls::ScopeItem::iam_user`] names a key's user.
+    /// `ACCOUNT/USER`, as `controls::ScopeItem::iam_user` names a key's user.
     pub fn key(&self) -> String {
         format!("{}/{}", self.account, self.name)
     }

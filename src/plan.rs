@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
+use crate::join::{CredentialView, EvalCtx, fmt_time};
 use crate::model::{CredentialKind, Facts, Finding, Severity, Timestamp};
-use crate::rules::{CredentialView, EvalCtx, fmt_time};
 
 /// What to do about a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl PlanConfig {
 
     /// When an action of this severity is due.
     pub fn due(&self, as_of: Timestamp, severity: Severity) -> Timestamp {
-        crate::rules::add_saturating(as_of, Duration::hours(i64::from(self.hours(severity))))
+        crate::join::add_saturating(as_of, Duration::hours(i64::from(self.hours(severity))))
     }
 }
 
@@ -570,7 +570,6 @@ fn remedy(
     group: &[&Finding],
 ) -> Remedy {
     let rules: BTreeSet<&str> = group.iter().map(|f| f.rule.as_str()).collect();
-    let interval_days = view.map(|v| ctx.interval(v).num_days());
     match kind {
         ActionKind::RotateNow => rotate(view, target, "Rotate now"),
         ActionKind::ScheduleRotation => {
@@ -586,84 +585,14 @@ fn remedy(
             "Investigate its recent activity in CloudTrail (source IPs, regions, APIs, \
              failures), then rotate it as an emergency",
         ),
-        ActionKind::DeactivateKey => match target {
-            Target::IamKey { user, key } => Remedy::with(
-                format!(
-                    "Deactivate access key {key} of IAM user {user}; delete it once nothing \
-                     breaks."
-                ),
-                iam_update_key_inactive(user, key),
-            ),
-            Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
-            Target::Secret { name, .. } => Remedy::manual(format!(
-                "Revoke the credential held in secret {name} where it is accepted."
-            )),
-            Target::Unobserved { id, kind } => Remedy::manual(format!(
-                "Disable {kind} {id} with its issuer (not visible to the scan: no CLI command)."
-            )),
-        },
-        ActionKind::DeleteKey => match target {
-            Target::IamKey { user, key } => Remedy::with(
-                format!("Delete access key {key} of IAM user {user}."),
-                iam_delete_key(user, key),
-            ),
-            Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
-            Target::Secret { name, .. } => {
-                Remedy::manual(format!("Retire secret {name} once nothing reads it."))
-            }
-            Target::Unobserved { id, kind } => Remedy::manual(format!(
-                "Delete {kind} {id} with its issuer (not visible to the scan: no CLI command)."
-            )),
-        },
+        ActionKind::DeactivateKey => deactivate(target),
+        ActionKind::DeleteKey => delete(target),
         ActionKind::EnableRotation | ActionKind::AlignSchedule => {
-            let days = interval_days.unwrap_or(i64::from(ctx.policy.class_interval(None)));
-            let what = if kind == ActionKind::EnableRotation {
-                "Switch on automated rotation"
-            } else {
-                "Set the rotation schedule"
-            };
-            match target {
-                Target::Secret { arn, name, region } => Remedy::with(
-                    format!(
-                        "{what} of secret {name} to every {days} days (the declared interval) \
-                         and declare it `automated = true`. Add --rotation-lambda-arn if the \
-                         secret has no rotation function yet. AWS also rotates it once right \
-                         away (add --no-rotate-immediately to only change the schedule)."
-                    ),
-                    secret_schedule(arn, region, days),
-                ),
-                Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
-                Target::IamKey { .. } | Target::Unobserved { .. } => Remedy::manual(format!(
-                    "{what}: put it under the rotation pipeline every {days} days (the declared \
-                     interval) and declare it `automated = true` in inventory.toml."
-                )),
-            }
+            set_schedule(ctx, view, target, kind)
         }
-        ActionKind::FixRotation => match target {
-            Target::Secret { arn, name, region } => Remedy::with(
-                format!(
-                    "Read the rotation function's logs for secret {name}, fix the cause, then \
-                     rotate it again and check the new version becomes AWSCURRENT."
-                ),
-                secret_rotate(arn, region),
-            ),
-            _ => Remedy::manual(
-                "Read the rotation pipeline's logs, fix the cause, then rotate again.".to_string(),
-            ),
-        },
+        ActionKind::FixRotation => fix_rotation(target),
         ActionKind::FixTags => fix_tags(group, target),
-        ActionKind::ReviewAndDelete => match target {
-            Target::Secret { arn, name, region } => Remedy::with(
-                format!(
-                    "Confirm no consumer needs secret {name}, revoke the credential it holds, \
-                     then schedule its deletion (30-day recovery window)."
-                ),
-                secret_delete(arn, region),
-            ),
-            _ => Remedy::manual(
-                "Confirm no consumer needs it, revoke it, then delete it.".to_string(),
-            ),
-        },
+        ActionKind::ReviewAndDelete => review_and_delete(target),
         ActionKind::AddToInventory => Remedy::manual(
             "Declare it in inventory.toml with its kind, class, owner and consumers, or retire \
              it if nobody claims it."
@@ -696,6 +625,105 @@ fn remedy(
             "No remediation is known for rule {}; investigate the finding.",
             rules.iter().copied().collect::<Vec<_>>().join(", ")
         )),
+    }
+}
+
+/// Deactivating a credential: the CLI command for an IAM key, by hand for anything else.
+fn deactivate(target: &Target) -> Remedy {
+    match target {
+        Target::IamKey { user, key } => Remedy::with(
+            format!(
+                "Deactivate access key {key} of IAM user {user}; delete it once nothing \
+                 breaks."
+            ),
+            iam_update_key_inactive(user, key),
+        ),
+        Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
+        Target::Secret { name, .. } => Remedy::manual(format!(
+            "Revoke the credential held in secret {name} where it is accepted."
+        )),
+        Target::Unobserved { id, kind } => Remedy::manual(format!(
+            "Disable {kind} {id} with its issuer (not visible to the scan: no CLI command)."
+        )),
+    }
+}
+
+/// Deleting a credential: the CLI command for an IAM key, by hand for anything else.
+fn delete(target: &Target) -> Remedy {
+    match target {
+        Target::IamKey { user, key } => Remedy::with(
+            format!("Delete access key {key} of IAM user {user}."),
+            iam_delete_key(user, key),
+        ),
+        Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
+        Target::Secret { name, .. } => {
+            Remedy::manual(format!("Retire secret {name} once nothing reads it."))
+        }
+        Target::Unobserved { id, kind } => Remedy::manual(format!(
+            "Delete {kind} {id} with its issuer (not visible to the scan: no CLI command)."
+        )),
+    }
+}
+
+/// Switching on automated rotation, or aligning its schedule, to the declared interval.
+fn set_schedule(
+    ctx: &EvalCtx,
+    view: Option<&CredentialView>,
+    target: &Target,
+    kind: ActionKind,
+) -> Remedy {
+    let interval_days = view.map(|v| ctx.interval(v).num_days());
+    let days = interval_days.unwrap_or(i64::from(ctx.policy.class_interval(None)));
+    let what = if kind == ActionKind::EnableRotation {
+        "Switch on automated rotation"
+    } else {
+        "Set the rotation schedule"
+    };
+    match target {
+        Target::Secret { arn, name, region } => Remedy::with(
+            format!(
+                "{what} of secret {name} to every {days} days (the declared interval) \
+                 and declare it `automated = true`. Add --rotation-lambda-arn if the \
+                 secret has no rotation function yet. AWS also rotates it once right \
+                 away (add --no-rotate-immediately to only change the schedule)."
+            ),
+            secret_schedule(arn, region, days),
+        ),
+        Target::RootKey => Remedy::manual(ROOT_KEY_MANUAL.to_string()),
+        Target::IamKey { .. } | Target::Unobserved { .. } => Remedy::manual(format!(
+            "{what}: put it under the rotation pipeline every {days} days (the declared \
+             interval) and declare it `automated = true` in inventory.toml."
+        )),
+    }
+}
+
+/// Fixing a failing rotation: the secret's rotation function, or the rotation pipeline.
+fn fix_rotation(target: &Target) -> Remedy {
+    match target {
+        Target::Secret { arn, name, region } => Remedy::with(
+            format!(
+                "Read the rotation function's logs for secret {name}, fix the cause, then \
+                 rotate it again and check the new version becomes AWSCURRENT."
+            ),
+            secret_rotate(arn, region),
+        ),
+        _ => Remedy::manual(
+            "Read the rotation pipeline's logs, fix the cause, then rotate again.".to_string(),
+        ),
+    }
+}
+
+/// Retiring a credential nobody needs.
+fn review_and_delete(target: &Target) -> Remedy {
+    match target {
+        Target::Secret { arn, name, region } => Remedy::with(
+            format!(
+                "Confirm no consumer needs secret {name}, revoke the credential it holds, \
+                 then schedule its deletion (30-day recovery window)."
+            ),
+            secret_delete(arn, region),
+        ),
+        _ => Remedy::manual("Confirm no consumer needs it, revoke it, then delete it.".to_string()),
     }
 }
 

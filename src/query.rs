@@ -1,7 +1,7 @@
 //! Ad-hoc questions over one run's facts, as an auditor asks them: every rotation event in a
 //! period, the audit trail of one credential, and the proof that a credential was rotated within
 //! its declared period. Each answer is a [`Table`] that renders as an aligned text table, RFC 4180
-//! CSV (neutralised, through [`crate::report::csv::to_csv`]) or a JSON array of objects.
+//! CSV (neutralised, through [`crate::output::to_csv`]) or a JSON array of objects.
 //!
 //! Queries only read the facts; they never evaluate rules. A credential may be named by its
 //! public id (access key id, secret ARN), its declared id, or a secret's name, exactly as the
@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{Duration, NaiveDate};
 
 use crate::error::{Error, Result};
+use crate::join::{CredentialView, EvalCtx, aliases, fmt_time};
 use crate::model::{CredentialKind, EventType, Facts, RotationEvent, Timestamp, UsageBucket};
-use crate::rules::{CredentialView, EvalCtx, fmt_time};
 
 /// How a [`Table`] is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,7 +62,7 @@ impl Table {
             .rows
             .iter()
             .map(|row| row.iter().map(|c| Cow::Borrowed(c.as_str())).collect());
-        crate::report::csv::to_csv(std::iter::once(header).chain(rows))
+        crate::output::to_csv(std::iter::once(header).chain(rows))
     }
 
     fn to_json(&self) -> Vec<u8> {
@@ -509,20 +509,6 @@ impl<'a> Lookup<'a> {
     }
 }
 
-/// Every name a credential goes by: its public id, its declared id, and a secret's name.
-pub(crate) fn aliases<'a>(view: &CredentialView<'a>) -> Vec<&'a str> {
-    let mut names = vec![view.id];
-    if let Some(d) = view.declared {
-        names.push(d.id.as_str());
-    }
-    if let Some(o) = view.observed.filter(|o| o.kind == CredentialKind::Secret) {
-        names.push(o.name.as_str());
-    }
-    names.sort_unstable();
-    names.dedup();
-    names
-}
-
 #[derive(Default)]
 struct UsageDay<'a> {
     date: NaiveDate,
@@ -618,47 +604,14 @@ impl Proof {
             Some(v) => ctx.interval(v),
             None => Duration::days(i64::from(ctx.policy.class_interval(None))),
         };
-        let window = ctx.hours(ctx.policy.audit_match_hours);
-        // (time, source, is the creation)
-        let mut anchors: Vec<(Timestamp, String, bool)> = events
-            .iter()
-            .filter(|e| e.event_type == EventType::RotationCompleted && e.time <= as_of)
-            .map(|e| (e.time, e.source.clone(), false))
-            .collect();
+        let window = ctx.hours(
+            crate::rules::RuleOptions::of(ctx.policy)
+                .audit_trail_gap
+                .match_hours,
+        );
+        let anchors = rotation_anchors(view, events, as_of);
         let observed = view.and_then(|v| v.observed);
-        if let Some(o) = observed {
-            if let Some(t) = o.last_rotated_at.filter(|t| *t <= as_of) {
-                anchors.push((t, "aws:last-rotated".to_string(), false));
-            }
-            if let Some(t) = o.created_at.filter(|t| *t <= as_of) {
-                anchors.push((t, "aws:created".to_string(), true));
-            }
-        }
-        anchors.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-
-        // Records within the match window of a rotation's first record are that rotation.
-        struct Cluster {
-            time: Timestamp,
-            sources: BTreeSet<String>,
-            created: bool,
-            completed: bool,
-        }
-        let mut clusters: Vec<Cluster> = Vec::new();
-        for (time, source, created) in anchors {
-            match clusters.last_mut() {
-                Some(c) if time - c.time <= window => {
-                    c.sources.insert(source);
-                    c.created |= created;
-                    c.completed |= !created;
-                }
-                _ => clusters.push(Cluster {
-                    time,
-                    sources: BTreeSet::from([source]),
-                    created,
-                    completed: !created,
-                }),
-            }
-        }
+        let clusters = clusters(anchors, window);
 
         let covered_from = |t: Timestamp| history_start.is_some_and(|h| t >= h);
         let why_unproven = || match history_start {
@@ -740,6 +693,60 @@ impl Proof {
             .iter()
             .all(|r| matches!(r.verdict, Verdict::Within | Verdict::Start(_)))
     }
+}
+
+/// What shows a rotation (or the creation) of a credential up to `as_of`, oldest first:
+/// (time, source, is the creation).
+fn rotation_anchors(
+    view: Option<&CredentialView>,
+    events: &[&RotationEvent],
+    as_of: Timestamp,
+) -> Vec<(Timestamp, String, bool)> {
+    let mut anchors: Vec<(Timestamp, String, bool)> = events
+        .iter()
+        .filter(|e| e.event_type == EventType::RotationCompleted && e.time <= as_of)
+        .map(|e| (e.time, e.source.clone(), false))
+        .collect();
+    if let Some(o) = view.and_then(|v| v.observed) {
+        if let Some(t) = o.last_rotated_at.filter(|t| *t <= as_of) {
+            anchors.push((t, "aws:last-rotated".to_string(), false));
+        }
+        if let Some(t) = o.created_at.filter(|t| *t <= as_of) {
+            anchors.push((t, "aws:created".to_string(), true));
+        }
+    }
+    anchors.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    anchors
+}
+
+/// One rotation (or the creation) and the records that show it.
+struct Cluster {
+    time: Timestamp,
+    sources: BTreeSet<String>,
+    created: bool,
+    completed: bool,
+}
+
+/// The anchors grouped into rotations: records within `window` of a rotation's first record
+/// are that rotation.
+fn clusters(anchors: Vec<(Timestamp, String, bool)>, window: Duration) -> Vec<Cluster> {
+    let mut clusters: Vec<Cluster> = Vec::new();
+    for (time, source, created) in anchors {
+        match clusters.last_mut() {
+            Some(c) if time - c.time <= window => {
+                c.sources.insert(source);
+                c.created |= created;
+                c.completed |= !created;
+            }
+            _ => clusters.push(Cluster {
+                time,
+                sources: BTreeSet::from([source]),
+                created,
+                completed: !created,
+            }),
+        }
+    }
+    clusters
 }
 
 #[cfg(test)]

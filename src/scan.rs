@@ -240,9 +240,9 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
 
 /// The declared files, parsed, and their bytes as read.
 struct Declared {
-    inventory: inventory::Inventory,
+    inventory: crate::model::Inventory,
     events: Vec<RotationEvent>,
-    waivers: Vec<waivers::Waiver>,
+    waivers: Vec<crate::model::Waiver>,
     /// (name in the raw evidence, bytes), in the order inventory, history, waivers.
     files: Vec<(&'static str, Vec<u8>)>,
 }
@@ -274,7 +274,7 @@ fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
                     inputs.dir.display()
                 );
             }
-            inventory::Inventory::default()
+            crate::model::Inventory::default()
         }
     };
     let events = match (&inputs.history, &history_bytes) {

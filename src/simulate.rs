@@ -15,13 +15,14 @@ use chrono::{Duration, Months};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::join::{CredentialView, fmt_time};
 use crate::model::{
     CredentialKind, EventType, Facts, Finding, OwnerStatus, RotationEvent, Timestamp,
 };
+use crate::output::escape_markdown;
 use crate::query::{
     self, Lookup, PROOF_COLUMNS, Proof, ProofRow, ROTATION_COLUMNS, TRAIL_COLUMNS, Table, Verdict,
 };
-use crate::rules::{CredentialView, fmt_time};
 
 /// The question catalogue as shipped.
 const QUESTIONS_TOML: &str = include_str!("../simulate/questions.toml");
@@ -350,7 +351,7 @@ impl Simulation {
         md.push_str(&format!(
             "- As of: {}\n- Run: {}\n- Completeness: **{:.1} %** (complete = 1, partial = 0.5, \
              unanswerable = 0, averaged over {} questions)\n\n",
-            md_escape(&self.as_of),
+            escape_markdown(&self.as_of),
             self.run_id,
             self.completeness,
             self.answers.len()
@@ -364,54 +365,36 @@ impl Simulation {
         for a in &self.answers {
             md.push_str(&format!(
                 "| {} | {} | {} |\n",
-                md_escape(&a.id),
+                escape_markdown(&a.id),
                 a.status.as_str(),
-                md_escape(&a.answer)
+                escape_markdown(&a.answer)
             ));
         }
         for a in &self.answers {
             md.push_str(&format!(
                 "\n## {}\n\n{}\n\n- Status: **{}**\n- Answer: {}\n",
-                md_escape(&a.id),
-                md_escape(&a.question),
+                escape_markdown(&a.id),
+                escape_markdown(&a.question),
                 a.status.as_str(),
-                md_escape(&a.answer)
+                escape_markdown(&a.answer)
             ));
             if !a.missing.is_empty() {
                 md.push_str("- Missing:\n");
                 for m in &a.missing {
-                    md.push_str(&format!("  - {}\n", md_escape(m)));
+                    md.push_str(&format!("  - {}\n", escape_markdown(m)));
                 }
             }
             md.push_str(&format!(
                 "- Evidence: {}\n- Controls: {}\n",
                 a.evidence_file
                     .as_deref()
-                    .map(md_escape)
+                    .map(escape_markdown)
                     .unwrap_or_else(|| "none".to_string()),
-                md_escape(&a.controls.join(", "))
+                escape_markdown(&a.controls.join(", "))
             ));
         }
         md
     }
-}
-
-/// Text safe inside Markdown (paragraphs, list items, table cells) and on the terminal it is
-/// printed to: Markdown's active characters backslash-escaped, line breaks, other control
-/// characters and bidi controls ([`crate::term::is_unsafe`]) turned into spaces.
-fn md_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if crate::term::is_unsafe(c) => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The period a question looks back over.
@@ -431,7 +414,7 @@ fn lookback(q: &Question, as_of: Timestamp) -> Lookback {
         format!("{days}-day")
     };
     Lookback {
-        start: crate::rules::sub_saturating(as_of, Duration::days(i64::from(days))),
+        start: crate::join::sub_saturating(as_of, Duration::days(i64::from(days))),
         label,
     }
 }
@@ -590,7 +573,7 @@ fn credential_trails(inp: &Inputs, q: &Question) -> Outcome {
             .into_iter()
             .filter(|e| e.time >= lb.start && e.time <= inp.as_of)
             .collect();
-        let aliases: BTreeSet<&str> = query::aliases(v).into_iter().collect();
+        let aliases: BTreeSet<&str> = crate::join::aliases(v).into_iter().collect();
         let trail = inp
             .lookup
             .trail_table(&events, &aliases, lb.start, inp.as_of);
@@ -681,18 +664,7 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
         let events = ctx.events(v);
         let proof = Proof::build(ctx, Some(v), &events, inp.history_start);
         let rows = rows_in_lookback(&proof, &lb);
-        let outcome = if rows.iter().all(|r| r.verdict == Verdict::NoRotation) {
-            ProofOutcome::NoRotation
-        } else if rows.iter().any(|r| matches!(r.verdict, Verdict::Late(_))) {
-            ProofOutcome::Late
-        } else if rows
-            .iter()
-            .any(|r| matches!(r.verdict, Verdict::Unproven(_)))
-        {
-            ProofOutcome::Unproven
-        } else {
-            ProofOutcome::Within
-        };
+        let outcome = proof_outcome(&rows);
         match outcome {
             ProofOutcome::Late => late.push(v.id),
             ProofOutcome::Unproven => unproven.push(v.id),
@@ -713,6 +685,37 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
         );
     }
     let n = views.len();
+    let missing = rotation_proof_missing(inp, &lb, n, &late, &unproven, &none);
+    let answer = rotation_proof_answer(&lb, n, late.len(), unproven.len(), none.len());
+    Outcome::judged(answer, missing, table)
+}
+
+/// How a credential fared, from its proof rows in the lookback.
+fn proof_outcome(rows: &[ProofRow]) -> ProofOutcome {
+    if rows.iter().all(|r| r.verdict == Verdict::NoRotation) {
+        ProofOutcome::NoRotation
+    } else if rows.iter().any(|r| matches!(r.verdict, Verdict::Late(_))) {
+        ProofOutcome::Late
+    } else if rows
+        .iter()
+        .any(|r| matches!(r.verdict, Verdict::Unproven(_)))
+    {
+        ProofOutcome::Unproven
+    } else {
+        ProofOutcome::Within
+    }
+}
+
+/// What keeps the rotation proof from passing: the `late`, `unproven` and `none` (no rotation
+/// on record) credentials among `n`.
+fn rotation_proof_missing(
+    inp: &Inputs,
+    lb: &Lookback,
+    n: usize,
+    late: &[&str],
+    unproven: &[&str],
+    none: &[&str],
+) -> Vec<String> {
     let mut missing = Vec::new();
     if !late.is_empty() {
         missing.push(format!(
@@ -725,11 +728,11 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
                 "went",
                 "longer than the declared period without rotation"
             ),
-            some_ids(&late)
+            some_ids(late)
         ));
     }
     if !unproven.is_empty() {
-        let why = history_gap(inp.history_start, &lb).unwrap_or_else(|| {
+        let why = history_gap(inp.history_start, lb).unwrap_or_else(|| {
             if inp.history_start.is_none() {
                 "no rotation history".to_string()
             } else {
@@ -746,7 +749,7 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
                 "cannot be proven rotated in time",
                 ""
             ),
-            some_ids(&unproven)
+            some_ids(unproven)
         ));
     }
     if !none.is_empty() {
@@ -760,10 +763,22 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
                 "have",
                 "no rotation on record"
             ),
-            some_ids(&none)
+            some_ids(none)
         ));
     }
-    let within = n - late.len() - unproven.len() - none.len();
+    missing
+}
+
+/// The rotation proof's answer, from the number of `late`, `unproven` and `none` credentials
+/// among `n`.
+fn rotation_proof_answer(
+    lb: &Lookback,
+    n: usize,
+    late: usize,
+    unproven: usize,
+    none: usize,
+) -> String {
+    let within = n - late - unproven - none;
     let mut answer = format!(
         "{} over the {} lookback",
         share(
@@ -777,9 +792,9 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
         lb.label
     );
     let tail: Vec<String> = [
-        (late.len(), "late"),
-        (unproven.len(), "unproven"),
-        (none.len(), "with no rotation on record"),
+        (late, "late"),
+        (unproven, "unproven"),
+        (none, "with no rotation on record"),
     ]
     .into_iter()
     .filter(|(k, _)| *k > 0)
@@ -788,7 +803,7 @@ fn rotation_proof(inp: &Inputs, q: &Question) -> Outcome {
     if !tail.is_empty() {
         answer.push_str(&format!("; {}", tail.join(", ")));
     }
-    Outcome::judged(answer, missing, table)
+    answer
 }
 
 /// The rows of a proof that speak for the lookback: every rotation that closes a gap inside it,
@@ -963,6 +978,29 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
             status.to_string(),
         ]);
     }
+    let mut missing =
+        inventory_missing(in_aws, declared_in_aws, &unmanaged, &not_found, &unverified);
+    missing.extend(unread_sources(facts));
+    let answer = format!(
+        "{} found in AWS, {} not in the inventory; {} declared in AWS, {} not found, {} unverified",
+        plural(in_aws, "credential", "credentials"),
+        unmanaged.len(),
+        declared_in_aws,
+        not_found.len(),
+        unverified.len()
+    );
+    Outcome::judged(answer, missing, table)
+}
+
+/// What keeps the inventory from reconciling: the `unmanaged` credentials among the `in_aws`
+/// ones, and the `not_found` and `unverified` ones among the `declared_in_aws`.
+fn inventory_missing(
+    in_aws: usize,
+    declared_in_aws: usize,
+    unmanaged: &[&str],
+    not_found: &[&str],
+    unverified: &[&str],
+) -> Vec<String> {
     let mut missing = Vec::new();
     if !unmanaged.is_empty() {
         missing.push(format!(
@@ -975,7 +1013,7 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
                 "are",
                 "not in the inventory"
             ),
-            some_ids(&unmanaged)
+            some_ids(unmanaged)
         ));
     }
     if !not_found.is_empty() {
@@ -989,7 +1027,7 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
                 "were",
                 "not found in a scanned account"
             ),
-            some_ids(&not_found)
+            some_ids(not_found)
         ));
     }
     if !unverified.is_empty() {
@@ -1003,9 +1041,14 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
                 "are",
                 "in an account or service that was not read"
             ),
-            some_ids(&unverified)
+            some_ids(unverified)
         ));
     }
+    missing
+}
+
+/// The sources that could not be read (the first five), if any.
+fn unread_sources(facts: &Facts) -> Option<String> {
     let failed: Vec<String> = facts
         .coverage
         .iter()
@@ -1023,7 +1066,7 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
     if !failed.is_empty() {
         let shown: Vec<&str> = failed.iter().take(5).map(String::as_str).collect();
         let more = failed.len().saturating_sub(shown.len());
-        missing.push(format!(
+        return Some(format!(
             "{} could not be read: {}{}",
             plural(failed.len(), "source", "sources"),
             shown.join("; "),
@@ -1034,15 +1077,7 @@ fn inventory(inp: &Inputs, _q: &Question) -> Outcome {
             }
         ));
     }
-    let answer = format!(
-        "{} found in AWS, {} not in the inventory; {} declared in AWS, {} not found, {} unverified",
-        plural(in_aws, "credential", "credentials"),
-        unmanaged.len(),
-        declared_in_aws,
-        not_found.len(),
-        unverified.len()
-    );
-    Outcome::judged(answer, missing, table)
+    None
 }
 
 /// Every failed rotation of the lookback is followed by a completed one or by an open
@@ -1063,6 +1098,53 @@ fn failed_rotation_follow_up(inp: &Inputs, q: &Question) -> Outcome {
             table,
         );
     }
+    let mut rows = failed_rotation_rows(inp, &lb);
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let total = rows.len();
+    let unfollowed: Vec<String> = rows
+        .iter()
+        .filter(|(_, _, ok)| !ok)
+        .map(|(_, cells, _)| cells[1].clone())
+        .collect();
+    let recovered = rows
+        .iter()
+        .filter(|(_, cells, _)| cells[4].starts_with("rotation.completed"))
+        .count();
+    table.rows = rows.into_iter().map(|(_, cells, _)| cells).collect();
+    let mut missing: Vec<String> = history_gap(inp.history_start, &lb).into_iter().collect();
+    if !unfollowed.is_empty() {
+        let ids: Vec<&str> = unfollowed.iter().map(String::as_str).collect();
+        missing.push(format!(
+            "{} ({})",
+            share(
+                unfollowed.len(),
+                total,
+                "failed rotations",
+                "was",
+                "were",
+                "followed by neither a success nor an open rotation-failing finding"
+            ),
+            some_ids(&ids)
+        ));
+    }
+    let answer = if total == 0 {
+        format!("no failed rotation in the {} lookback", lb.label)
+    } else {
+        format!(
+            "{} in the {} lookback: {} followed by a success, {} by an open rotation-failing \
+             finding, {} by neither",
+            plural(total, "failed rotation", "failed rotations"),
+            lb.label,
+            recovered,
+            total - recovered - unfollowed.len(),
+            unfollowed.len()
+        )
+    };
+    Outcome::judged(answer, missing, table)
+}
+
+/// A row per failed rotation of the lookback, with its time and whether it was followed up.
+fn failed_rotation_rows(inp: &Inputs, lb: &Lookback) -> Vec<(Timestamp, Vec<String>, bool)> {
     let open_failing: HashSet<&str> = inp
         .findings
         .iter()
@@ -1120,48 +1202,7 @@ fn failed_rotation_follow_up(inp: &Inputs, q: &Question) -> Outcome {
             judge(&e.credential_id, e, &later);
         }
     }
-    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let total = rows.len();
-    let unfollowed: Vec<String> = rows
-        .iter()
-        .filter(|(_, _, ok)| !ok)
-        .map(|(_, cells, _)| cells[1].clone())
-        .collect();
-    let recovered = rows
-        .iter()
-        .filter(|(_, cells, _)| cells[4].starts_with("rotation.completed"))
-        .count();
-    table.rows = rows.into_iter().map(|(_, cells, _)| cells).collect();
-    let mut missing: Vec<String> = history_gap(inp.history_start, &lb).into_iter().collect();
-    if !unfollowed.is_empty() {
-        let ids: Vec<&str> = unfollowed.iter().map(String::as_str).collect();
-        missing.push(format!(
-            "{} ({})",
-            share(
-                unfollowed.len(),
-                total,
-                "failed rotations",
-                "was",
-                "were",
-                "followed by neither a success nor an open rotation-failing finding"
-            ),
-            some_ids(&ids)
-        ));
-    }
-    let answer = if total == 0 {
-        format!("no failed rotation in the {} lookback", lb.label)
-    } else {
-        format!(
-            "{} in the {} lookback: {} followed by a success, {} by an open rotation-failing \
-             finding, {} by neither",
-            plural(total, "failed rotation", "failed rotations"),
-            lb.label,
-            recovered,
-            total - recovered - unfollowed.len(),
-            unfollowed.len()
-        )
-    };
-    Outcome::judged(answer, missing, table)
+    rows
 }
 
 #[cfg(test)]
@@ -1556,7 +1597,7 @@ mod tests {
     #[test]
     fn markdown_escapes_untrusted_text() {
         assert_eq!(
-            md_escape("a|b\n# `x` <script>*_[y](z)\\\r"),
+            escape_markdown("a|b\n# `x` <script>*_[y](z)\\\r"),
             "a\\|b \\# \\`x\\` \\<script\\>\\*\\_\\[y\\](z)\\\\ "
         );
         let sim = Simulation {

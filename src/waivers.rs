@@ -5,53 +5,10 @@
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Finding, Timestamp};
-
-/// One accepted risk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Waiver {
-    /// The rule it waives (a rule id).
-    pub rule: String,
-    /// The credential id, or a glob over ids (`*` any run of characters, `?` one character).
-    pub credential: String,
-    pub reason: String,
-    pub approver: String,
-    pub ticket: String,
-    /// When it stops applying.
-    pub expires: Timestamp,
-    /// Line of the waiver in its file.
-    pub line: usize,
-}
-
-/// A waiver as a finding carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppliedWaiver {
-    pub reason: String,
-    pub approver: String,
-    pub ticket: String,
-    pub expires: Timestamp,
-}
-
-impl Waiver {
-    /// Whether this waiver is about `finding` (whatever its expiry). Compiles the glob on each
-    /// call: to check many findings, compile once with [`CompiledWaiver`].
-    pub fn matches(&self, finding: &Finding) -> bool {
-        self.rule == finding.rule
-            && CredentialGlob::new(&self.credential).is_ok_and(|g| g.matches(&finding.credential))
-    }
-
-    pub fn applied(&self) -> AppliedWaiver {
-        AppliedWaiver {
-            reason: self.reason.clone(),
-            approver: self.approver.clone(),
-            ticket: self.ticket.clone(),
-            expires: self.expires,
-        }
-    }
-}
+use crate::model::{Finding, Timestamp, Waiver};
 
 /// A waiver with its credential glob compiled, to check it against many findings.
 #[derive(Debug, Clone)]
@@ -328,7 +285,6 @@ mod tests {
             "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbC",
         );
         assert!(compiled[0].matches(&prod));
-        assert!(waivers[0].matches(&prod));
         assert!(!compiled[1].matches(&prod));
         let other_rule = finding("secret-unused", &prod.credential);
         assert!(!compiled[0].matches(&other_rule));

@@ -78,8 +78,9 @@ fn run_as_of_and_format_are_read_after_the_nested_subcommand_too() {
         ],
     );
     assert_eq!(after, before);
-    let rows: serde_json::Value = serde_json::from_str(&after).unwrap();
-    assert!(!rows.as_array().unwrap().is_empty(), "{after}");
+    let doc: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(doc["run"], 1, "{after}");
+    assert!(!doc["rows"].as_array().unwrap().is_empty(), "{after}");
 
     // --run after the nested subcommand is the run asked for, not the latest.
     let out = credaudit()

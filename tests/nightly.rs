@@ -373,8 +373,9 @@ fn simulate_and_query_from_the_snapshot() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = rows.as_array().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    let rows = doc["rows"].as_array().unwrap();
     assert!(!rows.is_empty());
     assert!(
         rows.iter()

@@ -291,6 +291,33 @@ fn read_file(
         .fill_buf()
         .map_err(|e| Error::io(path, e))?
         .starts_with(&[0x1f, 0x8b]);
+    let outcome = parse_file(reader, gzip, limits, aggregator);
+    outcome.map_err(|e| {
+        json_error(
+            path,
+            e,
+            aggregator.in_array.then_some(aggregator.file_records),
+            gzip.then(|| (count.get(), size)),
+        )
+    })?;
+    check_read_whole(path, count.get(), size, limits)?;
+    let sha256 = crate::model::hex(&hasher.borrow().clone().finalize());
+    Ok(TrailSource {
+        path: path.to_path_buf(),
+        bytes: size,
+        sha256,
+        content,
+    })
+}
+
+/// Parses one file's stream (gzip or not) into the aggregator, each record within the record
+/// budget and the decompressed stream within its limit.
+fn parse_file<R: Read>(
+    reader: BufReader<R>,
+    gzip: bool,
+    limits: &input::Limits,
+    aggregator: &mut Aggregator,
+) -> serde_json::Result<()> {
     aggregator.file_records = 0;
     aggregator.in_array = false;
     let budget = RecordBudget::new(limits.max_record_bytes);
@@ -325,15 +352,12 @@ fn read_file(
         )
     };
     aggregator.budget = None;
-    outcome.map_err(|e| {
-        json_error(
-            path,
-            e,
-            aggregator.in_array.then_some(aggregator.file_records),
-            gzip.then(|| (count.get(), size)),
-        )
-    })?;
-    let read = count.get();
+    outcome
+}
+
+/// The whole file was read (`read` of its `size` bytes), and no more than the limit: anything
+/// after the end of the data would be left out of its hash.
+fn check_read_whole(path: &Path, read: u64, size: u64, limits: &input::Limits) -> Result<()> {
     if read > limits.max_file_bytes {
         return Err(input::too_large(path, read, limits.max_file_bytes));
     }
@@ -348,19 +372,7 @@ fn read_file(
             ),
         ));
     }
-    let sha256 = hasher
-        .borrow()
-        .clone()
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(TrailSource {
-        path: path.to_path_buf(),
-        bytes: size,
-        sha256,
-        content,
-    })
+    Ok(())
 }
 
 fn parse<R: Read>(reader: R, aggregator: &mut Aggregator) -> serde_json::Result<()> {
@@ -881,13 +893,11 @@ impl Aggregator {
             .recipient_account_id
             .get()
             .or(identity.account_id.get())
-            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
-        let region = record.aws_region.get().filter(|r| {
-            !r.is_empty()
-                && r.len() <= 32
-                && r.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        });
+            .filter(|a| crate::model::is_account_id(a));
+        let region = record
+            .aws_region
+            .get()
+            .filter(|r| crate::model::is_region_name(r));
         match (account, region) {
             (Some(account), Some(region)) => {
                 if let Some(n) = self
@@ -996,78 +1006,8 @@ impl Aggregator {
         name: &str,
         time: Timestamp,
     ) {
-        let request = record.request_parameters.0.as_ref();
-        let response = record.response_elements.0.as_ref();
-        let request_text = |field: fn(&RequestParameters) -> &Text| {
-            request.and_then(|r| field(r).get()).map(str::to_owned)
-        };
-        let (event_type, credential, note) = match (source, name) {
-            ("iam.amazonaws.com", "CreateAccessKey") => (
-                EventType::RotationCompleted,
-                response
-                    .and_then(|r| r.access_key.0.as_ref())
-                    .and_then(|k| k.access_key_id.get())
-                    .map(str::to_owned),
-                None,
-            ),
-            ("iam.amazonaws.com", "UpdateAccessKey") => (
-                EventType::PolicyUpdated,
-                request_text(|r| &r.access_key_id),
-                request_text(|r| &r.status).map(|s| format!("status {s}")),
-            ),
-            ("iam.amazonaws.com", "DeleteAccessKey") => (
-                EventType::PolicyUpdated,
-                request_text(|r| &r.access_key_id),
-                None,
-            ),
-            ("secretsmanager.amazonaws.com", "CreateSecret") => (
-                EventType::RotationCompleted,
-                response
-                    .and_then(|r| r.arn.get().or(r.a_rn.get()))
-                    .map(str::to_owned)
-                    .or_else(|| request_text(|r| &r.name)),
-                None,
-            ),
-            ("secretsmanager.amazonaws.com", "RotateSecret") => (
-                EventType::RotationInitiated,
-                request_text(|r| &r.secret_id),
-                None,
-            ),
-            ("secretsmanager.amazonaws.com", "PutSecretValue") => {
-                let stages = request
-                    .map(|r| r.version_stages.0.as_slice())
-                    .unwrap_or(&[]);
-                let current = stages.is_empty() || stages.iter().any(|s| s == "AWSCURRENT");
-                (
-                    if current {
-                        EventType::RotationCompleted
-                    } else {
-                        EventType::RotationInitiated
-                    },
-                    request_text(|r| &r.secret_id),
-                    (!stages.is_empty()).then(|| format!("stages {}", stages.join(", "))),
-                )
-            }
-            ("secretsmanager.amazonaws.com", "UpdateSecretVersionStage") => {
-                let stage = request_text(|r| &r.version_stage);
-                let moved = request.is_some_and(|r| r.move_to_version_id.get().is_some());
-                (
-                    if moved && stage.as_deref() == Some("AWSCURRENT") {
-                        EventType::RotationCompleted
-                    } else {
-                        EventType::PolicyUpdated
-                    },
-                    request_text(|r| &r.secret_id),
-                    stage.map(|s| format!("stage {s}")),
-                )
-            }
-            ("secretsmanager.amazonaws.com", "DeleteSecret") => (
-                EventType::PolicyUpdated,
-                request_text(|r| &r.secret_id)
-                    .or_else(|| response.and_then(|r| r.a_rn.get()).map(str::to_owned)),
-                None,
-            ),
-            _ => return,
+        let Some((event_type, credential, note)) = lifecycle_event(record, source, name) else {
+            return;
         };
         let Some(credential_id) = credential else {
             return;
@@ -1159,6 +1099,89 @@ impl Aggregator {
             unattributed: self.unattributed,
         }
     }
+}
+
+/// The event a successful lifecycle call records (see the mapping in the module docs): its
+/// type, the credential it is about and a note, or `None` for a call that records none.
+fn lifecycle_event(
+    record: &RawRecord,
+    source: &str,
+    name: &str,
+) -> Option<(EventType, Option<String>, Option<String>)> {
+    let request = record.request_parameters.0.as_ref();
+    let response = record.response_elements.0.as_ref();
+    let request_text = |field: fn(&RequestParameters) -> &Text| {
+        request.and_then(|r| field(r).get()).map(str::to_owned)
+    };
+    let mapped = match (source, name) {
+        ("iam.amazonaws.com", "CreateAccessKey") => (
+            EventType::RotationCompleted,
+            response
+                .and_then(|r| r.access_key.0.as_ref())
+                .and_then(|k| k.access_key_id.get())
+                .map(str::to_owned),
+            None,
+        ),
+        ("iam.amazonaws.com", "UpdateAccessKey") => (
+            EventType::PolicyUpdated,
+            request_text(|r| &r.access_key_id),
+            request_text(|r| &r.status).map(|s| format!("status {s}")),
+        ),
+        ("iam.amazonaws.com", "DeleteAccessKey") => (
+            EventType::PolicyUpdated,
+            request_text(|r| &r.access_key_id),
+            None,
+        ),
+        ("secretsmanager.amazonaws.com", "CreateSecret") => (
+            EventType::RotationCompleted,
+            response
+                .and_then(|r| r.arn.get().or(r.a_rn.get()))
+                .map(str::to_owned)
+                .or_else(|| request_text(|r| &r.name)),
+            None,
+        ),
+        ("secretsmanager.amazonaws.com", "RotateSecret") => (
+            EventType::RotationInitiated,
+            request_text(|r| &r.secret_id),
+            None,
+        ),
+        ("secretsmanager.amazonaws.com", "PutSecretValue") => {
+            let stages = request
+                .map(|r| r.version_stages.0.as_slice())
+                .unwrap_or(&[]);
+            let current = stages.is_empty() || stages.iter().any(|s| s == "AWSCURRENT");
+            (
+                if current {
+                    EventType::RotationCompleted
+                } else {
+                    EventType::RotationInitiated
+                },
+                request_text(|r| &r.secret_id),
+                (!stages.is_empty()).then(|| format!("stages {}", stages.join(", "))),
+            )
+        }
+        ("secretsmanager.amazonaws.com", "UpdateSecretVersionStage") => {
+            let stage = request_text(|r| &r.version_stage);
+            let moved = request.is_some_and(|r| r.move_to_version_id.get().is_some());
+            (
+                if moved && stage.as_deref() == Some("AWSCURRENT") {
+                    EventType::RotationCompleted
+                } else {
+                    EventType::PolicyUpdated
+                },
+                request_text(|r| &r.secret_id),
+                stage.map(|s| format!("stage {s}")),
+            )
+        }
+        ("secretsmanager.amazonaws.com", "DeleteSecret") => (
+            EventType::PolicyUpdated,
+            request_text(|r| &r.secret_id)
+                .or_else(|| response.and_then(|r| r.a_rn.get()).map(str::to_owned)),
+            None,
+        ),
+        _ => return None,
+    };
+    Some(mapped)
 }
 
 #[cfg(test)]

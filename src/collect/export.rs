@@ -22,6 +22,7 @@ use super::schedule::schedule_interval_days;
 use crate::error::{Error, Result};
 use crate::model::{
     CoverageEntry, CredentialKind, IamUser, KeyStatus, ObservedCredential, Timestamp,
+    is_account_id, is_region_name,
 };
 
 /// What an export directory holds, merged and in a deterministic order.
@@ -336,26 +337,6 @@ fn is_dir(path: &Path) -> Result<bool> {
     }
 }
 
-/// A 12-digit AWS account id.
-fn is_account_id(name: &str) -> bool {
-    name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Looks like an AWS region: dash-separated lowercase parts, at least three, the first letters
-/// only, the last digits only (`us-east-1`, `us-gov-west-1`).
-fn is_region_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-}
-
 // ---------------------------------------------------------------------------------------------
 // AWS CLI output shapes. Only the members used are named; serde skips the others unstored.
 
@@ -521,7 +502,23 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
     if !is_dir(dir)? {
         return Ok(());
     }
+    let report = read_credential_report(export, account, dir)?;
+    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    read_list_users(export, account, dir, &mut tags)?;
+    let keys = read_access_keys(export, account, dir)?;
+    let last_used = read_last_used(export, account, dir)?;
+    read_user_tags(export, account, dir, &mut tags)?;
+    merge_iam(export, account, report, keys, &last_used, &tags);
+    Ok(())
+}
 
+/// The credential report of one account, from the CSV and/or the get-credential-report output
+/// (the two must agree), with every user's ARN checked.
+fn read_credential_report(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+) -> Result<Option<(PathBuf, Vec<ReportRow>)>> {
     // The credential report, from the CSV and/or the get-credential-report output.
     let csv_path = dir.join("credential-report.csv");
     let json_path = dir.join("get-credential-report.json");
@@ -560,8 +557,16 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
             )?;
         }
     }
+    Ok(report)
+}
 
-    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+/// The users of list-users.json: their ARNs are checked and their tags added to `tags`.
+fn read_list_users(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+    tags: &mut BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<()> {
     let path = dir.join("list-users.json");
     if let Some(text) = export.read_optional(&path)? {
         let pages: OneOrMany<ListUsersOutput> = awsjson::from_file_text(&path, &text)?;
@@ -586,7 +591,15 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
         }
         export.cover(account, GLOBAL, "iam:list-users", count);
     }
+    Ok(())
+}
 
+/// The access keys of list-access-keys.json, each listed once.
+fn read_access_keys(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+) -> Result<Option<(PathBuf, Vec<AccessKey>)>> {
     let mut keys: Option<(PathBuf, Vec<AccessKey>)> = None;
     let path = dir.join("list-access-keys.json");
     if let Some(text) = export.read_optional(&path)? {
@@ -631,7 +644,15 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
         export.cover(account, GLOBAL, "iam:list-access-keys", found.len());
         keys = Some((path, found));
     }
+    Ok(keys)
+}
 
+/// The last use of each access key, from get-access-key-last-used.json.
+fn read_last_used(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+) -> Result<BTreeMap<String, LastUse>> {
     let mut last_used: BTreeMap<String, LastUse> = BTreeMap::new();
     let path = dir.join("get-access-key-last-used.json");
     if let Some(text) = export.read_optional(&path)? {
@@ -664,7 +685,16 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
         }
         export.cover(account, GLOBAL, "iam:get-access-key-last-used", count);
     }
+    Ok(last_used)
+}
 
+/// The tags of list-user-tags.json, added to `tags`.
+fn read_user_tags(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+    tags: &mut BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<()> {
     let path = dir.join("list-user-tags.json");
     if let Some(text) = export.read_optional(&path)? {
         let outputs: OneOrMany<ListUserTagsOutput> = awsjson::from_file_text(&path, &text)?;
@@ -678,8 +708,6 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
         }
         export.cover(account, GLOBAL, "iam:list-user-tags", count);
     }
-
-    merge_iam(export, account, report, keys, &last_used, &tags);
     Ok(())
 }
 
@@ -700,7 +728,6 @@ fn merge_iam(
     for row in &rows {
         rows_by_user.entry(row.user.as_str()).or_insert(row);
     }
-    let user_tags = |user: &str| tags.get(user).cloned().unwrap_or_default();
 
     // The users and their console passwords, for CIS 1.11 and 1.12. The root user's row is
     // left out: its password columns say `not_supported`, and its use is CIS 1.7's concern.
@@ -721,101 +748,130 @@ fn merge_iam(
 
     // Root keys exist only in the credential report.
     if let Some(path) = &report_path {
-        for row in rows.iter().filter(|row| row.is_root()) {
-            for (slot, key) in row.keys.iter().enumerate() {
-                if !key.active {
-                    continue;
-                }
-                let mut credential = blank(
-                    format!("{}/access-key-{}", row.arn, slot + 1),
-                    CredentialKind::RootAccessKey,
-                    account,
-                    GLOBAL,
-                    &row.user,
-                );
-                credential.created_at = key.last_rotated;
-                credential.last_rotated_at = key.last_rotated;
-                credential.last_used_at = key.last_used_at;
-                credential.last_used_region = key.last_used_region.clone();
-                credential.last_used_service = key.last_used_service.clone();
-                export.observed.push((credential, path.clone()));
-            }
-        }
+        merge_root_keys(export, account, path, &rows);
     }
 
     match (keys, &report_path) {
         (Some((path, keys)), _) => {
-            for key in keys {
-                let row = rows_by_user.get(key.user.as_str()).copied();
-                let mut credential = blank(
-                    key.id.clone(),
-                    CredentialKind::IamAccessKey,
-                    account,
-                    GLOBAL,
-                    &key.user,
-                );
-                credential.status = key.status;
-                credential.created_at = Some(key.created_at);
-                credential.last_rotated_at = Some(key.created_at);
-                if let Some(used) = last_used.get(&key.id) {
-                    credential.last_used_at = used.at;
-                    credential.last_used_region = used.region.clone();
-                    credential.last_used_service = used.service.clone();
-                } else if let Some(slot) = row.and_then(|row| {
-                    // The report names slots, not key ids: the slot rotated when the key was made.
-                    row.keys.iter().find(|slot| {
-                        slot.last_rotated.map(|t| t.timestamp()) == Some(key.created_at.timestamp())
-                    })
-                }) {
-                    credential.last_used_at = slot.last_used_at;
-                    credential.last_used_region = slot.last_used_region.clone();
-                    credential.last_used_service = slot.last_used_service.clone();
-                }
-                credential.password_enabled = row.is_some_and(|row| row.password_enabled);
-                credential.tags = user_tags(&key.user);
-                export.observed.push((credential, path.clone()));
-            }
+            merge_listed_keys(export, account, &path, keys, &rows_by_user, last_used, tags);
         }
-        (None, Some(path)) => {
-            // No key ids: name each key by its user's ARN and slot.
-            let mut derived = 0;
-            for row in rows.iter().filter(|row| !row.is_root()) {
-                for (slot, key) in row.keys.iter().enumerate() {
-                    if key.last_rotated.is_none() {
-                        continue;
-                    }
-                    let mut credential = blank(
-                        format!("{}/access-key-{}", row.arn, slot + 1),
-                        CredentialKind::IamAccessKey,
-                        account,
-                        GLOBAL,
-                        &row.user,
-                    );
-                    credential.status = if key.active {
-                        KeyStatus::Active
-                    } else {
-                        KeyStatus::Inactive
-                    };
-                    credential.created_at = key.last_rotated;
-                    credential.last_rotated_at = key.last_rotated;
-                    credential.last_used_at = key.last_used_at;
-                    credential.last_used_region = key.last_used_region.clone();
-                    credential.last_used_service = key.last_used_service.clone();
-                    credential.password_enabled = row.password_enabled;
-                    credential.tags = user_tags(&row.user);
-                    export.observed.push((credential, path.clone()));
-                    derived += 1;
-                }
-            }
-            export.cover(
-                account,
-                GLOBAL,
-                "iam:credential-report:access-keys",
-                derived,
-            );
-        }
+        (None, Some(path)) => merge_report_keys(export, account, path, &rows, tags),
         (None, None) => {}
     }
+}
+
+/// The active root access keys of the credential report at `path`.
+fn merge_root_keys(export: &mut Collected, account: &str, path: &Path, rows: &[ReportRow]) {
+    for row in rows.iter().filter(|row| row.is_root()) {
+        for (slot, key) in row.keys.iter().enumerate() {
+            if !key.active {
+                continue;
+            }
+            let mut credential = blank(
+                format!("{}/access-key-{}", row.arn, slot + 1),
+                CredentialKind::RootAccessKey,
+                account,
+                GLOBAL,
+                &row.user,
+            );
+            credential.created_at = key.last_rotated;
+            credential.last_rotated_at = key.last_rotated;
+            credential.last_used_at = key.last_used_at;
+            credential.last_used_region = key.last_used_region.clone();
+            credential.last_used_service = key.last_used_service.clone();
+            export.observed.push((credential, path.to_path_buf()));
+        }
+    }
+}
+
+/// The IAM access keys of list-access-keys.json at `path`, with their last use (from
+/// get-access-key-last-used, else from the credential report) and their user's tags.
+fn merge_listed_keys(
+    export: &mut Collected,
+    account: &str,
+    path: &Path,
+    keys: Vec<AccessKey>,
+    rows_by_user: &BTreeMap<&str, &ReportRow>,
+    last_used: &BTreeMap<String, LastUse>,
+    tags: &BTreeMap<String, BTreeMap<String, String>>,
+) {
+    for key in keys {
+        let row = rows_by_user.get(key.user.as_str()).copied();
+        let mut credential = blank(
+            key.id.clone(),
+            CredentialKind::IamAccessKey,
+            account,
+            GLOBAL,
+            &key.user,
+        );
+        credential.status = key.status;
+        credential.created_at = Some(key.created_at);
+        credential.last_rotated_at = Some(key.created_at);
+        if let Some(used) = last_used.get(&key.id) {
+            credential.last_used_at = used.at;
+            credential.last_used_region = used.region.clone();
+            credential.last_used_service = used.service.clone();
+        } else if let Some(slot) = row.and_then(|row| {
+            // The report names slots, not key ids: the slot rotated when the key was made.
+            row.keys.iter().find(|slot| {
+                slot.last_rotated.map(|t| t.timestamp()) == Some(key.created_at.timestamp())
+            })
+        }) {
+            credential.last_used_at = slot.last_used_at;
+            credential.last_used_region = slot.last_used_region.clone();
+            credential.last_used_service = slot.last_used_service.clone();
+        }
+        credential.password_enabled = row.is_some_and(|row| row.password_enabled);
+        credential.tags = tags.get(&key.user).cloned().unwrap_or_default();
+        export.observed.push((credential, path.to_path_buf()));
+    }
+}
+
+/// Without list-access-keys.json, the IAM access keys of the credential report at `path`,
+/// named by their user's ARN and slot.
+fn merge_report_keys(
+    export: &mut Collected,
+    account: &str,
+    path: &Path,
+    rows: &[ReportRow],
+    tags: &BTreeMap<String, BTreeMap<String, String>>,
+) {
+    // No key ids: name each key by its user's ARN and slot.
+    let mut derived = 0;
+    for row in rows.iter().filter(|row| !row.is_root()) {
+        for (slot, key) in row.keys.iter().enumerate() {
+            if key.last_rotated.is_none() {
+                continue;
+            }
+            let mut credential = blank(
+                format!("{}/access-key-{}", row.arn, slot + 1),
+                CredentialKind::IamAccessKey,
+                account,
+                GLOBAL,
+                &row.user,
+            );
+            credential.status = if key.active {
+                KeyStatus::Active
+            } else {
+                KeyStatus::Inactive
+            };
+            credential.created_at = key.last_rotated;
+            credential.last_rotated_at = key.last_rotated;
+            credential.last_used_at = key.last_used_at;
+            credential.last_used_region = key.last_used_region.clone();
+            credential.last_used_service = key.last_used_service.clone();
+            credential.password_enabled = row.password_enabled;
+            credential.tags = tags.get(&row.user).cloned().unwrap_or_default();
+            export.observed.push((credential, path.to_path_buf()));
+            derived += 1;
+        }
+    }
+    export.cover(
+        account,
+        GLOBAL,
+        "iam:credential-report:access-keys",
+        derived,
+    );
 }
 
 /// A credential with only its identity set; the rest absent, empty or false.

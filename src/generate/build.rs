@@ -820,35 +820,7 @@ impl Builder<'_> {
         for key in plan.keys {
             let id = self.unique(rng, "AKIA", BASE32, 16);
             let mut last_rotation = key.created;
-            if key.anomaly {
-                let at = key.created - Duration::seconds(20 * MINUTE);
-                if at >= self.history_start {
-                    self.push_event(
-                        at,
-                        EventType::AnomalyDetected,
-                        &id,
-                        None,
-                        None,
-                        Some(format!(
-                            "calls from an unexpected network for {}",
-                            plan.name
-                        )),
-                    );
-                }
-            }
-            if let Some(at) = key.open_anomaly {
-                self.push_event(
-                    at,
-                    EventType::AnomalyDetected,
-                    &id,
-                    None,
-                    None,
-                    Some(format!(
-                        "calls from an unexpected network and region for {}",
-                        plan.name
-                    )),
-                );
-            }
+            self.record_key_anomalies(&key, &id, &plan.name);
             if key.history {
                 let details = format!("new access key for {}", plan.name);
                 if let Some(i) = self.record_rotation(rng, &id, key.created, key.trigger, &details)
@@ -919,6 +891,36 @@ impl Builder<'_> {
         });
     }
 
+    /// Records the anomalies of one access key of `user`: one 20 minutes before the key was
+    /// made (when the history reaches back that far), and one still open.
+    fn record_key_anomalies(&mut self, key: &KeyPlan, id: &str, user: &str) {
+        if key.anomaly {
+            let at = key.created - Duration::seconds(20 * MINUTE);
+            if at >= self.history_start {
+                self.push_event(
+                    at,
+                    EventType::AnomalyDetected,
+                    id,
+                    None,
+                    None,
+                    Some(format!("calls from an unexpected network for {user}")),
+                );
+            }
+        }
+        if let Some(at) = key.open_anomaly {
+            self.push_event(
+                at,
+                EventType::AnomalyDetected,
+                id,
+                None,
+                None,
+                Some(format!(
+                    "calls from an unexpected network and region for {user}"
+                )),
+            );
+        }
+    }
+
     /// Draws the ARN, records history and the declaration, and stores the secret. Returns the
     /// indices of its `rotation.completed` events.
     fn add_secret(
@@ -941,49 +943,7 @@ impl Builder<'_> {
             }
         };
 
-        let mut completed = Vec::new();
-        if let (true, Some(rotated)) = (plan.history, plan.last_rotated) {
-            let details = if plan.rotation_enabled {
-                "RotateSecret by the rotation lambda"
-            } else {
-                "PutSecretValue by hand (runbook RB-3)"
-            };
-            // The last rotation, and for a scheduled secret the earlier cycles back to the start
-            // of the history.
-            let cycle = plan
-                .rotation
-                .filter(|_| plan.rotation_enabled)
-                .map(|rule| Duration::seconds(i64::from(rule.days) * DAY));
-            let mut at = Some(rotated);
-            while let Some(t) = at
-                && let Some(i) = self.record_rotation(rng, &arn, t, plan.trigger, details)
-            {
-                completed.push(i);
-                at = cycle.map(|c| t - c);
-            }
-        }
-        for (time, kind, details) in &plan.extra_events {
-            let fingerprint =
-                (*kind == EventType::RotationCompleted).then(|| format!("sha256:{}", rng.hex(32)));
-            let i = self.push_event(
-                *time,
-                *kind,
-                &arn,
-                Some(plan.trigger),
-                fingerprint,
-                Some(details.to_string()),
-            );
-            if *kind == EventType::RotationCompleted {
-                completed.push(i);
-            }
-        }
-        if plan.intended.contains(&"credential-reuse") && completed.len() >= 2 {
-            // The latest rotation put back the value of the earliest one.
-            completed.sort_by_key(|&i| self.fleet.events[i].time);
-            let first = self.fleet.events[completed[0]].fingerprint.clone();
-            let last = completed[completed.len() - 1];
-            self.fleet.events[last].fingerprint = first;
-        }
+        let completed = self.record_secret_history(rng, &arn, &plan);
 
         let observed_rotation = plan.last_rotated.unwrap_or(plan.created);
         let last_rotation = completed
@@ -993,47 +953,7 @@ impl Builder<'_> {
         let interval = i64::from(interval_days(plan.class, plan.interval_days));
         let due = last_rotation + Duration::seconds(interval * DAY);
 
-        let mut tags: Vec<(String, String)> = Vec::new();
-        if let (true, Some(owner)) = (plan.owner_tag, &plan.owner) {
-            tags.push(("owner".into(), owner.clone()));
-        }
-        if let Some(class) = plan.class {
-            tags.push(("class".into(), class.as_str().into()));
-        }
-        if let Some(agent) = &plan.agent {
-            tags.push(("agent".into(), agent.clone()));
-        }
-        tags.push((
-            "env".into(),
-            if plan.name.starts_with("dev/") {
-                "dev"
-            } else {
-                "prod"
-            }
-            .into(),
-        ));
-        tags.push((
-            "managed-by".into(),
-            if plan.automated {
-                "rotation-pipeline"
-            } else {
-                "manual"
-            }
-            .into(),
-        ));
-        if let (Some(last), Some(next)) = (
-            plan.date_tags.format(last_rotation),
-            plan.date_tags.format(due),
-        ) {
-            tags.push(("last-rotation-date".into(), last));
-            tags.push(("next-rotation-date".into(), next));
-        }
-        for (key, value) in plan.tag_overrides {
-            match tags.iter_mut().find(|(k, _)| k == key) {
-                Some(tag) => tag.1 = value,
-                None => tags.push((key.to_string(), value)),
-            }
-        }
+        let tags = secret_tags(&plan, last_rotation, due);
 
         let mut versions = vec![(rng.uuid(), vec!["AWSCURRENT"])];
         if plan.last_rotated.is_some() {
@@ -1091,6 +1011,56 @@ impl Builder<'_> {
         completed
     }
 
+    /// Records the rotation history of a secret: its rotations (back to the start of the
+    /// history for a scheduled one) and extra events. Returns the indices of its
+    /// `rotation.completed` events.
+    fn record_secret_history(&mut self, rng: &mut Rng, arn: &str, plan: &SecretPlan) -> Vec<usize> {
+        let mut completed = Vec::new();
+        if let (true, Some(rotated)) = (plan.history, plan.last_rotated) {
+            let details = if plan.rotation_enabled {
+                "RotateSecret by the rotation lambda"
+            } else {
+                "PutSecretValue by hand (runbook RB-3)"
+            };
+            // The last rotation, and for a scheduled secret the earlier cycles back to the start
+            // of the history.
+            let cycle = plan
+                .rotation
+                .filter(|_| plan.rotation_enabled)
+                .map(|rule| Duration::seconds(i64::from(rule.days) * DAY));
+            let mut at = Some(rotated);
+            while let Some(t) = at
+                && let Some(i) = self.record_rotation(rng, arn, t, plan.trigger, details)
+            {
+                completed.push(i);
+                at = cycle.map(|c| t - c);
+            }
+        }
+        for (time, kind, details) in &plan.extra_events {
+            let fingerprint =
+                (*kind == EventType::RotationCompleted).then(|| format!("sha256:{}", rng.hex(32)));
+            let i = self.push_event(
+                *time,
+                *kind,
+                arn,
+                Some(plan.trigger),
+                fingerprint,
+                Some(details.to_string()),
+            );
+            if *kind == EventType::RotationCompleted {
+                completed.push(i);
+            }
+        }
+        if plan.intended.contains(&"credential-reuse") && completed.len() >= 2 {
+            // The latest rotation put back the value of the earliest one.
+            completed.sort_by_key(|&i| self.fleet.events[i].time);
+            let first = self.fleet.events[completed[0]].fingerprint.clone();
+            let last = completed[completed.len() - 1];
+            self.fleet.events[last].fingerprint = first;
+        }
+        completed
+    }
+
     /// Declares an external credential and records its rotations. Returns the indices of its
     /// `rotation.completed` events.
     fn add_external(&mut self, rng: &mut Rng, plan: ExternalPlan) -> Vec<usize> {
@@ -1141,4 +1111,51 @@ impl Builder<'_> {
             .sort_by(|a, b| (a.time, &a.credential, a.kind).cmp(&(b.time, &b.credential, b.kind)));
         self.fleet
     }
+}
+
+/// The tags of a secret that was last rotated at `last_rotation` and falls due at `due`, with
+/// the plan's overrides applied.
+fn secret_tags(plan: &SecretPlan, last_rotation: Ts, due: Ts) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    if let (true, Some(owner)) = (plan.owner_tag, &plan.owner) {
+        tags.push(("owner".into(), owner.clone()));
+    }
+    if let Some(class) = plan.class {
+        tags.push(("class".into(), class.as_str().into()));
+    }
+    if let Some(agent) = &plan.agent {
+        tags.push(("agent".into(), agent.clone()));
+    }
+    tags.push((
+        "env".into(),
+        if plan.name.starts_with("dev/") {
+            "dev"
+        } else {
+            "prod"
+        }
+        .into(),
+    ));
+    tags.push((
+        "managed-by".into(),
+        if plan.automated {
+            "rotation-pipeline"
+        } else {
+            "manual"
+        }
+        .into(),
+    ));
+    if let (Some(last), Some(next)) = (
+        plan.date_tags.format(last_rotation),
+        plan.date_tags.format(due),
+    ) {
+        tags.push(("last-rotation-date".into(), last));
+        tags.push(("next-rotation-date".into(), next));
+    }
+    for (key, value) in &plan.tag_overrides {
+        match tags.iter_mut().find(|(k, _)| k == key) {
+            Some(tag) => tag.1 = value.clone(),
+            None => tags.push((key.to_string(), value.clone())),
+        }
+    }
+    tags
 }

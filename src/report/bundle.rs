@@ -6,7 +6,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::view::{
     ControlView, DiffView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView,
@@ -20,9 +19,11 @@ use crate::assess::{Assessment, RuleRun};
 use crate::controls::ControlStatus;
 use crate::diff::Diff;
 use crate::error::{Error, Result};
-use crate::model::{EventType, Facts};
+use crate::join::fmt_time;
+use crate::model::{EventType, Facts, Policy, sha256_hex};
 use crate::output;
-use crate::rules::{RULES, fmt_time};
+use crate::rules::RULES;
+use crate::rules::RuleOptions;
 use crate::snapshot::RunMeta;
 
 use crate::collect::raw::RawFile;
@@ -39,111 +40,8 @@ pub fn build_view(
     diff: Option<&Diff>,
 ) -> ReportView {
     let findings = &assessment.findings;
-    let frameworks_view = assessment
-        .frameworks
-        .iter()
-        .map(|fw| FrameworkView {
-            id: fw.id.clone(),
-            name: fw.name.clone(),
-            version: fw.version.clone(),
-            pass: fw.count(ControlStatus::Pass),
-            fail: fw.count(ControlStatus::Fail),
-            not_assessed: fw.count(ControlStatus::NotAssessed),
-            not_applicable: fw.count(ControlStatus::NotApplicable),
-            manual: fw.count(ControlStatus::Manual),
-            controls: fw
-                .controls
-                .iter()
-                .map(|c| ControlView {
-                    id: c.id.clone(),
-                    title: c.title.clone(),
-                    reason: c.reason.clone(),
-                    rules: c.rules.clone(),
-                    status: c.status.as_str().to_string(),
-                    status_reason: c.note.clone().unwrap_or_default(),
-                    findings: c.findings,
-                    in_scope: c.in_scope,
-                    failing_credentials: c.failing_credentials.clone(),
-                })
-                .collect(),
-        })
-        .collect();
-
-    let mut findings_per_credential: BTreeMap<&str, usize> = BTreeMap::new();
-    for f in findings {
-        *findings_per_credential
-            .entry(f.credential.as_str())
-            .or_default() += 1;
-    }
-    let inventory = assessment
-        .credentials
-        .iter()
-        .map(|c| InventoryRow {
-            credential: c.id.clone(),
-            kind: c.kind.to_string(),
-            reconciliation: c.reconciliation.clone(),
-            declared: c.declared,
-            observed: c.observed,
-            class: c.class.clone(),
-            owner: c.owner.clone(),
-            owner_status: c.owner_status.clone(),
-            account: c.account.clone(),
-            region: c.region.clone(),
-            principal: c.principal.clone(),
-            status: c.status.clone(),
-            automated: c.automated,
-            consumers: c.consumers.join(" "),
-            last_rotation: c.last_rotation.map(fmt_time).unwrap_or_default(),
-            last_used: c.last_used.map(fmt_time).unwrap_or_default(),
-            age_days: c.age_days,
-            interval_days: c.interval_days,
-            findings: findings_per_credential
-                .get(c.id.as_str())
-                .copied()
-                .unwrap_or(0),
-        })
-        .collect();
-
-    let events: Vec<EventView> = facts
-        .events
-        .iter()
-        .map(|e| EventView {
-            time: fmt_time(e.time),
-            credential: e.credential_id.clone(),
-            event_type: e.event_type.as_str().to_string(),
-            trigger: e
-                .trigger
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
-            fingerprint: e.fingerprint.clone().unwrap_or_default(),
-            details: e.details.clone().unwrap_or_default(),
-            source: e.source.clone(),
-        })
-        .collect();
-    let mut months: BTreeMap<String, MonthCount> = BTreeMap::new();
-    for e in &facts.events {
-        let failed = match e.event_type {
-            EventType::RotationCompleted => false,
-            EventType::RotationFailed => true,
-            _ => continue,
-        };
-        let month = e.time.format("%Y-%m").to_string();
-        let entry = months.entry(month.clone()).or_insert(MonthCount {
-            month,
-            completed: 0,
-            failed: 0,
-        });
-        if failed {
-            entry.failed += 1;
-        } else {
-            entry.completed += 1;
-        }
-    }
-    let runs: BTreeMap<&str, &RuleRun> = assessment
-        .rules
-        .iter()
-        .map(|r| (r.rule.as_str(), r))
-        .collect();
+    let inventory = inventory_rows(assessment);
+    let events = event_views(facts);
 
     ReportView {
         schema_version: SCHEMA_VERSION,
@@ -173,7 +71,7 @@ pub fn build_view(
                 view
             })
             .collect(),
-        frameworks: frameworks_view,
+        frameworks: framework_views(assessment),
         plan: assessment.plan.clone(),
         inventory,
         events,
@@ -189,27 +87,8 @@ pub fn build_view(
                 records: s.records,
             })
             .collect(),
-        rotations_by_month: months.into_values().collect(),
-        rules: RULES
-            .iter()
-            .map(|r| {
-                let run = runs.get(r.meta.id);
-                RuleView {
-                    id: r.meta.id,
-                    title: r.meta.title,
-                    severity: r.meta.default_severity.as_str(),
-                    rationale: r.meta.rationale,
-                    remediation: r.meta.remediation,
-                    sources: r.meta.sources.iter().map(|s| s.as_str()).collect(),
-                    ran: run.is_some_and(|r| r.ran),
-                    complete: run.is_some_and(|r| r.complete()),
-                    reason: match run {
-                        Some(run) => run.reason.clone().unwrap_or_default(),
-                        None => "not in this run's assessment".to_string(),
-                    },
-                }
-            })
-            .collect(),
+        rotations_by_month: rotations_by_month(facts),
+        rules: rule_views(assessment, &facts.inventory.policy),
         diff: diff.map(|d| DiffView {
             from_run: d.from_run,
             to_run: d.to_run,
@@ -234,6 +113,152 @@ pub fn build_view(
             })
             .collect(),
     }
+}
+
+/// Each framework of the assessment with its control results.
+fn framework_views(assessment: &Assessment) -> Vec<FrameworkView> {
+    assessment
+        .frameworks
+        .iter()
+        .map(|fw| FrameworkView {
+            id: fw.id.clone(),
+            name: fw.name.clone(),
+            version: fw.version.clone(),
+            pass: fw.count(ControlStatus::Pass),
+            fail: fw.count(ControlStatus::Fail),
+            not_assessed: fw.count(ControlStatus::NotAssessed),
+            not_applicable: fw.count(ControlStatus::NotApplicable),
+            manual: fw.count(ControlStatus::Manual),
+            controls: fw
+                .controls
+                .iter()
+                .map(|c| ControlView {
+                    id: c.id.clone(),
+                    title: c.title.clone(),
+                    reason: c.reason.clone(),
+                    rules: c.rules.clone(),
+                    status: c.status.as_str().to_string(),
+                    status_reason: c.note.clone().unwrap_or_default(),
+                    findings: c.findings,
+                    in_scope: c.in_scope,
+                    failing_credentials: c.failing_credentials.clone(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// One row per credential of the assessment, with the number of findings against it.
+fn inventory_rows(assessment: &Assessment) -> Vec<InventoryRow> {
+    let findings = &assessment.findings;
+    let mut findings_per_credential: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        *findings_per_credential
+            .entry(f.credential.as_str())
+            .or_default() += 1;
+    }
+    assessment
+        .credentials
+        .iter()
+        .map(|c| InventoryRow {
+            credential: c.id.clone(),
+            kind: c.kind.to_string(),
+            reconciliation: c.reconciliation.clone(),
+            declared: c.declared,
+            observed: c.observed,
+            class: c.class.clone(),
+            owner: c.owner.clone(),
+            owner_status: c.owner_status.clone(),
+            account: c.account.clone(),
+            region: c.region.clone(),
+            principal: c.principal.clone(),
+            status: c.status.clone(),
+            automated: c.automated,
+            consumers: c.consumers.join(" "),
+            last_rotation: c.last_rotation.map(fmt_time).unwrap_or_default(),
+            last_used: c.last_used.map(fmt_time).unwrap_or_default(),
+            age_days: c.age_days,
+            interval_days: c.interval_days,
+            findings: findings_per_credential
+                .get(c.id.as_str())
+                .copied()
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The rotation events of the run, in timeline order.
+fn event_views(facts: &Facts) -> Vec<EventView> {
+    facts
+        .events
+        .iter()
+        .map(|e| EventView {
+            time: fmt_time(e.time),
+            credential: e.credential_id.clone(),
+            event_type: e.event_type.as_str().to_string(),
+            trigger: e
+                .trigger
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            fingerprint: e.fingerprint.clone().unwrap_or_default(),
+            details: e.details.clone().unwrap_or_default(),
+            source: e.source.clone(),
+        })
+        .collect()
+}
+
+/// Completed and failed rotations per month, oldest first.
+fn rotations_by_month(facts: &Facts) -> Vec<MonthCount> {
+    let mut months: BTreeMap<String, MonthCount> = BTreeMap::new();
+    for e in &facts.events {
+        let failed = match e.event_type {
+            EventType::RotationCompleted => false,
+            EventType::RotationFailed => true,
+            _ => continue,
+        };
+        let month = e.time.format("%Y-%m").to_string();
+        let entry = months.entry(month.clone()).or_insert(MonthCount {
+            month,
+            completed: 0,
+            failed: 0,
+        });
+        if failed {
+            entry.failed += 1;
+        } else {
+            entry.completed += 1;
+        }
+    }
+    months.into_values().collect()
+}
+
+/// Every registered rule with whether it ran in this assessment, and why not.
+fn rule_views(assessment: &Assessment, policy: &Policy) -> Vec<RuleView> {
+    let options = RuleOptions::of(policy);
+    let runs: BTreeMap<&str, &RuleRun> = assessment
+        .rules
+        .iter()
+        .map(|r| (r.rule.as_str(), r))
+        .collect();
+    RULES
+        .iter()
+        .map(|r| {
+            let run = runs.get(r.meta.id);
+            RuleView {
+                id: r.meta.id,
+                title: r.meta.render(r.meta.title, &options, policy),
+                severity: r.meta.default_severity.as_str(),
+                rationale: r.meta.render(r.meta.rationale, &options, policy),
+                remediation: r.meta.remediation,
+                sources: r.meta.sources.iter().map(|s| s.as_str()).collect(),
+                ran: run.is_some_and(|r| r.ran),
+                complete: run.is_some_and(|r| r.complete()),
+                reason: match run {
+                    Some(run) => run.reason.clone().unwrap_or_default(),
+                    None => "not in this run's assessment".to_string(),
+                },
+            }
+        })
+        .collect()
 }
 
 fn controls_csv(view: &ReportView) -> Vec<u8> {
@@ -270,7 +295,7 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
             ]);
         }
     }
-    csv::to_csv(rows)
+    crate::output::to_csv(rows)
 }
 
 fn inventory_csv(view: &ReportView) -> Vec<u8> {
@@ -323,7 +348,7 @@ fn inventory_csv(view: &ReportView) -> Vec<u8> {
             r.findings.to_string().into(),
         ]);
     }
-    csv::to_csv(rows)
+    crate::output::to_csv(rows)
 }
 
 fn events_csv(view: &ReportView) -> Vec<u8> {
@@ -349,7 +374,7 @@ fn events_csv(view: &ReportView) -> Vec<u8> {
             e.details.as_str().into(),
         ]);
     }
-    csv::to_csv(rows)
+    crate::output::to_csv(rows)
 }
 
 /// One file in the manifest.
@@ -388,13 +413,6 @@ pub struct Scope {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub apis: Vec<String>,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A raw file's relative path, checked to stay inside the bundle's `raw/` folder.

@@ -229,19 +229,42 @@ fn severity_rank(severity: &str) -> i64 {
 /// The JSON blocks of the page, by element id.
 fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
     let mut table = Interner::default();
+    let mut f = findings_block(view, &mut table);
+    let mut a = actions_block(view, &mut table);
+    let mut i = inventory_block(view, &mut table);
+    let mut e = events_block(view, &mut table);
+    // Controls, for the drill-down from the control matrix to the findings table.
+    let controls = control_rows(view);
+    let mut c = controls_block(&controls, &mut table);
 
+    let (strings, remap) = table.finish();
+    for block in [&mut f, &mut a, &mut i, &mut e, &mut c] {
+        block.remap(&remap);
+    }
+    Ok(vec![
+        ("data-strings", script_json(&strings)?),
+        ("data-findings", script_json(&f)?),
+        ("data-actions", script_json(&a)?),
+        ("data-inventory", script_json(&i)?),
+        ("data-events", script_json(&e)?),
+        ("data-controls", script_json(&c)?),
+    ])
+}
+
+/// The findings table.
+fn findings_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
     let findings = &view.findings;
     let mut f = Block::new(findings.len());
     f.ints("severity", findings, |x| severity_rank(x.severity.as_str()));
-    f.strings("rule", findings, &mut table, |x| &x.rule);
-    f.strings("credential", findings, &mut table, |x| &x.credential);
-    f.strings("principal", findings, &mut table, |x| &x.principal);
-    f.strings("kind", findings, &mut table, |x| &x.kind);
-    f.strings("account", findings, &mut table, |x| &x.account);
-    f.strings("region", findings, &mut table, |x| &x.region);
-    f.strings("owner", findings, &mut table, |x| &x.owner);
-    f.strings("message", findings, &mut table, |x| &x.message);
-    f.strings("fingerprint", findings, &mut table, |x| &x.fingerprint);
+    f.strings("rule", findings, table, |x| &x.rule);
+    f.strings("credential", findings, table, |x| &x.credential);
+    f.strings("principal", findings, table, |x| &x.principal);
+    f.strings("kind", findings, table, |x| &x.kind);
+    f.strings("account", findings, table, |x| &x.account);
+    f.strings("region", findings, table, |x| &x.region);
+    f.strings("owner", findings, table, |x| &x.owner);
+    f.strings("message", findings, table, |x| &x.message);
+    f.strings("fingerprint", findings, table, |x| &x.fingerprint);
     let evidence = findings
         .iter()
         .map(|x| {
@@ -264,20 +287,24 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
         })
         .collect();
     f.columns.insert("waiver", Column::StringLists(waivers));
+    f
+}
 
+/// The remediation plan's actions.
+fn actions_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
     let actions = &view.plan.actions;
     let mut a = Block::new(actions.len());
     a.ints("priority", actions, |x| i64::from(x.priority));
     a.ints("severity", actions, |x| severity_rank(x.severity.as_str()));
-    a.strings("action", actions, &mut table, |x| x.action.as_str());
-    a.strings("credential", actions, &mut table, |x| &x.credential);
-    a.strings("kind", actions, &mut table, |x| &x.kind);
-    a.strings("account", actions, &mut table, |x| &x.account);
-    a.strings("region", actions, &mut table, |x| &x.region);
-    a.strings("owner", actions, &mut table, |x| &x.owner);
-    a.strings("due", actions, &mut table, |x| &x.due);
-    a.strings("description", actions, &mut table, |x| &x.description);
-    a.strings("command", actions, &mut table, |x| {
+    a.strings("action", actions, table, |x| x.action.as_str());
+    a.strings("credential", actions, table, |x| &x.credential);
+    a.strings("kind", actions, table, |x| &x.kind);
+    a.strings("account", actions, table, |x| &x.account);
+    a.strings("region", actions, table, |x| &x.region);
+    a.strings("owner", actions, table, |x| &x.owner);
+    a.strings("due", actions, table, |x| &x.due);
+    a.strings("description", actions, table, |x| &x.description);
+    a.strings("command", actions, table, |x| {
         x.command.as_deref().unwrap_or("")
     });
     let rules = actions
@@ -290,63 +317,76 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
         .map(|x| x.controls.iter().map(|c| table.id(c)).collect())
         .collect();
     a.columns.insert("controls", Column::StringLists(controls));
+    a
+}
 
+/// The inventory table.
+fn inventory_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
     let inventory = &view.inventory;
     let mut i = Block::new(inventory.len());
-    i.strings("credential", inventory, &mut table, |x| &x.credential);
-    i.strings("kind", inventory, &mut table, |x| &x.kind);
-    i.strings("reconciliation", inventory, &mut table, |x| {
-        &x.reconciliation
-    });
+    i.strings("credential", inventory, table, |x| &x.credential);
+    i.strings("kind", inventory, table, |x| &x.kind);
+    i.strings("reconciliation", inventory, table, |x| &x.reconciliation);
     i.ints("declared", inventory, |x| i64::from(x.declared));
     i.ints("observed", inventory, |x| i64::from(x.observed));
-    i.strings("class", inventory, &mut table, |x| &x.class);
-    i.strings("owner", inventory, &mut table, |x| &x.owner);
-    i.strings("owner_status", inventory, &mut table, |x| &x.owner_status);
-    i.strings("account", inventory, &mut table, |x| &x.account);
-    i.strings("region", inventory, &mut table, |x| &x.region);
-    i.strings("principal", inventory, &mut table, |x| &x.principal);
-    i.strings("status", inventory, &mut table, |x| &x.status);
+    i.strings("class", inventory, table, |x| &x.class);
+    i.strings("owner", inventory, table, |x| &x.owner);
+    i.strings("owner_status", inventory, table, |x| &x.owner_status);
+    i.strings("account", inventory, table, |x| &x.account);
+    i.strings("region", inventory, table, |x| &x.region);
+    i.strings("principal", inventory, table, |x| &x.principal);
+    i.strings("status", inventory, table, |x| &x.status);
     i.ints("automated", inventory, |x| i64::from(x.automated));
-    i.strings("consumers", inventory, &mut table, |x| &x.consumers);
-    i.strings("last_rotation", inventory, &mut table, |x| &x.last_rotation);
-    i.strings("last_used", inventory, &mut table, |x| &x.last_used);
+    i.strings("consumers", inventory, table, |x| &x.consumers);
+    i.strings("last_rotation", inventory, table, |x| &x.last_rotation);
+    i.strings("last_used", inventory, table, |x| &x.last_used);
     i.columns.insert(
         "age_days",
         Column::Decimals(inventory.iter().map(|x| x.age_days).collect()),
     );
     i.ints("interval_days", inventory, |x| x.interval_days);
     i.ints("findings", inventory, |x| x.findings as i64);
+    i
+}
 
+/// The rotation events.
+fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
     let events = &view.events;
     let mut e = Block::new(events.len());
-    e.strings("time", events, &mut table, |x| &x.time);
-    e.strings("credential", events, &mut table, |x| &x.credential);
-    e.strings("event_type", events, &mut table, |x| &x.event_type);
-    e.strings("trigger", events, &mut table, |x| &x.trigger);
-    e.strings("fingerprint", events, &mut table, |x| &x.fingerprint);
-    e.strings("details", events, &mut table, |x| &x.details);
-    e.strings("source", events, &mut table, |x| &x.source);
+    e.strings("time", events, table, |x| &x.time);
+    e.strings("credential", events, table, |x| &x.credential);
+    e.strings("event_type", events, table, |x| &x.event_type);
+    e.strings("trigger", events, table, |x| &x.trigger);
+    e.strings("fingerprint", events, table, |x| &x.fingerprint);
+    e.strings("details", events, table, |x| &x.details);
+    e.strings("source", events, table, |x| &x.source);
+    e
+}
 
-    // Controls, for the drill-down from the control matrix to the findings table.
-    let controls: Vec<(String, &str, &super::view::ControlView)> = view
-        .frameworks
+/// Each control of each framework with its `framework:control` key and framework name.
+fn control_rows(view: &ReportView) -> Vec<(String, &str, &super::view::ControlView)> {
+    view.frameworks
         .iter()
         .flat_map(|fw| {
             fw.controls
                 .iter()
                 .map(move |c| (format!("{}:{}", fw.id, c.id), fw.name.as_str(), c))
         })
-        .collect();
+        .collect()
+}
+
+/// The controls, from [`control_rows`].
+fn controls_block<'a>(
+    controls: &'a [(String, &'a str, &'a super::view::ControlView)],
+    table: &mut Interner<'a>,
+) -> Block {
     let mut c = Block::new(controls.len());
-    c.strings("key", &controls, &mut table, |x| &x.0);
-    c.strings("framework", &controls, &mut table, |x| x.1);
-    c.strings("control", &controls, &mut table, |x| &x.2.id);
-    c.strings("title", &controls, &mut table, |x| &x.2.title);
-    c.strings("status", &controls, &mut table, |x| &x.2.status);
-    c.strings("status_reason", &controls, &mut table, |x| {
-        &x.2.status_reason
-    });
+    c.strings("key", controls, table, |x| &x.0);
+    c.strings("framework", controls, table, |x| x.1);
+    c.strings("control", controls, table, |x| &x.2.id);
+    c.strings("title", controls, table, |x| &x.2.title);
+    c.strings("status", controls, table, |x| &x.2.status);
+    c.strings("status_reason", controls, table, |x| &x.2.status_reason);
     let rules = controls
         .iter()
         .map(|x| x.2.rules.iter().map(|r| table.id(r)).collect())
@@ -362,19 +402,7 @@ fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
         })
         .collect();
     c.columns.insert("failing", Column::StringLists(failing));
-
-    let (strings, remap) = table.finish();
-    for block in [&mut f, &mut a, &mut i, &mut e, &mut c] {
-        block.remap(&remap);
-    }
-    Ok(vec![
-        ("data-strings", script_json(&strings)?),
-        ("data-findings", script_json(&f)?),
-        ("data-actions", script_json(&a)?),
-        ("data-inventory", script_json(&i)?),
-        ("data-events", script_json(&e)?),
-        ("data-controls", script_json(&c)?),
-    ])
+    c
 }
 
 /// One `<script type="application/json">` block.
@@ -753,13 +781,7 @@ impl<'a> Page<'a> {
                 json: Value::from_safe_string(json),
             })
             .collect();
-        let severity_counts: Vec<Count> = SEVERITIES
-            .iter()
-            .map(|s| Count {
-                name: s.to_string(),
-                count: view.summary.by_severity.get(*s).copied().unwrap_or(0),
-            })
-            .collect();
+        let severity_counts = severity_counts(view);
         let severity_chart = BarChart::new(
             90,
             severity_counts
@@ -767,43 +789,6 @@ impl<'a> Page<'a> {
                 .map(|c| (c.name.clone(), c.count, format!("fill-{}", c.name)))
                 .collect(),
         );
-        let mut by_rule: Vec<(&String, &usize)> = view.summary.by_rule.iter().collect();
-        by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let rule_chart = BarChart::new(
-            190,
-            by_rule
-                .iter()
-                .map(|(rule, n)| (rule.to_string(), **n, "fill-rule".to_string()))
-                .collect(),
-        );
-        let mut rule_options: Vec<String> = view.rules.iter().map(|r| r.id.to_string()).collect();
-        for rule in view.summary.by_rule.keys() {
-            if !rule_options.contains(rule) {
-                rule_options.push(rule.clone());
-            }
-        }
-        rule_options.sort();
-        // Known states in reading order, then any other the view carries.
-        let mut reconciliation: Vec<Count> =
-            ["reconciled", "unmanaged", "orphaned", "declared-only"]
-                .into_iter()
-                .map(|name| Count {
-                    name: name.to_string(),
-                    count: 0,
-                })
-                .collect();
-        for row in &view.inventory {
-            match reconciliation
-                .iter_mut()
-                .find(|c| c.name == row.reconciliation)
-            {
-                Some(c) => c.count += 1,
-                None => reconciliation.push(Count {
-                    name: row.reconciliation.clone(),
-                    count: 1,
-                }),
-            }
-        }
         Ok(Page {
             tool: view.tool,
             version: view.version,
@@ -819,7 +804,7 @@ impl<'a> Page<'a> {
             waived_findings: view.findings.iter().filter(|f| f.waiver.is_some()).count(),
             unmatched_waivers: &view.unmatched_waivers,
             severity_counts,
-            rule_options,
+            rule_options: rule_options(view),
             fleet_score: &view.plan.fleet_score,
             owner_scores: &view.plan.owner_scores,
             score_note: crate::plan::SCORE_FORMULA,
@@ -834,35 +819,100 @@ impl<'a> Page<'a> {
             coverage_failed: view.coverage.iter().filter(|c| !c.ok).collect(),
             sources: &view.sources,
             rules_not_run: view.rules.iter().filter(|r| !r.complete).collect(),
-            reconciliation,
+            reconciliation: reconciliation_counts(view),
             plan_actions: view.plan.actions.len(),
             plan_jobs: view.plan.jobs.len(),
             plan_rotations: view.plan.jobs.iter().filter(|j| j.rotate).count(),
             plan_emergencies: view.plan.jobs.iter().filter(|j| j.emergency).count(),
             inventory_rows: view.inventory.len(),
             events: view.events.len(),
-            catalogue: view
-                .rules
-                .iter()
-                .map(|r| CatalogueRule {
-                    id: r.id,
-                    title: r.title,
-                    severity: r.severity,
-                    rationale: r.rationale,
-                    remediation: r.remediation,
-                    findings: view.summary.by_rule.get(r.id).copied().unwrap_or(0),
-                    sources: r.sources.join(" "),
-                    ran: r.ran,
-                    complete: r.complete,
-                    reason: &r.reason,
-                })
-                .collect(),
+            catalogue: catalogue(view),
             severity_chart,
-            rule_chart,
+            rule_chart: rule_chart(view),
             age_chart: AgeChart::new(&view.inventory),
             rotation_chart: RotationChart::new(&view.rotations_by_month),
         })
     }
+}
+
+/// The number of findings of each severity, in the order of [`SEVERITIES`].
+fn severity_counts(view: &ReportView) -> Vec<Count> {
+    SEVERITIES
+        .iter()
+        .map(|s| Count {
+            name: s.to_string(),
+            count: view.summary.by_severity.get(*s).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Findings per rule, most first.
+fn rule_chart(view: &ReportView) -> BarChart {
+    let mut by_rule: Vec<(&String, &usize)> = view.summary.by_rule.iter().collect();
+    by_rule.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    BarChart::new(
+        190,
+        by_rule
+            .iter()
+            .map(|(rule, n)| (rule.to_string(), **n, "fill-rule".to_string()))
+            .collect(),
+    )
+}
+
+/// The rule filter's options: every rule of the view and of a finding, sorted.
+fn rule_options(view: &ReportView) -> Vec<String> {
+    let mut rule_options: Vec<String> = view.rules.iter().map(|r| r.id.to_string()).collect();
+    for rule in view.summary.by_rule.keys() {
+        if !rule_options.contains(rule) {
+            rule_options.push(rule.clone());
+        }
+    }
+    rule_options.sort();
+    rule_options
+}
+
+/// Credentials per reconciliation state.
+fn reconciliation_counts(view: &ReportView) -> Vec<Count> {
+    // Known states in reading order, then any other the view carries.
+    let mut reconciliation: Vec<Count> = ["reconciled", "unmanaged", "orphaned", "declared-only"]
+        .into_iter()
+        .map(|name| Count {
+            name: name.to_string(),
+            count: 0,
+        })
+        .collect();
+    for row in &view.inventory {
+        match reconciliation
+            .iter_mut()
+            .find(|c| c.name == row.reconciliation)
+        {
+            Some(c) => c.count += 1,
+            None => reconciliation.push(Count {
+                name: row.reconciliation.clone(),
+                count: 1,
+            }),
+        }
+    }
+    reconciliation
+}
+
+/// The rule catalogue, with the findings of each rule.
+fn catalogue(view: &ReportView) -> Vec<CatalogueRule<'_>> {
+    view.rules
+        .iter()
+        .map(|r| CatalogueRule {
+            id: r.id,
+            title: &r.title,
+            severity: r.severity,
+            rationale: &r.rationale,
+            remediation: r.remediation,
+            findings: view.summary.by_rule.get(r.id).copied().unwrap_or(0),
+            sources: r.sources.join(" "),
+            ran: r.ran,
+            complete: r.complete,
+            reason: &r.reason,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1148,9 +1198,9 @@ mod tests {
             rules: vec![
                 RuleView {
                     id: "rotation-overdue",
-                    title: "Credential older than its class interval",
+                    title: "Credential older than its class interval".into(),
                     severity: "high",
-                    rationale: "old credentials leak",
+                    rationale: "old credentials leak".into(),
                     remediation: "rotate it",
                     sources: vec!["iam-keys"],
                     ran: true,
@@ -1159,9 +1209,9 @@ mod tests {
                 },
                 RuleView {
                     id: "root-access-key",
-                    title: "Root user has an access key",
+                    title: "Root user has an access key".into(),
                     severity: "critical",
-                    rationale: "root is unrestricted",
+                    rationale: "root is unrestricted".into(),
                     remediation: "delete it",
                     sources: vec!["credential-report"],
                     ran: false,

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use super::FindingView;
 use super::view::ReportView;
+use crate::output::escape_markdown as escape;
 
 /// How many new findings the diff section lists before "and N more".
 pub const NEW_LIMIT: usize = 20;
@@ -275,25 +276,6 @@ fn more(md: &mut String, total: usize, limit: usize, what: &str) {
     if total > limit {
         let _ = writeln!(md, "\n…and {} more {what}.", total - limit);
     }
-}
-
-/// Escapes an untrusted string for inline Markdown (table cells included): backslash before
-/// `` \ ` * _ [ ] < > | # ~ & ``, newlines and tabs become spaces, other control characters are
-/// dropped. The result renders as the literal text: no HTML, link, emphasis or table cell.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '~' | '&' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A trusted identifier (a rule id, an action kind) as inline code. Only for values made of

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::SCHEMA_VERSION;
-use super::csv::to_csv;
-use crate::plan::{Job, Plan};
+use crate::output::to_csv;
+use crate::plan::{Action, Job, Plan};
 
 /// Columns of `remediation-plan.csv`, in order.
 pub const PLAN_CSV_HEADER: [&str; 14] = [
@@ -53,11 +53,95 @@ pub fn plan_csv(plan: &Plan) -> Vec<u8> {
     to_csv(std::iter::once(header).chain(rows))
 }
 
-#[derive(Serialize)]
-struct PlanDocument<'a> {
-    schema_version: u32,
-    as_of: &'a str,
-    jobs: &'a [Job],
+/// `remediation-plan.json`: the plan as a rotation pipeline reads it. A view of the plan, so
+/// the stored [`Plan`] may change without changing this document (its `schema_version` does,
+/// when its shape does).
+#[derive(Debug, Serialize)]
+pub struct PlanDocument<'a> {
+    pub schema_version: u32,
+    /// RFC 3339.
+    pub as_of: &'a str,
+    /// One job per credential, worst first.
+    pub jobs: Vec<JobView<'a>>,
+}
+
+/// One job of `remediation-plan.json`: every action for one credential.
+#[derive(Debug, Serialize)]
+pub struct JobView<'a> {
+    pub credential: &'a str,
+    pub kind: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub owner: &'a str,
+    /// RFC 3339: the earliest due time of its actions.
+    pub due: &'a str,
+    pub severity: &'static str,
+    /// True when the job asks for a rotation (rotate-now or emergency rotation).
+    pub rotate: bool,
+    pub emergency: bool,
+    pub actions: Vec<ActionView<'a>>,
+}
+
+/// One action of a job.
+#[derive(Debug, Serialize)]
+pub struct ActionView<'a> {
+    /// 1 = most urgent.
+    pub priority: u32,
+    /// Kebab-case action kind, e.g. `rotate-now`.
+    pub action: &'static str,
+    pub severity: &'static str,
+    pub credential: &'a str,
+    pub kind: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub owner: &'a str,
+    /// RFC 3339.
+    pub due: &'a str,
+    pub description: &'a str,
+    /// The proposed AWS CLI command, shell-quoted; `null` when none applies.
+    pub command: Option<&'a str>,
+    pub rules: &'a [String],
+    pub fingerprints: &'a [String],
+    /// `framework:control` ids it restores.
+    pub controls: &'a [String],
+}
+
+impl<'a> From<&'a Job> for JobView<'a> {
+    fn from(job: &'a Job) -> Self {
+        JobView {
+            credential: &job.credential,
+            kind: &job.kind,
+            account: &job.account,
+            region: &job.region,
+            owner: &job.owner,
+            due: &job.due,
+            severity: job.severity.as_str(),
+            rotate: job.rotate,
+            emergency: job.emergency,
+            actions: job.actions.iter().map(ActionView::from).collect(),
+        }
+    }
+}
+
+impl<'a> From<&'a Action> for ActionView<'a> {
+    fn from(a: &'a Action) -> Self {
+        ActionView {
+            priority: a.priority,
+            action: a.action.as_str(),
+            severity: a.severity.as_str(),
+            credential: &a.credential,
+            kind: &a.kind,
+            account: &a.account,
+            region: &a.region,
+            owner: &a.owner,
+            due: &a.due,
+            description: &a.description,
+            command: a.command.as_deref(),
+            rules: &a.rules,
+            fingerprints: &a.fingerprints,
+            controls: &a.controls,
+        }
+    }
 }
 
 /// `remediation-plan.json`: `{"schema_version": 1, "as_of": …, "jobs": […]}`, one job per
@@ -66,7 +150,7 @@ pub fn plan_json(plan: &Plan, as_of: &str) -> Vec<u8> {
     let doc = PlanDocument {
         schema_version: SCHEMA_VERSION,
         as_of,
-        jobs: &plan.jobs,
+        jobs: plan.jobs.iter().map(JobView::from).collect(),
     };
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("plan serialises: plain data");
     bytes.push(b'\n');

@@ -50,6 +50,71 @@ pub fn security_severity(severity: Severity) -> &'static str {
 /// Renders the findings of `view` as a pretty-printed SARIF 2.1.0 log with a trailing newline.
 /// The output depends only on the view, so the same run always gives the same bytes.
 pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
+    // A waived finding is accepted risk, not an open result: it stays in findings.json and
+    // findings.csv with its waiver, and out of code-scanning dashboards.
+    let open: Vec<&FindingView> = view
+        .findings
+        .iter()
+        .filter(|f| f.waiver.is_none())
+        .collect();
+    let (rules, rule_index) = rule_descriptors(view, &open);
+    let results = open_results(view, &open, &rule_index);
+    let invocation = invocation(view);
+    let not_assessed = controls_not_assessed(view);
+
+    let log = json!({
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [{
+            "tool": {
+                "driver": {
+                    "name": view.tool,
+                    "version": view.version,
+                    "semanticVersion": view.version,
+                    "rules": rules,
+                }
+            },
+            "invocations": [Value::Object(invocation)],
+            "results": results,
+            "properties": {
+                "run-id": view.run.id,
+                "as-of": view.run.as_of,
+                "status": view.run.status,
+                "content-hash": view.run.content_hash,
+                "controls-not-assessed": not_assessed,
+            },
+        }],
+    });
+    let mut bytes = serde_json::to_vec_pretty(&log).expect("a JSON value always serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Where each rule's descriptor sits in `tool.driver.rules`.
+struct RuleIndex<'a> {
+    /// The rules the view lists, by id.
+    listed: BTreeMap<&'a str, usize>,
+    /// The rules of open findings that the view does not list.
+    extra: BTreeMap<String, usize>,
+}
+
+impl RuleIndex<'_> {
+    /// The `ruleIndex` of a finding's rule (0 if it has no descriptor, which cannot happen).
+    fn of(&self, rule: &str) -> usize {
+        self.listed
+            .get(rule)
+            .or_else(|| self.extra.get(rule))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A `reportingDescriptor` per rule of the view, then one per rule of an open finding that the
+/// view does not list, with where each sits.
+fn rule_descriptors<'a>(
+    view: &'a ReportView,
+    open: &[&FindingView],
+) -> (Vec<Value>, RuleIndex<'a>) {
     let rule_tags = rule_tags(view);
     let mut rules: Vec<Value> = Vec::with_capacity(view.rules.len());
     let mut rule_index: BTreeMap<&str, usize> = BTreeMap::new();
@@ -58,23 +123,16 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
         rule_index.entry(rule.id).or_insert(rules.len());
         rules.push(rule_descriptor(
             rule.id,
-            rule.title,
-            rule.rationale,
+            &rule.title,
+            &rule.rationale,
             rule.remediation,
             severity,
             rule_tags.get(rule.id),
         ));
     }
-    // A waived finding is accepted risk, not an open result: it stays in findings.json and
-    // findings.csv with its waiver, and out of code-scanning dashboards.
-    let open: Vec<&FindingView> = view
-        .findings
-        .iter()
-        .filter(|f| f.waiver.is_none())
-        .collect();
     // A finding of a rule the view does not list still needs a descriptor for its ruleIndex.
     let mut extra: Vec<(String, Severity)> = Vec::new();
-    for finding in &open {
+    for finding in open {
         if !rule_index.contains_key(finding.rule.as_str())
             && !extra.iter().any(|(id, _)| *id == finding.rule)
         {
@@ -93,7 +151,17 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             rule_tags.get(id.as_str()),
         ));
     }
+    (
+        rules,
+        RuleIndex {
+            listed: rule_index,
+            extra: extra_index,
+        },
+    )
+}
 
+/// A `result` per open finding, with its `baselineState` when the view has a diff.
+fn open_results(view: &ReportView, open: &[&FindingView], rule_index: &RuleIndex) -> Vec<Value> {
     let inventory_uri = uri_reference(
         view.inventory_file
             .as_deref()
@@ -105,14 +173,9 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
         .as_ref()
         .map(|d| d.new.iter().map(|f| f.fingerprint.as_str()).collect());
 
-    let results: Vec<Value> = open
-        .iter()
+    open.iter()
         .map(|finding| {
-            let index = rule_index
-                .get(finding.rule.as_str())
-                .or_else(|| extra_index.get(&finding.rule))
-                .copied()
-                .unwrap_or(0);
+            let index = rule_index.of(&finding.rule);
             let mut result = result(finding, index, &inventory_uri);
             if let (Some(new), Value::Object(map)) = (&new_fingerprints, &mut result) {
                 let state = if new.contains(finding.fingerprint.as_str()) {
@@ -124,8 +187,12 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             }
             result
         })
-        .collect();
+        .collect()
+}
 
+/// The invocation: whether it succeeded, with a notification per coverage failure and per rule
+/// that did not run in full.
+fn invocation(view: &ReportView) -> Map<String, Value> {
     let failed: Vec<Value> = view
         .coverage
         .iter()
@@ -159,21 +226,6 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             })
         })
         .collect();
-    let not_assessed: Vec<Value> = view
-        .frameworks
-        .iter()
-        .flat_map(|fw| {
-            fw.controls
-                .iter()
-                .filter(|c| c.status == "not-assessed")
-                .map(move |c| {
-                    json!({
-                        "control": format!("{}:{}", fw.id, c.id),
-                        "reason": c.status_reason,
-                    })
-                })
-        })
-        .collect();
     let mut invocation = Map::new();
     invocation.insert(
         "executionSuccessful".into(),
@@ -186,33 +238,25 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
             Value::Array(notifications),
         );
     }
+    invocation
+}
 
-    let log = json!({
-        "$schema": SARIF_SCHEMA,
-        "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {
-                "driver": {
-                    "name": view.tool,
-                    "version": view.version,
-                    "semanticVersion": view.version,
-                    "rules": rules,
-                }
-            },
-            "invocations": [Value::Object(invocation)],
-            "results": results,
-            "properties": {
-                "run-id": view.run.id,
-                "as-of": view.run.as_of,
-                "status": view.run.status,
-                "content-hash": view.run.content_hash,
-                "controls-not-assessed": not_assessed,
-            },
-        }],
-    });
-    let mut bytes = serde_json::to_vec_pretty(&log).expect("a JSON value always serializes");
-    bytes.push(b'\n');
-    bytes
+/// The controls of the view that were not assessed, with why.
+fn controls_not_assessed(view: &ReportView) -> Vec<Value> {
+    view.frameworks
+        .iter()
+        .flat_map(|fw| {
+            fw.controls
+                .iter()
+                .filter(|c| c.status == "not-assessed")
+                .map(move |c| {
+                    json!({
+                        "control": format!("{}:{}", fw.id, c.id),
+                        "reason": c.status_reason,
+                    })
+                })
+        })
+        .collect()
 }
 
 /// `framework:control` tags per rule id, from the controls that test the rule.
@@ -568,8 +612,14 @@ mod tests {
         assert_eq!(ids, expected, "one descriptor per rule, in catalogue order");
         for (descriptor, rule) in rules.iter().zip(RULES) {
             let meta = &rule.meta;
-            assert_eq!(descriptor["shortDescription"]["text"], meta.title);
-            assert_eq!(descriptor["fullDescription"]["text"], meta.rationale);
+            assert_eq!(
+                descriptor["shortDescription"]["text"],
+                meta.render_default(meta.title)
+            );
+            assert_eq!(
+                descriptor["fullDescription"]["text"],
+                meta.render_default(meta.rationale)
+            );
             assert_eq!(descriptor["help"]["text"], meta.remediation);
             let (level, score) = match meta.default_severity {
                 Severity::Critical => ("error", "9.0"),

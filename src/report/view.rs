@@ -153,9 +153,10 @@ pub struct MonthCount {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleView {
     pub id: &'static str,
-    pub title: &'static str,
+    /// Its title and rationale with the run's policy numbers filled in.
+    pub title: String,
     pub severity: &'static str,
-    pub rationale: &'static str,
+    pub rationale: String,
     pub remediation: &'static str,
     /// The evidence sources it needs (kebab-case ids).
     pub sources: Vec<&'static str>,

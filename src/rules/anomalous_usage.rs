@@ -16,34 +16,40 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::Duration;
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
+use super::options::{MAX_COUNT, MAX_DAYS, MAX_HOURS, MAX_RATE_SIGMAS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{CredentialView, EvalCtx, fmt_time, sub_saturating};
 use crate::model::{AuthWindow, CredentialKind, Finding, Severity, Timestamp, UsageBucket};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "anomalous-usage",
         title: "Credential used unlike its baseline",
+        finds: "off-hours call, new IP with a new region, rare or destructive operation, rate above mean + {rate_sigmas} sd",
         default_severity: Severity::High,
+        severity_varies: Some("medium/high"),
         rationale: "A stolen credential is used by someone else, from somewhere else, for \
-                    something else. Each credential is compared with its own last 30 days of \
-                    CloudTrail use (at least 50 calls in 5 distinct hours before anything is \
+                    something else. Each credential is compared with its own last {baseline_days} days of \
+                    CloudTrail use (at least {min_baseline_calls} calls in {min_baseline_active_hours} distinct hours before anything is \
                     judged): calls in an hour of the day it is never active (medium), a new source \
-                    IP together with a new region (high), an operation under 1% of its baseline \
+                    IP together with a new region (high), an operation under {rare_operation_share%}% of its baseline \
                     calls (high when destructive or exfiltrating: Delete*, Attach*, Update*, \
                     Put*Policy, CreateAccessKey, CreateUser, CreateLoginProfile, StopLogging, \
                     exports, bulk and secret reads; else medium), and an hourly call count above \
-                    the baseline mean + 3 standard deviations (high).",
+                    the baseline mean + {rate_sigmas} standard deviations (high).",
         remediation: "Ask the owner whether the listed calls were theirs. If not, rotate the \
                       credential at once (emergency trigger), review what the calls changed or \
                       read, and narrow its policy; if they were, record why so the next baseline \
                       includes it.",
         sources: &[Source::CloudTrail],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate_with(ctx, &options.anomalous_usage),
 };
 
-/// Thresholds of anomalous-usage, set in `[policy.anomalous_usage]` of inventory.toml (any
-/// field left out keeps its default).
+/// Thresholds of anomalous-usage, set in `[policy.anomalous-usage]` of inventory.toml (any
+/// field left out keeps its default; the older spelling `[policy.anomalous_usage]` is still
+/// accepted).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnomalousUsageOptions {
@@ -71,6 +77,47 @@ impl Default for AnomalousUsageOptions {
             rare_operation_share: 0.01,
             rate_sigmas: 3.0,
         }
+    }
+}
+
+impl AnomalousUsageOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded(
+            "detection_hours",
+            self.detection_hours,
+            (1, MAX_HOURS),
+            " hours",
+        )?;
+        bounded("baseline_days", self.baseline_days, (1, MAX_DAYS), " days")?;
+        bounded(
+            "min_baseline_calls",
+            self.min_baseline_calls,
+            (0, MAX_COUNT),
+            " calls",
+        )?;
+        bounded(
+            "min_baseline_active_hours",
+            self.min_baseline_active_hours as u64,
+            (0, MAX_HOURS.into()),
+            " hours",
+        )?;
+        bounded(
+            "rare_operation_share",
+            self.rare_operation_share,
+            (0.0, 1.0),
+            " (a share of the baseline calls)",
+        )?;
+        if !(self.rate_sigmas > 0.0 && self.rate_sigmas <= MAX_RATE_SIGMAS) {
+            return Err(OutOfRange {
+                field: "rate_sigmas",
+                value: self.rate_sigmas.to_string(),
+                expected: format!(
+                    "more than 0 and at most {MAX_RATE_SIGMAS} (standard deviations)"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -164,10 +211,6 @@ pub(super) fn list(items: &[String], limit: usize) -> String {
     text
 }
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    evaluate_with(ctx, &ctx.policy.anomalous_usage)
-}
-
 /// What one credential did in one detection hour, over all the ids it is recorded under.
 #[derive(Default)]
 struct Hour<'a> {
@@ -196,8 +239,82 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
         if detection.is_empty() || baseline.is_empty() {
             continue;
         }
+        let Some(base) = Baseline::of(&baseline, baseline_start, detection_start, options) else {
+            continue;
+        };
+        let window = Detection::of(&detection);
 
-        // The baseline: what is normal for this credential.
+        let mut signals = Signals {
+            severity: None,
+            names: Vec::new(),
+            evidence: vec![(
+                "baseline",
+                format!(
+                    "{} calls in {} active hours, {} to {}",
+                    base.calls,
+                    base.per_hour.len(),
+                    fmt_time(baseline_start),
+                    fmt_time(detection_start)
+                ),
+            )],
+        };
+        signals.judge(&base, &window, options);
+
+        let Some(severity) = signals.severity else {
+            continue;
+        };
+        let detection_calls: u64 = window.hours.values().map(|h| h.calls).sum();
+        let mut evidence = signals.evidence;
+        evidence.insert(
+            0,
+            (
+                "detection",
+                format!(
+                    "{detection_calls} calls, {} to {}",
+                    fmt_time(detection_start),
+                    fmt_time(ctx.as_of)
+                ),
+            ),
+        );
+        findings.push(ctx.finding(
+            RULE.meta.id,
+            severity,
+            view,
+            format!(
+                "used unlike its baseline in the last {} h: {}",
+                options.detection_hours,
+                signals.names.join("; ")
+            ),
+            evidence,
+        ));
+    }
+    findings
+}
+
+/// What is normal for a credential: its baseline window's calls, active hours, places and
+/// operations, and the hourly call rate above which an hour is a spike.
+struct Baseline<'a> {
+    calls: u64,
+    /// Calls per active hour.
+    per_hour: BTreeMap<Timestamp, u64>,
+    active_hours_of_day: HashSet<u32>,
+    known_ips: HashSet<&'a str>,
+    known_regions: HashSet<&'a str>,
+    known_operations: HashMap<&'a str, u64>,
+    mean: f64,
+    sd: f64,
+    threshold: f64,
+}
+
+impl<'a> Baseline<'a> {
+    /// The baseline of a credential's buckets in `[baseline_start, detection_start)`, or `None`
+    /// when it has too few calls or active hours to judge anything by.
+    fn of(
+        baseline: &[&'a UsageBucket],
+        baseline_start: Timestamp,
+        detection_start: Timestamp,
+        options: &AnomalousUsageOptions,
+    ) -> Option<Self> {
         let baseline_calls: u64 = baseline.iter().map(|b| b.calls).sum();
         let mut per_hour: BTreeMap<Timestamp, u64> = BTreeMap::new();
         for b in baseline.iter().filter(|b| b.calls > 0) {
@@ -206,7 +323,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
         if baseline_calls < options.min_baseline_calls
             || per_hour.len() < options.min_baseline_active_hours
         {
-            continue;
+            return None;
         }
         let active_hours_of_day: HashSet<u32> =
             per_hour.keys().map(chrono::Timelike::hour).collect();
@@ -219,7 +336,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
             .flat_map(|b| b.regions.keys().map(String::as_str))
             .collect();
         let mut known_operations: HashMap<&str, u64> = HashMap::new();
-        for b in &baseline {
+        for b in baseline {
             for (op, n) in &b.operations {
                 *known_operations.entry(op.as_str()).or_default() += n;
             }
@@ -237,11 +354,31 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
         // Call counts are at least Poisson-noisy: a near-constant baseline must not turn one
         // extra call into a spike.
         let threshold = mean + options.rate_sigmas * sd.max(mean.sqrt());
+        Some(Baseline {
+            calls: baseline_calls,
+            per_hour,
+            active_hours_of_day,
+            known_ips,
+            known_regions,
+            known_operations,
+            mean,
+            sd,
+            threshold,
+        })
+    }
+}
 
-        // The detection window, per hour.
+/// What a credential did in the detection window: per hour, and its operations.
+struct Detection<'a> {
+    hours: BTreeMap<Timestamp, Hour<'a>>,
+    operations: BTreeMap<&'a str, u64>,
+}
+
+impl<'a> Detection<'a> {
+    fn of(detection: &[&'a UsageBucket]) -> Self {
         let mut hours: BTreeMap<Timestamp, Hour> = BTreeMap::new();
         let mut operations: BTreeMap<&str, u64> = BTreeMap::new();
-        for b in &detection {
+        for b in detection {
             let hour = hours.entry(b.hour).or_default();
             hour.calls += b.calls;
             hour.ips.extend(b.source_ips.keys().map(String::as_str));
@@ -250,132 +387,162 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AnomalousUsageOptions) -> Vec<Find
                 *operations.entry(op.as_str()).or_default() += n;
             }
         }
+        Detection { hours, operations }
+    }
+}
 
-        let mut severity = None;
-        let mut signals = Vec::new();
-        let mut evidence = vec![(
-            "baseline",
-            format!(
-                "{baseline_calls} calls in {} active hours, {} to {}",
-                per_hour.len(),
-                fmt_time(baseline_start),
-                fmt_time(detection_start)
-            ),
-        )];
+/// The signals a detection window raises against its baseline: the highest severity, what
+/// each signal is, and the evidence.
+struct Signals {
+    severity: Option<Severity>,
+    names: Vec<&'static str>,
+    evidence: Vec<(&'static str, String)>,
+}
 
-        let off_hours: Vec<String> = hours
-            .iter()
-            .filter(|(h, hour)| {
-                hour.calls > 0 && !active_hours_of_day.contains(&chrono::Timelike::hour(*h))
-            })
-            .map(|(h, hour)| format!("{} ({} calls)", fmt_time(*h), hour.calls))
-            .collect();
+impl Signals {
+    fn raise(&mut self, severity: Severity, name: &'static str, key: &'static str, value: String) {
+        self.severity = self.severity.max(Some(severity));
+        self.names.push(name);
+        self.evidence.push((key, value));
+    }
+
+    /// Raises every signal of the window: off-hours calls, a new IP in a new region, rare
+    /// operations (destructive or not) and hourly rate spikes, in that order.
+    fn judge(&mut self, base: &Baseline, window: &Detection, options: &AnomalousUsageOptions) {
+        let off_hours = off_hours(base, window);
         if !off_hours.is_empty() {
-            severity = severity.max(Some(Severity::Medium));
-            signals.push("calls at an hour of day never active in the baseline");
-            evidence.push(("off_hours", list(&off_hours, 10)));
+            self.raise(
+                Severity::Medium,
+                "calls at an hour of day never active in the baseline",
+                "off_hours",
+                list(&off_hours, 10),
+            );
         }
 
-        let new_places: Vec<String> = hours
-            .iter()
-            .filter_map(|(h, hour)| {
-                let ips: Vec<&str> = hour
-                    .ips
-                    .iter()
-                    .copied()
-                    .filter(|ip| !known_ips.contains(ip))
-                    .collect();
-                let regions: Vec<&str> = hour
-                    .regions
-                    .iter()
-                    .copied()
-                    .filter(|r| !known_regions.contains(r))
-                    .collect();
-                (!ips.is_empty() && !regions.is_empty()).then(|| {
-                    format!(
-                        "{}: IPs {}; regions {}",
-                        fmt_time(*h),
-                        ips.join(", "),
-                        regions.join(", ")
-                    )
-                })
-            })
-            .collect();
+        let new_places = new_places(base, window);
         if !new_places.is_empty() {
-            severity = severity.max(Some(Severity::High));
-            signals.push("a new source IP in a new region");
-            evidence.push(("new_ip_and_region", list(&new_places, 10)));
+            self.raise(
+                Severity::High,
+                "a new source IP in a new region",
+                "new_ip_and_region",
+                list(&new_places, 10),
+            );
         }
 
-        let rare: Vec<(&str, u64, u64)> = operations
-            .iter()
-            .filter_map(|(op, &n)| {
-                let seen = known_operations.get(op).copied().unwrap_or(0);
-                ((seen as f64) < options.rare_operation_share * baseline_calls as f64)
-                    .then_some((*op, n, seen))
-            })
-            .collect();
-        let (destructive, other): (Vec<_>, Vec<_>) =
-            rare.into_iter().partition(|(op, _, _)| is_destructive(op));
-        let describe = |ops: &[(&str, u64, u64)]| {
-            let items: Vec<String> = ops
-                .iter()
-                .map(|(op, n, seen)| format!("{op} ×{n} (baseline {seen})"))
-                .collect();
-            list(&items, 50)
-        };
+        let (destructive, other): (Vec<_>, Vec<_>) = rare_operations(base, window, options)
+            .into_iter()
+            .partition(|(op, _, _)| is_destructive(op));
         if !destructive.is_empty() {
-            severity = severity.max(Some(Severity::High));
-            signals.push("rare destructive or exfiltrating operations");
-            evidence.push(("rare_destructive_operations", describe(&destructive)));
+            self.raise(
+                Severity::High,
+                "rare destructive or exfiltrating operations",
+                "rare_destructive_operations",
+                describe_operations(&destructive),
+            );
         }
         if !other.is_empty() {
-            severity = severity.max(Some(Severity::Medium));
-            signals.push("rare operations");
-            evidence.push(("rare_operations", describe(&other)));
+            self.raise(
+                Severity::Medium,
+                "rare operations",
+                "rare_operations",
+                describe_operations(&other),
+            );
         }
 
-        let bursts: Vec<String> = hours
+        let bursts: Vec<String> = window
+            .hours
             .iter()
-            .filter(|(_, hour)| hour.calls as f64 > threshold)
+            .filter(|(_, hour)| hour.calls as f64 > base.threshold)
             .map(|(h, hour)| format!("{} ({} calls)", fmt_time(*h), hour.calls))
             .collect();
         if !bursts.is_empty() {
-            severity = severity.max(Some(Severity::High));
-            signals.push("an hourly call rate above the baseline mean + 3 sd");
-            evidence.push(("rate_spikes", list(&bursts, 10)));
-            evidence.push((
+            self.raise(
+                Severity::High,
+                "an hourly call rate above the baseline mean + 3 sd",
+                "rate_spikes",
+                list(&bursts, 10),
+            );
+            self.evidence.push((
                 "rate_threshold",
-                format!("{threshold:.1} calls/h (mean {mean:.1}, sd {sd:.1})"),
+                format!(
+                    "{:.1} calls/h (mean {:.1}, sd {:.1})",
+                    base.threshold, base.mean, base.sd
+                ),
             ));
         }
-
-        let Some(severity) = severity else { continue };
-        let detection_calls: u64 = hours.values().map(|h| h.calls).sum();
-        evidence.insert(
-            0,
-            (
-                "detection",
-                format!(
-                    "{detection_calls} calls, {} to {}",
-                    fmt_time(detection_start),
-                    fmt_time(ctx.as_of)
-                ),
-            ),
-        );
-        findings.push(ctx.finding(
-            &RULE.meta,
-            severity,
-            view,
-            format!(
-                "used unlike its baseline in the last {} h: {}",
-                options.detection_hours,
-                signals.join("; ")
-            ),
-            evidence,
-        ));
     }
-    findings
+}
+
+/// The hours of the window with calls at an hour of the day the baseline is never active.
+fn off_hours(base: &Baseline, window: &Detection) -> Vec<String> {
+    window
+        .hours
+        .iter()
+        .filter(|(h, hour)| {
+            hour.calls > 0
+                && !base
+                    .active_hours_of_day
+                    .contains(&chrono::Timelike::hour(*h))
+        })
+        .map(|(h, hour)| format!("{} ({} calls)", fmt_time(*h), hour.calls))
+        .collect()
+}
+
+/// The hours of the window with a source IP and a region the baseline never saw.
+fn new_places(base: &Baseline, window: &Detection) -> Vec<String> {
+    window
+        .hours
+        .iter()
+        .filter_map(|(h, hour)| {
+            let ips: Vec<&str> = hour
+                .ips
+                .iter()
+                .copied()
+                .filter(|ip| !base.known_ips.contains(ip))
+                .collect();
+            let regions: Vec<&str> = hour
+                .regions
+                .iter()
+                .copied()
+                .filter(|r| !base.known_regions.contains(r))
+                .collect();
+            (!ips.is_empty() && !regions.is_empty()).then(|| {
+                format!(
+                    "{}: IPs {}; regions {}",
+                    fmt_time(*h),
+                    ips.join(", "),
+                    regions.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The operations of the window that make up less than the rare share of the baseline's calls:
+/// (operation, calls in the window, calls in the baseline).
+fn rare_operations<'a>(
+    base: &Baseline,
+    window: &Detection<'a>,
+    options: &AnomalousUsageOptions,
+) -> Vec<(&'a str, u64, u64)> {
+    window
+        .operations
+        .iter()
+        .filter_map(|(op, &n)| {
+            let seen = base.known_operations.get(op).copied().unwrap_or(0);
+            ((seen as f64) < options.rare_operation_share * base.calls as f64)
+                .then_some((*op, n, seen))
+        })
+        .collect()
+}
+
+/// Rare operations as evidence: each with its calls and its baseline calls.
+fn describe_operations(ops: &[(&str, u64, u64)]) -> String {
+    let items: Vec<String> = ops
+        .iter()
+        .map(|(op, n, seen)| format!("{op} ×{n} (baseline {seen})"))
+        .collect();
+    list(&items, 50)
 }
 
 #[cfg(test)]
@@ -611,8 +778,9 @@ mod tests {
     #[test]
     fn the_usage_rules_over_the_invictus_data_set() {
         use crate::collect::cloudtrail::read_paths;
+        use crate::join::EvalCtx;
         use crate::model::KeyStatus;
-        use crate::rules::{EvalCtx, find, testkit};
+        use crate::rules::{find, testkit};
         use chrono::TimeZone;
 
         let dataset = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -666,7 +834,7 @@ mod tests {
         let ctx = EvalCtx::new(&facts, as_of);
         let findings = |id: &str| -> Vec<(String, crate::model::Severity)> {
             let rule = find(id).unwrap_or_else(|| panic!("rule {id}"));
-            (rule.evaluate)(&ctx)
+            (rule.evaluate)(&ctx, &crate::rules::RuleOptions::default())
                 .into_iter()
                 .map(|f| (f.credential, f.severity))
                 .collect()

@@ -1,19 +1,24 @@
 //! audit-trail-gap: a rotation visible in AWS without a matching history event, or a history
 //! event AWS does not bear out.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
+use super::options::{MAX_HOURS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, fmt_time, sub_saturating};
 use crate::model::{CredentialKind, EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "audit-trail-gap",
         title: "Rotation history disagrees with AWS",
+        finds: "a rotation in AWS without a history event, or the reverse",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "Auditors ask for the record of every change to authentication factors. A \
                     rotation AWS shows but the history lacks was made outside the pipeline; a \
                     completed rotation in history that AWS does not show never really happened. \
                     Only rotations inside the history's time span are judged, matched within \
-                    24 h (`audit_match_hours`).",
+                    {match_hours} h (`audit_match_hours`).",
         remediation: "Find who changed the credential and record the event, or fix the rotation \
                       pipeline that reports success without rotating.",
         sources: &[
@@ -22,10 +27,33 @@ pub static RULE: Rule = Rule {
             Source::SecretsManager,
         ],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.audit_trail_gap),
 };
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
+/// Options of audit-trail-gap, set in `[policy.audit-trail-gap]` of inventory.toml (any field left
+/// out keeps its default; the older spelling `audit_match_hours` in `[policy]` is still accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditTrailGapOptions {
+    /// How many hours apart an AWS rotation and its history event may be and still match.
+    pub match_hours: u32,
+}
+
+impl Default for AuditTrailGapOptions {
+    fn default() -> Self {
+        AuditTrailGapOptions { match_hours: 24 }
+    }
+}
+
+impl AuditTrailGapOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded("match_hours", self.match_hours, (0, MAX_HOURS), " hours")?;
+        Ok(())
+    }
+}
+
+fn evaluate(ctx: &EvalCtx, options: &AuditTrailGapOptions) -> Vec<Finding> {
     if !ctx.has_history() {
         return Vec::new();
     }
@@ -41,7 +69,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
     else {
         return Vec::new();
     };
-    let tolerance = ctx.hours(ctx.policy.audit_match_hours);
+    let tolerance = ctx.hours(options.match_hours);
     let mut findings = Vec::new();
     for v in &ctx.credentials {
         let Some(o) = v.observed else { continue };
@@ -69,7 +97,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             && !rotations.iter().any(|e| (e.time - r).abs() <= tolerance)
         {
             findings.push(ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 "AWS shows a rotation that the history does not record".to_string(),
@@ -86,7 +114,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         });
         if let Some(e) = unconfirmed {
             findings.push(ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 "history records a completed rotation that AWS does not show".to_string(),

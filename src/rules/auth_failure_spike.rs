@@ -4,7 +4,9 @@
 use chrono::Duration;
 
 use super::anomalous_usage::{auth_windows_of, hour_of};
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time, sub_saturating};
+use super::options::{MAX_COUNT, MAX_HOURS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+use crate::join::{EvalCtx, fmt_time, sub_saturating};
 use crate::model::is_auth_error;
 use crate::model::{AuthWindow, Finding, Severity};
 
@@ -12,21 +14,24 @@ pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "auth-failure-spike",
         title: "Authentication failures spiking",
+        finds: "authentication failures above {min_rate%}% of calls in a 5-minute window (plan: emergency rotation)",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "Bursts of AccessDenied, InvalidClientTokenId or UnauthorizedOperation are what \
                     an attacker's enumeration with a stolen credential looks like in CloudTrail. A \
-                    5-minute window of the last 24 h with at least 5 authentication failures that \
-                    make up more than 5% of the credential's calls in it is a spike.",
+                    5-minute window of the last {detection_hours} h with at least {min_auth_errors} authentication failures that \
+                    make up more than {min_rate%}% of the credential's calls in it is a spike.",
         remediation: "Treat the credential as compromised: rotate it now as an emergency rotation \
                       (trigger `emergency`), deactivate the old value, and review the failed and \
                       the successful calls around the window for what the caller tried to reach.",
         sources: &[Source::CloudTrail],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate_with(ctx, &options.auth_failure_spike),
 };
 
-/// Thresholds of auth-failure-spike, set in `[policy.auth_failure_spike]` of inventory.toml (any
-/// field left out keeps its default).
+/// Thresholds of auth-failure-spike, set in `[policy.auth-failure-spike]` of inventory.toml (any
+/// field left out keeps its default; the older spelling `[policy.auth_failure_spike]` is still
+/// accepted).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthFailureSpikeOptions {
@@ -49,16 +54,30 @@ impl Default for AuthFailureSpikeOptions {
 }
 
 impl AuthFailureSpikeOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded(
+            "detection_hours",
+            self.detection_hours,
+            (1, MAX_HOURS),
+            " hours",
+        )?;
+        bounded(
+            "min_rate",
+            self.min_rate,
+            (0.0, 1.0),
+            " (a share of the calls in a window)",
+        )?;
+        bounded("min_auth_errors", self.min_auth_errors, (0, MAX_COUNT), "")?;
+        Ok(())
+    }
+
     /// Whether a window's authentication failures are a spike: at least `min_auth_errors`, and
     /// more than `min_rate` of its calls. (incident-not-remediated judges spikes by this too.)
     pub fn is_spike(&self, window: &AuthWindow) -> bool {
         window.auth_errors >= self.min_auth_errors
             && window.auth_errors as f64 > self.min_rate * window.calls as f64
     }
-}
-
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    evaluate_with(ctx, &ctx.policy.auth_failure_spike)
 }
 
 /// Runs auth-failure-spike with explicit thresholds. One finding per credential, about its worst
@@ -115,7 +134,7 @@ pub fn evaluate_with(ctx: &EvalCtx, options: &AuthFailureSpikeOptions) -> Vec<Fi
             evidence.push(("last_spike", fmt_time(last.start)));
         }
         findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             view,
             format!(

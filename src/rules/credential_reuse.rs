@@ -2,14 +2,18 @@
 
 use std::collections::HashMap;
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{CredentialView, EvalCtx, fmt_time};
 use crate::model::{EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "credential-reuse",
         title: "Rotation re-issued an earlier credential",
+        finds: "a rotation re-issued an earlier fingerprint",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "A rotation that puts back a value used before is no rotation: whoever held the \
                     old value holds the new one. Fingerprints of issued credentials in the \
                     rotation history are compared across all credentials.",
@@ -17,7 +21,7 @@ pub static RULE: Rule = Rule {
                       repeated it.",
         sources: &[Source::RotationHistory],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -62,7 +66,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                     format!("credential {first_credential}")
                 };
                 findings.push(ctx.finding(
-                    &RULE.meta,
+                    RULE.meta.id,
                     RULE.meta.default_severity,
                     &view,
                     format!(

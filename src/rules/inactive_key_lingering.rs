@@ -1,13 +1,18 @@
 //! inactive-key-lingering: a deactivated key not deleted within 30 days.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, days, fmt_time};
+use super::options::{MAX_DAYS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, days, fmt_time};
 use crate::model::{CredentialKind, Finding, KeyStatus, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "inactive-key-lingering",
         title: "Deactivated access key not deleted",
+        finds: "a deactivated key not deleted after {days} days",
         default_severity: Severity::Low,
+        severity_varies: None,
         rationale: "A deactivated key can be switched back on by anyone with iam:UpdateAccessKey. \
                     Deactivation is a step before deletion, not a resting state. IAM does not \
                     record when a key was deactivated, so the key's last sign of life (creation \
@@ -15,11 +20,35 @@ pub static RULE: Rule = Rule {
         remediation: "Delete the key; a key kept \"just in case\" needs a waiver that says why.",
         sources: &[Source::IamKeys],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.inactive_key_lingering),
 };
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let limit = chrono::Duration::days(i64::from(ctx.policy.inactive_key_days));
+/// Options of inactive-key-lingering, set in `[policy.inactive-key-lingering]` of inventory.toml
+/// (any field left out keeps its default; the older spelling `inactive_key_days` in `[policy]` is
+/// still accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InactiveKeyLingeringOptions {
+    /// A deactivated key should be deleted within this many days.
+    pub days: u32,
+}
+
+impl Default for InactiveKeyLingeringOptions {
+    fn default() -> Self {
+        InactiveKeyLingeringOptions { days: 30 }
+    }
+}
+
+impl InactiveKeyLingeringOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded("days", self.days, (1, MAX_DAYS), " days")?;
+        Ok(())
+    }
+}
+
+fn evaluate(ctx: &EvalCtx, options: &InactiveKeyLingeringOptions) -> Vec<Finding> {
+    let limit = chrono::Duration::days(i64::from(options.days));
     ctx.credentials
         .iter()
         .filter(|v| v.kind == CredentialKind::IamAccessKey)
@@ -29,7 +58,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .filter(|(_, since)| ctx.as_of - *since > limit)
         .map(|(v, since)| {
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!(

@@ -19,20 +19,24 @@
 use chrono::Duration;
 
 use super::anomalous_usage::auth_windows_of;
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, Source, add_saturating, fmt_time};
+use super::options::{MAX_COUNT, MAX_HOURS, OutOfRange, RuleOptions, bounded};
+use super::{Rule, RuleMeta, Source};
+use crate::join::{CredentialView, EvalCtx, add_saturating, fmt_time};
 use crate::model::{CredentialKind, EventType, Finding, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "incident-not-remediated",
         title: "Incident not followed by an emergency rotation",
+        finds: "an `anomaly.detected` event, an `access.denied` burst ({access_denied_burst} within {access_denied_burst_minutes:minutes}) or an auth-failure spike not followed by a completed rotation within {emergency_hours} h (`[policy.incident_not_remediated]` `emergency_hours`, `access_denied_burst`, `access_denied_burst_minutes`; plan: emergency rotation)",
         default_severity: Severity::High,
-        rationale: "A detected anomaly, a burst of access denials (5 within an hour by default) or \
+        severity_varies: Some("high (medium if rotated late)"),
+        rationale: "A detected anomaly, a burst of access denials ({access_denied_burst} within {access_denied_burst_minutes:minutes}) or \
                     an authentication-failure spike means the credential may be in someone \
                     else's hands, and until its value changes whoever holds a copy can keep using \
                     it. Detection closes nothing by itself: each incident must be followed by a \
                     completed rotation (history or CloudTrail) within the emergency window \
-                    (`[policy.incident_not_remediated] emergency_hours`, 24 h). No rotation since \
+                    (`[policy.incident_not_remediated] emergency_hours`, {emergency_hours} h). No rotation since \
                     the incident is high; a rotation after the deadline is medium.",
         remediation: "Rotate the credential now as an emergency rotation (trigger `emergency`), \
                       deactivate the old value, review what the credential did since the \
@@ -42,8 +46,10 @@ pub static RULE: Rule = Rule {
     evaluate,
 };
 
-/// Thresholds of incident-not-remediated, set in `[policy.incident_not_remediated]` of
-/// inventory.toml (any field left out keeps its default). Spikes use `[policy.auth_failure_spike]`.
+/// Thresholds of incident-not-remediated, set in `[policy.incident-not-remediated]` of
+/// inventory.toml (any field left out keeps its default; the older spelling
+/// `[policy.incident_not_remediated]` is still accepted). Spikes use
+/// `[policy.auth-failure-spike]`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IncidentNotRemediatedOptions {
@@ -65,6 +71,31 @@ impl Default for IncidentNotRemediatedOptions {
     }
 }
 
+impl IncidentNotRemediatedOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded(
+            "emergency_hours",
+            self.emergency_hours,
+            (1, MAX_HOURS),
+            " hours",
+        )?;
+        bounded(
+            "access_denied_burst",
+            self.access_denied_burst,
+            (1, MAX_COUNT),
+            " events",
+        )?;
+        bounded(
+            "access_denied_burst_minutes",
+            self.access_denied_burst_minutes,
+            (1, MAX_HOURS * 60),
+            " minutes",
+        )?;
+        Ok(())
+    }
+}
+
 /// One incident on a credential.
 #[derive(Debug, Clone, PartialEq)]
 struct Incident {
@@ -73,15 +104,15 @@ struct Incident {
     detail: String,
 }
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let options = &ctx.policy.incident_not_remediated;
+fn evaluate(ctx: &EvalCtx, all: &RuleOptions) -> Vec<Finding> {
+    let options = &all.incident_not_remediated;
     let window = Duration::hours(i64::from(options.emergency_hours));
     let mut findings = Vec::new();
     for view in &ctx.credentials {
         if !judged(view) {
             continue;
         }
-        let incidents = incidents(ctx, view);
+        let incidents = incidents(ctx, view, all);
         if incidents.is_empty() {
             continue;
         }
@@ -142,7 +173,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         if unremediated.len() > 1 {
             evidence.push(("unremediated_incidents", unremediated.len().to_string()));
         }
-        findings.push(ctx.finding(&RULE.meta, severity, view, message, evidence));
+        findings.push(ctx.finding(RULE.meta.id, severity, view, message, evidence));
     }
     findings
 }
@@ -160,8 +191,8 @@ fn judged(view: &CredentialView) -> bool {
 }
 
 /// Every incident on a credential up to as-of, oldest first.
-fn incidents(ctx: &EvalCtx, view: &CredentialView) -> Vec<Incident> {
-    let options = &ctx.policy.incident_not_remediated;
+fn incidents(ctx: &EvalCtx, view: &CredentialView, all: &RuleOptions) -> Vec<Incident> {
+    let options = &all.incident_not_remediated;
     let events = ctx.events(view);
     let mut incidents: Vec<Incident> = events
         .iter()
@@ -210,7 +241,7 @@ fn incidents(ctx: &EvalCtx, view: &CredentialView) -> Vec<Incident> {
     }
 
     // Authentication-failure spikes, by auth-failure-spike's own thresholds.
-    let spike = &ctx.policy.auth_failure_spike;
+    let spike = &all.auth_failure_spike;
     incidents.extend(
         auth_windows_of(ctx, view)
             .into_iter()
@@ -432,10 +463,10 @@ mod tests {
         assert_eq!(flagged(&RULE, &f), vec![external]);
 
         // A wider emergency window puts the external key's incident back inside it …
-        f.inventory.policy.incident_not_remediated.emergency_hours = 72;
+        set_options(&mut f, |o| o.incident_not_remediated.emergency_hours = 72);
         assert!(flagged(&RULE, &f).is_empty());
         // … and a narrower one makes the 2-3 h rotations late.
-        f.inventory.policy.incident_not_remediated.emergency_hours = 1;
+        set_options(&mut f, |o| o.incident_not_remediated.emergency_hours = 1);
         assert_eq!(
             flagged(&RULE, &f),
             vec![
@@ -466,18 +497,16 @@ mod tests {
             .collect();
         let mut f = facts(vec![k.clone()], declared, events);
         assert!(flagged(&RULE, &f).is_empty());
-        f.inventory
-            .policy
-            .incident_not_remediated
-            .access_denied_burst = 3;
+        set_options(&mut f, |o| {
+            o.incident_not_remediated.access_denied_burst = 3
+        });
         assert!(
             flagged(&RULE, &f).is_empty(),
             "90 minutes is not within the hour"
         );
-        f.inventory
-            .policy
-            .incident_not_remediated
-            .access_denied_burst_minutes = 90;
+        set_options(&mut f, |o| {
+            o.incident_not_remediated.access_denied_burst_minutes = 90
+        });
         let findings = run(&RULE, &f);
         assert_eq!(findings.len(), 1);
         assert_eq!(
@@ -498,10 +527,12 @@ mod tests {
         ];
         let mut f = facts(vec![k], declared, events);
         for (hours, burst, minutes) in [(u32::MAX, u64::MAX, u32::MAX), (0, 0, 0), (1, 1, 0)] {
-            let o = &mut f.inventory.policy.incident_not_remediated;
-            o.emergency_hours = hours;
-            o.access_denied_burst = burst;
-            o.access_denied_burst_minutes = minutes;
+            set_options(&mut f, |o| {
+                let o = &mut o.incident_not_remediated;
+                o.emergency_hours = hours;
+                o.access_denied_burst = burst;
+                o.access_denied_burst_minutes = minutes;
+            });
             let _ = run(&RULE, &f);
         }
     }

@@ -1,40 +1,39 @@
-//! The rule engine: rule metadata, the evaluation context (declared and observed credentials
-//! joined, at an explicit as-of time), and `evaluate`, which runs every rule over one run's facts.
+//! The rule engine: rule metadata, the registry, and `evaluate`, which runs every rule over
+//! one run's facts (joined by [`crate::join`]).
 
-use std::collections::HashMap;
-
-use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
-use crate::inventory::Policy;
-use crate::model::{
-    CredentialKind, DeclaredCredential, EventType, Facts, Finding, KeyStatus, ObservedCredential,
-    RiskClass, RotationEvent, Severity, Timestamp,
-};
+use crate::join::EvalCtx;
+use std::collections::BTreeMap;
+
+use crate::model::{Facts, Finding, Policy, Severity, Timestamp};
 
 mod registry;
 pub use registry::{RULES, find, ids};
 
+pub mod options;
+pub use options::RuleOptions;
+
 pub mod anomalous_usage;
-mod audit_trail_gap;
+pub mod audit_trail_gap;
 pub mod auth_failure_spike;
 mod credential_reuse;
-mod inactive_key_lingering;
+pub mod inactive_key_lingering;
 pub mod incident_not_remediated;
-mod multiple_active_keys;
+pub mod multiple_active_keys;
 mod orphaned_inventory_entry;
 mod root_access_key;
 mod rotation_due_soon;
-mod rotation_failing;
+pub mod rotation_failing;
 mod rotation_not_automated;
 mod rotation_overdue;
 mod rotation_schedule_drift;
-mod secret_unused;
-mod tag_drift;
+pub mod secret_unused;
+pub mod tag_drift;
 mod unclassified_credential;
 mod unmanaged_credential;
 mod unowned_credential;
-mod unused_credential;
+pub mod unused_credential;
 mod usage_limit_exceeded;
 mod waiver_expired;
 
@@ -44,7 +43,13 @@ pub struct RuleMeta {
     /// Stable kebab-case id; control catalogues refer to it.
     pub id: &'static str,
     pub title: &'static str,
+    /// What it finds, in one line with the default thresholds: the README's rule table
+    /// (`credaudit rules --format markdown`), `explain` and the reports.
+    pub finds: &'static str,
     pub default_severity: Severity,
+    /// How the severity varies, when it is not always `default_severity` (e.g. "by class (A
+    /// high, B medium, C/D low); critical past 1.5x"). See [`RuleMeta::severity_text`].
+    pub severity_varies: Option<&'static str>,
     /// Why it matters.
     pub rationale: &'static str,
     /// What to do about a finding.
@@ -53,6 +58,104 @@ pub struct RuleMeta {
     /// [`Source::runnable`] and [`Source::missing`]); otherwise it is listed as not run, with
     /// the reason, and the controls it tests are not assessed.
     pub sources: &'static [Source],
+}
+
+impl RuleMeta {
+    /// `text`, one of this rule's texts (title, finds, severity, rationale), with the numbers of
+    /// `options` and `policy` filled in. A text names a number by placeholder: `{field}` of the
+    /// rule's own options, `{class_a}` … `{class_d}` (intervals in days), `{due_soon_hours}`,
+    /// `{breach_factor}`, `{breach_example_days}` (class B's interval times the breach factor);
+    /// `{field%}` shows a share as a percentage and `{field:minutes}` a count of minutes in
+    /// words. Texts never spell a default out, so what they say is what was configured.
+    pub fn render(&self, text: &str, options: &RuleOptions, policy: &Policy) -> String {
+        let mut values: BTreeMap<String, f64> = BTreeMap::new();
+        if let Some(serde_json::Value::Object(fields)) = options.of_rule(self.id) {
+            for (name, value) in fields {
+                if let Some(number) = value.as_f64() {
+                    values.insert(name, number);
+                }
+            }
+        }
+        for class in crate::model::RiskClass::ALL {
+            values.insert(
+                format!("class_{}", class.as_str().to_lowercase()),
+                f64::from(policy.class_interval(Some(*class))),
+            );
+        }
+        values.insert("due_soon_hours".into(), f64::from(policy.due_soon_hours));
+        values.insert("breach_factor".into(), policy.breach_factor);
+        values.insert(
+            "breach_example_days".into(),
+            (f64::from(policy.class_interval(Some(crate::model::RiskClass::B)))
+                * policy.breach_factor)
+                .round(),
+        );
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                out.push_str(&rest[open..]);
+                return out;
+            };
+            let placeholder = &after[..close];
+            let (name, format) = match placeholder.split_once(':') {
+                Some((name, format)) => (name, format),
+                None => match placeholder.strip_suffix('%') {
+                    Some(name) => (name, "%"),
+                    None => (placeholder, ""),
+                },
+            };
+            match (values.get(name), format) {
+                (Some(&v), "") => out.push_str(&number(v)),
+                (Some(&v), "%") => out.push_str(&number(v * 100.0)),
+                (Some(&v), "minutes") => out.push_str(&minutes(v)),
+                _ => {
+                    out.push('{');
+                    out.push_str(placeholder);
+                    out.push('}');
+                }
+            }
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// [`RuleMeta::render`] with the default options and policy: what `credaudit rules`,
+    /// `explain` and the README show.
+    pub fn render_default(&self, text: &str) -> String {
+        self.render(text, &RuleOptions::default(), &Policy::default())
+    }
+
+    /// The severity in words (with the default policy): how it varies when it does, else the
+    /// default severity.
+    pub fn severity_text(&self) -> String {
+        match self.severity_varies {
+            Some(varies) => self.render_default(varies),
+            None => self.default_severity.as_str().to_string(),
+        }
+    }
+}
+
+/// A number as a text shows it: no fraction when it is whole, else at most six decimals.
+fn number(value: f64) -> String {
+    let rounded = (value * 1e6).round() / 1e6;
+    if rounded.fract() == 0.0 && rounded.abs() < 1e15 {
+        format!("{}", rounded as i64)
+    } else {
+        format!("{rounded}")
+    }
+}
+
+/// A count of minutes in words: "an hour", "2 hours", "90 minutes".
+fn minutes(value: f64) -> String {
+    match value as i64 {
+        60 => "an hour".to_string(),
+        m if m > 0 && m % 60 == 0 => format!("{} hours", m / 60),
+        m => format!("{m} minutes"),
+    }
 }
 
 /// Evidence key prefix of a value a finding says something should be set to: tag-drift records
@@ -204,278 +307,8 @@ fn source_ids_are_their_serialised_names() {
 /// A rule: its metadata and its evaluation.
 pub struct Rule {
     pub meta: RuleMeta,
-    pub evaluate: fn(&EvalCtx) -> Vec<Finding>,
-}
-
-/// One credential as the rules see it: what was observed, what was declared, or both.
-#[derive(Debug, Clone, Copy)]
-pub struct CredentialView<'a> {
-    /// The public id: the observed id where there is one, else the declared id.
-    pub id: &'a str,
-    pub kind: CredentialKind,
-    pub observed: Option<&'a ObservedCredential>,
-    pub declared: Option<&'a DeclaredCredential>,
-}
-
-impl<'a> CredentialView<'a> {
-    /// The declared class; `None` means unclassified (evaluated as class A).
-    pub fn class(&self) -> Option<RiskClass> {
-        self.declared.and_then(|d| d.class)
-    }
-
-    /// The class the policy applies: unclassified credentials are treated as class A.
-    pub fn effective_class(&self) -> RiskClass {
-        self.class().unwrap_or(RiskClass::A)
-    }
-
-    /// Whether the credential can be used now (deactivated keys cannot).
-    pub fn is_active(&self) -> bool {
-        self.observed.is_none_or(|o| o.status == KeyStatus::Active)
-    }
-
-    pub fn owner(&self) -> Option<&'a str> {
-        self.declared.and_then(|d| d.owner.as_deref()).or_else(|| {
-            self.observed
-                .and_then(|o| o.tags.get("owner").map(String::as_str))
-        })
-    }
-
-    pub fn account(&self) -> Option<&'a str> {
-        self.observed
-            .map(|o| o.account.as_str())
-            .or_else(|| self.declared.and_then(|d| d.account.as_deref()))
-    }
-
-    pub fn region(&self) -> Option<&'a str> {
-        self.observed.map(|o| o.region.as_str())
-    }
-
-    /// Who holds the credential: the IAM user of an access key, `root` for the root user's
-    /// key, the secret's name (from AWS, else from a declared secret ARN or name).
-    pub fn principal(&self) -> Option<String> {
-        match (self.kind, self.observed) {
-            (CredentialKind::RootAccessKey, _) => Some("root".to_string()),
-            (_, Some(o)) if !o.name.is_empty() => Some(o.name.clone()),
-            (CredentialKind::Secret, None) => Some(secret_name(self.id).to_string()),
-            _ => None,
-        }
-    }
-}
-
-/// A secret's name from its ARN (`arn:aws:secretsmanager:region:account:secret:NAME-AbCdEf`,
-/// without the six-character suffix AWS adds), or the id itself when it is a name.
-fn secret_name(id: &str) -> &str {
-    match id.strip_prefix("arn:") {
-        Some(_) => {
-            let name = id.splitn(7, ':').nth(6).unwrap_or(id);
-            match name.rsplit_once('-') {
-                Some((base, suffix))
-                    if suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-                {
-                    base
-                }
-                _ => name,
-            }
-        }
-        None => id,
-    }
-}
-
-/// Everything a rule may look at: the facts of one run, joined, at one point in time.
-pub struct EvalCtx<'a> {
-    pub as_of: Timestamp,
-    pub policy: &'a Policy,
-    pub facts: &'a Facts,
-    /// Observed credentials (each joined to its declaration, if any), then declared credentials
-    /// that matched nothing observed.
-    pub credentials: Vec<CredentialView<'a>>,
-    events_by_credential: HashMap<&'a str, Vec<&'a RotationEvent>>,
-}
-
-impl<'a> EvalCtx<'a> {
-    pub fn new(facts: &'a Facts, as_of: Timestamp) -> Self {
-        let inventory = &facts.inventory;
-        let by_id: HashMap<&str, &DeclaredCredential> = inventory
-            .credentials
-            .iter()
-            .map(|d| (d.id.as_str(), d))
-            .collect();
-        let mut matched: std::collections::HashSet<&str> = Default::default();
-        let mut credentials =
-            Vec::with_capacity(facts.observed.len() + inventory.credentials.len());
-        for o in &facts.observed {
-            let declared = by_id.get(o.id.as_str()).copied().or_else(|| {
-                (o.kind == CredentialKind::Secret)
-                    .then(|| by_id.get(o.name.as_str()).copied())
-                    .flatten()
-                    .filter(|d| d.account.as_deref().is_none_or(|a| a == o.account))
-            });
-            if let Some(d) = declared {
-                matched.insert(d.id.as_str());
-            }
-            credentials.push(CredentialView {
-                id: &o.id,
-                kind: o.kind,
-                observed: Some(o),
-                declared,
-            });
-        }
-        for d in &inventory.credentials {
-            if !matched.contains(d.id.as_str()) {
-                credentials.push(CredentialView {
-                    id: &d.id,
-                    kind: d.kind,
-                    observed: None,
-                    declared: Some(d),
-                });
-            }
-        }
-        let mut events_by_credential: HashMap<&str, Vec<&RotationEvent>> = HashMap::new();
-        for e in &facts.events {
-            events_by_credential
-                .entry(e.credential_id.as_str())
-                .or_default()
-                .push(e);
-        }
-        for events in events_by_credential.values_mut() {
-            events.sort_by_key(|e| e.time);
-        }
-        EvalCtx {
-            as_of,
-            policy: &inventory.policy,
-            facts,
-            credentials,
-            events_by_credential,
-        }
-    }
-
-    /// History and lifecycle events of a credential (by its public id, or its declared id
-    /// where that differs), oldest first.
-    pub fn events(&self, view: &CredentialView) -> Vec<&'a RotationEvent> {
-        let mut events: Vec<&RotationEvent> = self
-            .events_by_credential
-            .get(view.id)
-            .cloned()
-            .unwrap_or_default();
-        // The same credential may be named by its declared id, or (a secret) by its name.
-        let mut aliases: Vec<&str> = Vec::new();
-        if let Some(d) = view.declared {
-            aliases.push(d.id.as_str());
-        }
-        if let Some(o) = view.observed
-            && o.kind == CredentialKind::Secret
-        {
-            aliases.push(o.name.as_str());
-        }
-        aliases.sort_unstable();
-        aliases.dedup();
-        let mut extended = false;
-        for alias in aliases.into_iter().filter(|a| *a != view.id) {
-            if let Some(more) = self.events_by_credential.get(alias) {
-                events.extend(more.iter().copied());
-                extended = true;
-            }
-        }
-        if extended {
-            events.sort_by_key(|e| e.time);
-        }
-        events
-    }
-
-    /// Rotation interval of a credential: its declared override, else its class's.
-    pub fn interval(&self, view: &CredentialView) -> Duration {
-        let days = view
-            .declared
-            .and_then(|d| d.interval_days)
-            .unwrap_or_else(|| self.policy.class_interval(view.class()));
-        Duration::days(i64::from(days))
-    }
-
-    /// When the credential's value last changed: the latest of what AWS shows (a key's
-    /// creation, a secret's last rotation or creation) and the last completed rotation in history.
-    pub fn last_rotation(&self, view: &CredentialView) -> Option<Timestamp> {
-        let aws = view
-            .observed
-            .and_then(|o| o.last_rotated_at.or(o.created_at));
-        let history = self
-            .events(view)
-            .iter()
-            .rev()
-            .find(|e| e.event_type == EventType::RotationCompleted)
-            .map(|e| e.time);
-        aws.max(history)
-    }
-
-    /// When the next rotation is due (the end of time when that is past it).
-    pub fn due(&self, view: &CredentialView) -> Option<Timestamp> {
-        self.last_rotation(view)
-            .map(|t| add_saturating(t, self.interval(view)))
-    }
-
-    /// Whether history was supplied at all (rules about history gaps need it).
-    pub fn has_history(&self) -> bool {
-        self.facts.events.iter().any(|e| e.source == "history")
-    }
-
-    pub fn hours(&self, hours: u32) -> Duration {
-        Duration::hours(i64::from(hours))
-    }
-
-    /// A finding about `view`, filled with its kind, account, region and owner.
-    pub fn finding(
-        &self,
-        rule: &RuleMeta,
-        severity: Severity,
-        view: &CredentialView,
-        message: String,
-        evidence: Vec<(&str, String)>,
-    ) -> Finding {
-        Finding {
-            rule: rule.id.to_string(),
-            severity,
-            credential: view.id.to_string(),
-            kind: view.kind,
-            account: view.account().map(str::to_string),
-            region: view.region().map(str::to_string),
-            owner: view.owner().map(str::to_string),
-            principal: view.principal(),
-            message,
-            evidence: evidence
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            waiver: None,
-        }
-    }
-}
-
-/// `t + d`, or the first or last representable time when that is out of range: no configured
-/// or input-derived duration can make time arithmetic panic.
-pub fn add_saturating(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
-        Timestamp::MIN_UTC
-    } else {
-        Timestamp::MAX_UTC
-    })
-}
-
-/// `t - d`, saturating like [`add_saturating`].
-pub fn sub_saturating(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_sub_signed(d).unwrap_or(if d < Duration::zero() {
-        Timestamp::MAX_UTC
-    } else {
-        Timestamp::MIN_UTC
-    })
-}
-
-/// A time as the evidence shows it.
-pub fn fmt_time(t: Timestamp) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// An age in whole days (rounded down), for messages.
-pub fn days(d: Duration) -> i64 {
-    d.num_days()
+    /// Runs it over the joined facts with the run's rule options.
+    pub evaluate: fn(&EvalCtx, &RuleOptions) -> Vec<Finding>,
 }
 
 /// Runs every rule, applies the waivers, and returns the findings in a stable order: severity (worst first), rule,
@@ -487,10 +320,11 @@ pub fn evaluate(facts: &Facts, as_of: Timestamp) -> Vec<Finding> {
 /// Runs the rules `selected` accepts (the assessment leaves out those whose sources the run
 /// lacks), applies the waivers, and returns the findings in the canonical order.
 pub fn evaluate_selected(ctx: &EvalCtx, selected: impl Fn(&Rule) -> bool) -> Vec<Finding> {
+    let options = RuleOptions::of(ctx.policy);
     let mut findings: Vec<Finding> = RULES
         .iter()
         .filter(|r| selected(r))
-        .flat_map(|r| (r.evaluate)(ctx))
+        .flat_map(|r| (r.evaluate)(ctx, &options))
         .collect();
     waiver_expired::apply(ctx, &mut findings);
     sort_findings(&mut findings);
@@ -516,92 +350,61 @@ mod tests {
     use super::testkit::{as_of, declare, event, facts, key, secret};
     use super::*;
     use crate::model::{AuthWindow, UsageBucket};
+    use crate::model::{CredentialKind, EventType};
 
     #[test]
-    fn every_finding_names_its_principal() {
-        let user_key = key("AKIATEST000000000001", "svc-reader", 3);
-        let mut root = key(
-            "arn:aws:iam::111122223333:root/access-key-1",
-            "<root_account>",
-            3,
+    fn rule_texts_show_the_configured_numbers() {
+        let mut options = RuleOptions::default();
+        let mut policy = Policy::default();
+        let texts = |options: &RuleOptions, policy: &Policy| -> Vec<String> {
+            RULES
+                .iter()
+                .flat_map(|r| {
+                    let m = &r.meta;
+                    [
+                        m.title,
+                        m.finds,
+                        m.rationale,
+                        m.severity_varies.unwrap_or(""),
+                    ]
+                    .map(|t| format!("{}: {}", m.id, m.render(t, options, policy)))
+                })
+                .collect()
+        };
+        for text in texts(&options, &policy) {
+            assert!(!text.contains('{'), "a placeholder is left: {text}");
+        }
+        let secret = find("secret-unused").unwrap();
+        assert_eq!(
+            secret.meta.render_default(secret.meta.title),
+            "Secret not accessed for 90 days"
         );
-        root.kind = CredentialKind::RootAccessKey;
-        let observed_secret = secret("prod/db", 3);
-        let view = |id: &'static str, kind, observed| CredentialView {
-            id,
-            kind,
-            observed,
-            declared: None,
+        options.secret_unused.days = 30;
+        options.auth_failure_spike.min_rate = 0.07;
+        options.incident_not_remediated.access_denied_burst_minutes = 90;
+        options.unused_credential.grace_days = 3;
+        policy.breach_factor = 2.0;
+        policy.due_soon_hours = 12;
+        let render = |id: &str, text: fn(&RuleMeta) -> &'static str| {
+            let m = &find(id).unwrap().meta;
+            m.render(text(m), &options, &policy)
         };
         assert_eq!(
-            view(
-                "AKIATEST000000000001",
-                CredentialKind::IamAccessKey,
-                Some(&user_key)
-            )
-            .principal()
-            .as_deref(),
-            Some("svc-reader")
+            render("secret-unused", |m| m.title),
+            "Secret not accessed for 30 days"
         );
         assert_eq!(
-            view("r", CredentialKind::RootAccessKey, Some(&root))
-                .principal()
-                .as_deref(),
-            Some("root")
+            render("rotation-due-soon", |m| m.title),
+            "Rotation due within 12 hours"
         );
-        assert_eq!(
-            view("s", CredentialKind::Secret, Some(&observed_secret))
-                .principal()
-                .as_deref(),
-            Some("prod/db")
-        );
-        // Declared only: the name inside a secret ARN, without AWS's random suffix.
-        let declared_arn =
-            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api-key-Xy12Zq";
-        assert_eq!(
-            view(declared_arn, CredentialKind::Secret, None)
-                .principal()
-                .as_deref(),
-            Some("prod/api-key")
-        );
-        assert_eq!(
-            view("AKIANOTSEEN", CredentialKind::IamAccessKey, None).principal(),
-            None
-        );
-    }
-
-    #[test]
-    fn time_arithmetic_saturates_at_the_ends_of_time() {
-        let huge_days = Duration::days(i64::from(u32::MAX));
-        let huge_hours = Duration::hours(i64::from(u32::MAX));
-        assert_eq!(add_saturating(as_of(), huge_days), Timestamp::MAX_UTC);
-        assert_eq!(sub_saturating(as_of(), huge_hours), Timestamp::MIN_UTC);
-        assert_eq!(add_saturating(as_of(), -huge_days), Timestamp::MIN_UTC);
-        assert_eq!(sub_saturating(as_of(), -huge_days), Timestamp::MAX_UTC);
-        assert_eq!(
-            add_saturating(Timestamp::MAX_UTC, Duration::MAX),
-            Timestamp::MAX_UTC
-        );
-        assert_eq!(
-            sub_saturating(Timestamp::MIN_UTC, Duration::MAX),
-            Timestamp::MIN_UTC
-        );
-        assert_eq!(
-            add_saturating(Timestamp::MIN_UTC, Duration::MIN),
-            Timestamp::MIN_UTC
-        );
-        assert_eq!(
-            sub_saturating(Timestamp::MAX_UTC, Duration::MIN),
-            Timestamp::MAX_UTC
-        );
-        // In range, they are plain arithmetic.
-        assert_eq!(
-            add_saturating(as_of(), Duration::days(14)),
-            as_of() + Duration::days(14)
-        );
-        assert_eq!(
-            sub_saturating(as_of(), Duration::hours(24)),
-            as_of() - Duration::hours(24)
+        assert!(render("auth-failure-spike", |m| m.finds).contains("above 7% of calls"));
+        assert!(render("incident-not-remediated", |m| m.finds).contains("(5 within 90 minutes)"));
+        assert!(render("unused-credential", |m| m.rationale).contains("a 3-day grace"));
+        let overdue = render("rotation-overdue", |m| m.rationale);
+        assert!(overdue.contains("2x the interval"), "{overdue}");
+        assert!(
+            overdue.contains("a 60-day-old key on a 30-day policy"),
+            "{overdue}"
         );
     }
 
@@ -646,18 +449,20 @@ mod tests {
         }
         policy.due_soon_hours = u32::MAX;
         policy.breach_factor = f64::MAX;
-        policy.unused_days = u32::MAX;
-        policy.unused_grace_days = u32::MAX;
-        policy.key_overlap_hours = u32::MAX;
-        policy.inactive_key_days = u32::MAX;
-        policy.secret_unused_days = u32::MAX;
-        policy.pending_stuck_hours = u32::MAX;
-        policy.audit_match_hours = u32::MAX;
-        policy.tag_tolerance_hours = u32::MAX;
-        policy.anomalous_usage.detection_hours = u32::MAX;
-        policy.anomalous_usage.baseline_days = u32::MAX;
-        policy.anomalous_usage.rate_sigmas = f64::MAX;
-        policy.auth_failure_spike.detection_hours = u32::MAX;
+        testkit::set_options(&mut facts, |o| {
+            o.unused_credential.days = u32::MAX;
+            o.unused_credential.grace_days = u32::MAX;
+            o.multiple_active_keys.overlap_hours = u32::MAX;
+            o.inactive_key_lingering.days = u32::MAX;
+            o.secret_unused.days = u32::MAX;
+            o.rotation_failing.stuck_hours = u32::MAX;
+            o.audit_trail_gap.match_hours = u32::MAX;
+            o.tag_drift.tolerance_hours = u32::MAX;
+            o.anomalous_usage.detection_hours = u32::MAX;
+            o.anomalous_usage.baseline_days = u32::MAX;
+            o.anomalous_usage.rate_sigmas = f64::MAX;
+            o.auth_failure_spike.detection_hours = u32::MAX;
+        });
         facts.usage = [Timestamp::MIN_UTC, as_of()]
             .into_iter()
             .map(|hour| UsageBucket {

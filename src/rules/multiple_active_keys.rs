@@ -2,25 +2,59 @@
 
 use std::collections::BTreeMap;
 
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::options::{MAX_HOURS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "multiple-active-keys",
         title: "IAM user has more than one active access key",
+        finds: "two active keys on a user for more than {overlap_hours} h",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "Two active keys are normal for the hours of a rotation (`key_overlap_hours`, \
-                    24 h). Past that, the old key was never retired and doubles what can leak \
+                    {overlap_hours} h). Past that, the old key was never retired and doubles what can leak \
                     (CIS: one active key per user).",
         remediation: "Deactivate the older key once its consumers use the new one, then delete it.",
         sources: &[Source::IamKeys],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.multiple_active_keys),
 };
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let overlap = ctx.hours(ctx.policy.key_overlap_hours);
+/// Options of multiple-active-keys, set in `[policy.multiple-active-keys]` of inventory.toml (any
+/// field left out keeps its default; the older spelling `key_overlap_hours` in `[policy]` is still
+/// accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MultipleActiveKeysOptions {
+    /// Two active keys on one user are a rotation in progress for this many hours.
+    pub overlap_hours: u32,
+}
+
+impl Default for MultipleActiveKeysOptions {
+    fn default() -> Self {
+        MultipleActiveKeysOptions { overlap_hours: 24 }
+    }
+}
+
+impl MultipleActiveKeysOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded(
+            "overlap_hours",
+            self.overlap_hours,
+            (0, MAX_HOURS),
+            " hours",
+        )?;
+        Ok(())
+    }
+}
+
+fn evaluate(ctx: &EvalCtx, options: &MultipleActiveKeysOptions) -> Vec<Finding> {
+    let overlap = ctx.hours(options.overlap_hours);
     let mut by_user: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
     for v in ctx
         .credentials
@@ -50,7 +84,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         }
         let others: Vec<&str> = keys[1..].iter().map(|(_, o)| o.id.as_str()).collect();
         findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             oldest,
             format!(

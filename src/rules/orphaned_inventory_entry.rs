@@ -1,13 +1,17 @@
 //! orphaned-inventory-entry: declared, but not found where it was scanned.
 
-use super::{EvalCtx, Rule, RuleMeta, Source};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::EvalCtx;
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "orphaned-inventory-entry",
         title: "Declared credential not found in AWS",
+        finds: "declared, not found in the scanned accounts",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "An inventory entry for a credential that no longer exists makes the inventory \
                     untrustworthy: reviews sign off on keys that are gone while the real ones go \
                     unreviewed. Only entries whose kind and account were scanned are judged.",
@@ -15,7 +19,7 @@ pub static RULE: Rule = Rule {
                       that replaced it.",
         sources: &[Source::Inventory, Source::IamKeys, Source::SecretsManager],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -38,7 +42,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .map(|(v, d)| {
             let scope = d.account.clone().unwrap_or_else(|| scanned.join(", "));
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!(

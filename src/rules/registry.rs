@@ -60,6 +60,13 @@ mod tests {
                 m.id
             );
             assert!(!m.title.is_empty(), "{} has no title", m.id);
+            assert!(!m.finds.is_empty(), "{} does not say what it finds", m.id);
+            assert!(
+                m.severity_varies
+                    .is_none_or(|v| !v.is_empty() && v != m.default_severity.as_str()),
+                "{}: severity_varies is for a severity that varies; leave it None otherwise",
+                m.id
+            );
             assert!(m.rationale.len() > 40, "{} needs a rationale", m.id);
             assert!(m.remediation.len() > 20, "{} needs a remediation", m.id);
         }

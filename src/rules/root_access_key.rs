@@ -1,19 +1,23 @@
 //! root-access-key: the root user has an active access key.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "root-access-key",
         title: "Root user has an access key",
+        finds: "the root user has an access key",
         default_severity: Severity::Critical,
+        severity_varies: None,
         rationale: "The root user cannot be restricted by any policy. A root access key is \
                     unlimited, long-lived access to the whole account (CIS: no root access keys).",
         remediation: "Delete the root access key; give automation an IAM role instead.",
         sources: &[Source::CredentialReport],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -33,7 +37,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                     .unwrap_or_else(|| "never".into()),
             ));
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!(

@@ -1,13 +1,17 @@
 //! rotation-due-soon: due within the "due soon" window (48 h); feeds the remediation plan.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, add_saturating, fmt_time};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, add_saturating, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "rotation-due-soon",
-        title: "Rotation due within 48 hours",
+        title: "Rotation due within {due_soon_hours} hours",
+        finds: "due within {due_soon_hours} h",
         default_severity: Severity::Info,
+        severity_varies: None,
         rationale: "A rotation that is about to fall due is cheapest to handle before it becomes \
                     overdue; listing it lets the rotation pipeline schedule it.",
         remediation: "Make sure the scheduled rotation runs before the due time.",
@@ -17,7 +21,7 @@ pub static RULE: Rule = Rule {
             Source::SecretsManager,
         ],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -30,7 +34,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .map(|(v, due)| {
             let hours = (due - ctx.as_of).num_hours();
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!("rotation due in {hours} h"),

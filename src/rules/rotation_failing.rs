@@ -1,26 +1,56 @@
 //! rotation-failing: the last rotation attempt failed, AWSPENDING is stuck, or a scheduled
 //! rotation did not happen.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::options::{MAX_HOURS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{EventType, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "rotation-failing",
         title: "Rotation is failing",
+        finds: "last attempt failed, AWSPENDING stuck, or NextRotationDate passed",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "Failed rotations fail silently: the credential keeps working, the dashboard \
                     says rotation is on, and the value never changes. Signs: the latest attempt in \
-                    history failed; a secret version has been AWSPENDING for over 24 h \
+                    history failed; a secret version has been AWSPENDING for over {stuck_hours} h \
                     (`pending_stuck_hours`); or AWS's NextRotationDate passed by more than that.",
         remediation: "Read the rotation function's logs, fix the cause, and rotate again.",
         sources: &[Source::SecretsManager],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.rotation_failing),
 };
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let stuck = ctx.hours(ctx.policy.pending_stuck_hours);
+/// Options of rotation-failing, set in `[policy.rotation-failing]` of inventory.toml (any field
+/// left out keeps its default; the older spelling `pending_stuck_hours` in `[policy]` is still
+/// accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RotationFailingOptions {
+    /// An AWSPENDING version older than this many hours is a stuck rotation; also the grace after a
+    /// missed NextRotationDate.
+    pub stuck_hours: u32,
+}
+
+impl Default for RotationFailingOptions {
+    fn default() -> Self {
+        RotationFailingOptions { stuck_hours: 24 }
+    }
+}
+
+impl RotationFailingOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded("stuck_hours", self.stuck_hours, (0, MAX_HOURS), " hours")?;
+        Ok(())
+    }
+}
+
+fn evaluate(ctx: &EvalCtx, options: &RotationFailingOptions) -> Vec<Finding> {
+    let stuck = ctx.hours(options.stuck_hours);
     let mut findings = Vec::new();
     for v in ctx.credentials.iter().filter(|v| v.is_active()) {
         let mut reasons = Vec::new();
@@ -61,7 +91,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         }
         if !reasons.is_empty() {
             findings.push(ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 reasons.join("; "),

@@ -1,14 +1,18 @@
 //! rotation-not-automated: class A/B rotated by hand, or AWS rotation off though declared automated.
 
-use super::{EvalCtx, Rule, RuleMeta, Source};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::EvalCtx;
 use crate::model::{CredentialKind, Finding, RiskClass, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "rotation-not-automated",
         title: "Rotation is not automated",
+        finds: "class A/B rotated by hand, or AWS rotation off though declared automated",
         default_severity: Severity::Medium,
-        rationale: "At fleet scale, hand rotation of 14- and 30-day credentials does not keep up \
+        severity_varies: None,
+        rationale: "At fleet scale, hand rotation of {class_a}- and {class_b}-day credentials does not keep up \
                     (500 agents x 10 credentials at 30 days is ~167 rotations a day). Class A and \
                     B credentials must rotate automatically, and a secret declared automated must \
                     have AWS rotation switched on.",
@@ -16,7 +20,7 @@ pub static RULE: Rule = Rule {
                       pipeline for keys) and set `automated = true`.",
         sources: &[Source::Inventory],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -35,7 +39,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             continue;
         };
         findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             v,
             message,

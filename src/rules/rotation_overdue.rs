@@ -1,16 +1,22 @@
 //! rotation-overdue: older than its rotation interval; critical past the breach factor.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, add_saturating, days, fmt_time};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, add_saturating, days, fmt_time};
 use crate::model::{CredentialKind, Finding, RiskClass, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "rotation-overdue",
         title: "Credential older than its rotation interval",
+        finds: "older than its interval",
         default_severity: Severity::High,
+        severity_varies: Some(
+            "by class (A high, B medium, C/D low); critical past {breach_factor}x",
+        ),
         rationale: "The longer a credential lives, the longer a leaked copy stays useful. Severity \
                     follows the class (A high, B medium, C and D low) and becomes critical past \
-                    1.5x the interval (`breach_factor`): a 45-day-old key on a 30-day policy is a \
+                    {breach_factor}x the interval (`breach_factor`): a {breach_example_days}-day-old key on a {class_b}-day policy is a \
                     policy breach, not a late rotation.",
         remediation: "Rotate it now and switch on automated rotation so it does not lapse again.",
         sources: &[
@@ -19,7 +25,7 @@ pub static RULE: Rule = Rule {
             Source::SecretsManager,
         ],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -46,7 +52,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                     > interval.num_seconds() as f64 * ctx.policy.breach_factor;
                 let severity = if breach { Severity::Critical } else { base };
                 findings.push(ctx.finding(
-                    &RULE.meta,
+                    RULE.meta.id,
                     severity,
                     v,
                     format!(
@@ -65,7 +71,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             }
             // Only declared-only credentials lack every date: nothing shows they were ever rotated.
             None if v.observed.is_none() => findings.push(ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 base,
                 v,
                 format!(

@@ -1,20 +1,24 @@
 //! rotation-schedule-drift: the AWS rotation schedule is longer than the declared interval.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, days};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, days};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "rotation-schedule-drift",
         title: "AWS rotation schedule longer than the declared interval",
+        finds: "AWS rotation schedule longer than the declared interval",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "Automated rotation only meets policy if its schedule does. A secret that AWS \
                     rotates every 90 days while its class demands 30 is out of policy on every \
                     cycle, however green the rotation dashboard looks.",
         remediation: "Set the secret's rotation schedule to the declared interval or shorter.",
         sources: &[Source::SecretsManager],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -35,7 +39,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                 evidence.push(("schedule_expression", expr.clone()));
             }
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!("AWS rotates every {aws} days; policy requires {declared}"),

@@ -1,13 +1,18 @@
-//! secret-unused: a Secrets Manager secret not accessed for 90 days.
+//! secret-unused: a Secrets Manager secret not accessed for `[policy.secret-unused] days` (90).
 
-use super::{EvalCtx, Rule, RuleMeta, Source, days, fmt_time};
+use super::options::{MAX_DAYS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, days, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "secret-unused",
-        title: "Secret not accessed for 90 days",
+        title: "Secret not accessed for {days} days",
+        finds: "a secret not accessed for {days} days (CloudTrail reads stand in when AWS gives no LastAccessedDate)",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "A secret nothing reads is a credential nothing needs, still valid wherever it \
                     is accepted. Secrets Manager records the last access to the day; a secret \
                     never read counts from its creation (`secret_unused_days`).",
@@ -15,11 +20,34 @@ pub static RULE: Rule = Rule {
                       the secret for deletion.",
         sources: &[Source::SecretsManager],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.secret_unused),
 };
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let limit = chrono::Duration::days(i64::from(ctx.policy.secret_unused_days));
+/// Options of secret-unused, set in `[policy.secret-unused]` of inventory.toml (any field left out
+/// keeps its default; the older spelling `secret_unused_days` in `[policy]` is still accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretUnusedOptions {
+    /// A secret not accessed this many days is unused.
+    pub days: u32,
+}
+
+impl Default for SecretUnusedOptions {
+    fn default() -> Self {
+        SecretUnusedOptions { days: 90 }
+    }
+}
+
+impl SecretUnusedOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded("days", self.days, (1, MAX_DAYS), " days")?;
+        Ok(())
+    }
+}
+
+fn evaluate(ctx: &EvalCtx, options: &SecretUnusedOptions) -> Vec<Finding> {
+    let limit = chrono::Duration::days(i64::from(options.days));
     let mut findings = Vec::new();
     for v in ctx
         .credentials
@@ -51,7 +79,13 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             ),
             _ => continue,
         };
-        findings.push(ctx.finding(&RULE.meta, RULE.meta.default_severity, v, message, evidence));
+        findings.push(ctx.finding(
+            RULE.meta.id,
+            RULE.meta.default_severity,
+            v,
+            message,
+            evidence,
+        ));
     }
     findings
 }

@@ -3,23 +3,58 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{EvalCtx, Rule, RuleMeta, SET_TAG_PREFIX, Source, fmt_time};
+use super::options::{MAX_HOURS, OutOfRange, bounded};
+use super::{Rule, RuleMeta, SET_TAG_PREFIX, Source};
+
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{Finding, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "tag-drift",
         title: "Rotation tags disagree with the facts",
+        finds: "owner/class/last-rotation-date/next-rotation-date tags contradict the facts",
         default_severity: Severity::Low,
+        severity_varies: None,
         rationale: "Rotation tooling, cost reports and people read the `owner`, `class`, \
                     `last-rotation-date` and `next-rotation-date` tags. Tags that contradict the \
                     inventory or the real rotation dates send them the wrong way. Dates may differ \
-                    by up to 24 h (`tag_tolerance_hours`).",
+                    by up to {tolerance_hours} h (`tag_tolerance_hours`).",
         remediation: "Correct the tags (or let the rotation pipeline write them after each rotation).",
         sources: &[Source::Inventory, Source::IamKeys, Source::SecretsManager],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.tag_drift),
 };
+
+/// Options of tag-drift, set in `[policy.tag-drift]` of inventory.toml (any field left out keeps
+/// its default; the older spelling `tag_tolerance_hours` in `[policy]` is still accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TagDriftOptions {
+    /// How many hours a date tag may be from the fact before it is drift.
+    pub tolerance_hours: u32,
+}
+
+impl Default for TagDriftOptions {
+    fn default() -> Self {
+        TagDriftOptions {
+            tolerance_hours: 24,
+        }
+    }
+}
+
+impl TagDriftOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded(
+            "tolerance_hours",
+            self.tolerance_hours,
+            (0, MAX_HOURS),
+            " hours",
+        )?;
+        Ok(())
+    }
+}
 
 /// A date tag: `YYYY-MM-DD` (midnight UTC) or RFC 3339.
 fn parse_date_tag(value: &str) -> Option<Timestamp> {
@@ -43,8 +78,8 @@ fn date_like(tag: &str, fact: Timestamp) -> String {
     }
 }
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let tolerance = ctx.hours(ctx.policy.tag_tolerance_hours);
+fn evaluate(ctx: &EvalCtx, options: &TagDriftOptions) -> Vec<Finding> {
+    let tolerance = ctx.hours(options.tolerance_hours);
     let mut findings = Vec::new();
     for v in &ctx.credentials {
         let (Some(o), Some(d)) = (v.observed, v.declared) else {
@@ -110,7 +145,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             .collect();
         if !problems.is_empty() {
             let mut finding = ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 problems.join("; "),
@@ -170,7 +205,7 @@ mod tests {
         assert_eq!(flagged(&RULE, &facts), want);
         // The finding carries the values the tags should have, for the plan.
         let ctx = EvalCtx::new(&facts, as_of());
-        let findings = (RULE.evaluate)(&ctx);
+        let findings = (RULE.evaluate)(&ctx, &crate::rules::RuleOptions::default());
         let fixes = |id: &str| -> Vec<(String, String)> {
             let f = findings.iter().find(|f| f.credential == id).unwrap();
             f.evidence

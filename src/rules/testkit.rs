@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, TimeZone, Utc};
 
-use super::{EvalCtx, Rule};
+use super::{Rule, RuleOptions};
+
+use crate::join::EvalCtx;
 use crate::model::{
     CoverageEntry, CredentialKind, DeclaredCredential, EventType, Facts, Finding, KeyStatus,
     ObservedCredential, Owner, OwnerStatus, RiskClass, RotationEvent, Timestamp, Trigger,
@@ -148,10 +150,17 @@ pub fn facts(
     facts
 }
 
+/// Changes the rule options of `facts`.
+pub fn set_options(facts: &mut Facts, change: impl FnOnce(&mut RuleOptions)) {
+    let mut options = RuleOptions::of(&facts.inventory.policy);
+    change(&mut options);
+    options.store(&mut facts.inventory.policy);
+}
+
 /// Runs one rule alone and returns (rule, credential) of its findings.
 pub fn run(rule: &Rule, facts: &Facts) -> Vec<Finding> {
     let ctx = EvalCtx::new(facts, as_of());
-    let findings = (rule.evaluate)(&ctx);
+    let findings = (rule.evaluate)(&ctx, &RuleOptions::of(&facts.inventory.policy));
     for f in &findings {
         assert_eq!(f.rule, rule.meta.id, "a rule reports under its own id");
     }

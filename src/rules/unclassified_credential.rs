@@ -1,20 +1,24 @@
 //! unclassified-credential: declared without a class (evaluated as class A).
 
-use super::{EvalCtx, Rule, RuleMeta, Source};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::EvalCtx;
 use crate::model::{Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "unclassified-credential",
         title: "Declared credential has no risk class",
+        finds: "declared without a class (evaluated as A)",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "The class decides how often a credential must rotate. Without one the \
-                    credential is held to class A (14 days), which fails safe but hides the real \
+                    credential is held to class A ({class_a} days), which fails safe but hides the real \
                     risk decision nobody made.",
         remediation: "Set `class` (A to D) on its inventory entry.",
         sources: &[Source::Inventory],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -24,7 +28,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
         .filter(|(_, d)| d.class.is_none())
         .map(|(v, d)| {
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 "no class declared; evaluated as class A".to_string(),

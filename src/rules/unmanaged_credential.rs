@@ -1,13 +1,17 @@
 //! unmanaged-credential: exists in AWS, absent from the declared inventory.
 
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{CredentialKind, Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "unmanaged-credential",
         title: "Credential exists in AWS but is not in the inventory",
+        finds: "in AWS, absent from the inventory",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "A credential nobody declared has no owner, no class and no rotation plan; it is \
                     how undocumented keys outlive the agents they were made for. It is evaluated \
                     as class A until someone classifies it.",
@@ -19,7 +23,7 @@ pub static RULE: Rule = Rule {
             Source::SecretsManager,
         ],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -39,7 +43,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
                 evidence.push(("created", fmt_time(created)));
             }
             ctx.finding(
-                &RULE.meta,
+                RULE.meta.id,
                 RULE.meta.default_severity,
                 v,
                 format!(

@@ -1,13 +1,17 @@
 //! unowned-credential: no owner, an unknown owner, or an owner who has departed.
 
-use super::{EvalCtx, Rule, RuleMeta, Source};
+use super::{Rule, RuleMeta, Source};
+
+use crate::join::EvalCtx;
 use crate::model::{Finding, OwnerStatus, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "unowned-credential",
         title: "Credential has no active owner",
+        finds: "no owner, unknown owner, or owner departed",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "Someone must answer for every credential: approve its access, rotate it, and \
                     revoke it when it is no longer needed. Keys of people who left are the classic \
                     way access outlives authorisation.",
@@ -15,7 +19,7 @@ pub static RULE: Rule = Rule {
                       departed owner held).",
         sources: &[Source::Inventory],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -34,7 +38,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             },
         };
         findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             v,
             problem,

@@ -1,27 +1,63 @@
-//! unused-credential: an active access key unused for 45 days, or never used after its grace.
+//! unused-credential: an active access key unused for `[policy.unused-credential] days` (45), or
+//! never used after its grace.
 //!
-//! Its last use is the later of the IAM credential report's `access_key_last_used_date` and the
-//! last hour with a successful call in the CloudTrail usage; the finding names which source gave
+//! Its last use is the later of IAM's last-used record (GetAccessKeyLastUsed, else the credential
+//! report's `access_key_last_used_date`) and the last hour with a successful call in the
+//! CloudTrail usage; the finding names which source gave
 //! it, and says "never used" only when neither shows a use.
 
 use super::anomalous_usage::usage_ids;
-use super::{EvalCtx, Rule, RuleMeta, days, fmt_time};
+use super::options::{MAX_DAYS, OutOfRange, bounded};
+use super::{Rule, RuleMeta};
+use crate::join::{EvalCtx, days, fmt_time};
 use crate::model::{CredentialKind, Finding, ObservedCredential, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "unused-credential",
-        title: "Active access key not used for 45 days",
+        title: "Active access key not used for {days} days",
+        finds: "active key unused {days} days, or never used after {grace_days} days (last use: the later of IAM's last-used record and CloudTrail; the finding names which)",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "A key nobody uses is pure risk: it can only be used by someone who should not \
                     have it. CIS disables credentials unused for 45 days; a new key that was never \
-                    used gets a 7-day grace (`unused_grace_days`). The last use is the later of \
-                    the credential report's and the last successful call in CloudTrail.",
+                    used gets a {grace_days}-day grace (`unused_grace_days`). The last use is the later of \
+                    IAM's last-used record and the last successful call in CloudTrail.",
         remediation: "Deactivate the key, then delete it once nothing breaks.",
         sources: &[super::Source::IamKeys, super::Source::CredentialReport],
     },
-    evaluate,
+    evaluate: |ctx, options| evaluate(ctx, &options.unused_credential),
 };
+
+/// Options of unused-credential, set in `[policy.unused-credential]` of inventory.toml (any field
+/// left out keeps its default; the older spelling `unused_days`, `unused_grace_days` in `[policy]`
+/// is still accepted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UnusedCredentialOptions {
+    /// An active key unused this many days is a finding (CIS: 45 days).
+    pub days: u32,
+    /// A new key that was never used gets this many days before it counts as unused.
+    pub grace_days: u32,
+}
+
+impl Default for UnusedCredentialOptions {
+    fn default() -> Self {
+        UnusedCredentialOptions {
+            days: 45,
+            grace_days: 7,
+        }
+    }
+}
+
+impl UnusedCredentialOptions {
+    /// Checks every option against its bounds.
+    pub fn check(&self) -> Result<(), OutOfRange> {
+        bounded("days", self.days, (1, MAX_DAYS), " days")?;
+        bounded("grace_days", self.grace_days, (0, MAX_DAYS), " days")?;
+        Ok(())
+    }
+}
 
 /// Where a key's last use was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +69,13 @@ enum Source {
 impl Source {
     fn as_str(self) -> &'static str {
         match self {
-            Source::CredentialReport => "the credential report",
+            Source::CredentialReport => "IAM's last-used record",
             Source::CloudTrail => "CloudTrail",
         }
     }
 }
 
-/// The latest use of a key and where it was seen: the credential report (to the minute) unless
+/// The latest use of a key and where it was seen: IAM's last-used record (to the minute) unless
 /// CloudTrail shows a later successful call (to the hour).
 fn last_use(
     report: Option<Timestamp>,
@@ -53,9 +89,9 @@ fn last_use(
     }
 }
 
-fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
-    let unused = chrono::Duration::days(i64::from(ctx.policy.unused_days));
-    let grace = chrono::Duration::days(i64::from(ctx.policy.unused_grace_days));
+fn evaluate(ctx: &EvalCtx, options: &UnusedCredentialOptions) -> Vec<Finding> {
+    let unused = chrono::Duration::days(i64::from(options.days));
+    let grace = chrono::Duration::days(i64::from(options.grace_days));
     let cloudtrail_read = ctx
         .facts
         .coverage
@@ -93,7 +129,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             ),
             (None, Some(created)) if ctx.as_of - created > grace => (
                 format!(
-                    "never used since it was created {} days ago, per the credential report{}",
+                    "never used since it was created {} days ago, per IAM's last-used record{}",
                     days(ctx.as_of - created),
                     if cloudtrail_read {
                         " and CloudTrail"
@@ -113,7 +149,13 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             ),
             _ => continue,
         };
-        findings.push(ctx.finding(&RULE.meta, RULE.meta.default_severity, v, message, evidence));
+        findings.push(ctx.finding(
+            RULE.meta.id,
+            RULE.meta.default_severity,
+            v,
+            message,
+            evidence,
+        ));
     }
     findings
 }
@@ -126,7 +168,7 @@ fn sources_evidence(
     mut evidence: Vec<(&'static str, String)>,
 ) -> Vec<(&'static str, String)> {
     evidence.push((
-        "credential_report_last_used",
+        "iam_last_used",
         o.last_used_at.map_or_else(|| "never".to_string(), fmt_time),
     ));
     evidence.push((
@@ -259,28 +301,28 @@ mod tests {
             vec![
                 ("last_used", "2026-09-14T00:00:00Z"),
                 ("last_used_source", "CloudTrail"),
-                ("credential_report_last_used", "2026-08-03T00:00:00Z"),
+                ("iam_last_used", "2026-08-03T00:00:00Z"),
                 ("cloudtrail_last_used", "2026-09-14T00:00:00Z"),
             ]
         );
         let later = by_id(&report_later.id);
         assert_eq!(
             later.message,
-            "last used 2026-09-12 per the credential report (50 days ago)"
+            "last used 2026-09-12 per IAM's last-used record (50 days ago)"
         );
         assert_eq!(
             evidence(later)[1],
-            ("last_used_source", "the credential report")
+            ("last_used_source", "IAM's last-used record")
         );
         let failing = by_id(&failing.id);
         assert_eq!(
             failing.message,
-            "never used since it was created 100 days ago, per the credential report and CloudTrail"
+            "never used since it was created 100 days ago, per IAM's last-used record and CloudTrail"
         );
         assert_eq!(
             evidence(failing)[2..],
             [
-                ("credential_report_last_used", "never"),
+                ("iam_last_used", "never"),
                 (
                     "cloudtrail_last_used",
                     "no successful call in the logs read"
@@ -305,7 +347,7 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(
             findings[0].message,
-            "never used since it was created 30 days ago, per the credential report (CloudTrail not read)"
+            "never used since it was created 30 days ago, per IAM's last-used record (CloudTrail not read)"
         );
         assert_eq!(
             evidence(&findings[0]).last(),

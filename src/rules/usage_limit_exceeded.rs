@@ -9,14 +9,17 @@
 //! counts.
 
 use super::anomalous_usage::{hour_of, usage_of};
-use super::{EvalCtx, Rule, RuleMeta, Source, fmt_time};
+use super::{Rule, RuleMeta, Source};
+use crate::join::{EvalCtx, fmt_time};
 use crate::model::{Finding, Severity};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "usage-limit-exceeded",
         title: "Credential used more often than its declared limit",
+        finds: "used more often since its last rotation than its declared `max_uses`",
         default_severity: Severity::High,
+        severity_varies: None,
         rationale: "A credential declared for a limited number of uses (a one-time bootstrap \
                     token, a break-glass secret) that is used more often is being replayed: by a \
                     consumer that should have rotated it, or by someone who copied it. Uses are \
@@ -25,7 +28,7 @@ pub static RULE: Rule = Rule {
                       and fix the consumer so it requests a fresh credential per use.",
         sources: &[Source::Inventory, Source::CloudTrail],
     },
-    evaluate,
+    evaluate: |ctx, _| evaluate(ctx),
 };
 
 fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
@@ -71,7 +74,7 @@ fn evaluate(ctx: &EvalCtx) -> Vec<Finding> {
             .map(|t| format!("since its last rotation at {}", fmt_time(t)))
             .unwrap_or_else(|| "with no rotation on record".into());
         findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             view,
             format!("used {uses} times {since_text}, over its limit of {limit}"),

@@ -4,15 +4,20 @@
 //! [`apply`] marks findings that a waiver in force accepts and raises this rule for each
 //! credential whose finding is no longer covered because its waiver expired.
 
-use super::{CredentialView, EvalCtx, Rule, RuleMeta, fmt_time};
+use super::{Rule, RuleMeta};
+
+use crate::join::{CredentialView, EvalCtx, fmt_time};
+use crate::model::Waiver;
 use crate::model::{Finding, Severity};
-use crate::waivers::{CompiledWaiver, Waiver};
+use crate::waivers::CompiledWaiver;
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
         id: "waiver-expired",
         title: "Waiver expired",
+        finds: "a waiver past its expiry; the finding it hid counts again",
         default_severity: Severity::Medium,
+        severity_varies: None,
         rationale: "A waiver is a risk someone accepted until a date. Past that date the risk is \
                     unaccepted again: the finding it hid counts again and gates CI, and the \
                     acceptance itself needs a decision (renew with a new approval, or fix).",
@@ -21,7 +26,7 @@ pub static RULE: Rule = Rule {
         sources: &[],
     },
     // Raised by `apply`, which needs the other rules' findings.
-    evaluate: |_| Vec::new(),
+    evaluate: |_, _| Vec::new(),
 };
 
 /// Marks waived findings and appends a `waiver-expired` finding per credential whose only
@@ -61,7 +66,7 @@ pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
                 declared: None,
             });
         expired_findings.push(ctx.finding(
-            &RULE.meta,
+            RULE.meta.id,
             RULE.meta.default_severity,
             &view,
             format!(
@@ -85,8 +90,8 @@ pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::Waiver;
     use crate::rules::testkit::*;
-    use crate::waivers::Waiver;
 
     fn waiver(credential: &str, expires_in_days: i64) -> Waiver {
         Waiver {

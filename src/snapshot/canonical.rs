@@ -248,12 +248,7 @@ pub fn run_hash(conn: &Connection, run_id: i64, header: &[Value]) -> rusqlite::R
         }
         encoder.field(b'E', &count.to_be_bytes());
     }
-    Ok(encoder
-        .0
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::model::hex(&encoder.0.finalize()))
 }
 
 /// The [`RUN_COLUMNS`] of a stored run, as stored.

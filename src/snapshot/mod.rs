@@ -25,12 +25,12 @@ use sha2::{Digest, Sha256};
 
 use crate::assess::Assessment;
 use crate::error::{Error, Result};
-use crate::inventory::{Inventory, Policy};
 use crate::model::{
-    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, KeyStatus,
-    ObservedCredential, Owner, OwnerStatus, RotationEvent, Timestamp, UsageBucket,
+    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, Inventory, KeyStatus,
+    ObservedCredential, Owner, OwnerStatus, Policy, RotationEvent, Timestamp, UsageBucket, Waiver,
+    hex, sha256_hex,
 };
-use crate::waivers::Waiver;
+use crate::rules::RuleOptions;
 
 /// What an evaluation gives [`Snapshot::record_run`] to store: the findings (always), and the
 /// rest of an [`Assessment`] as JSON.
@@ -511,103 +511,113 @@ impl Snapshot {
     pub fn verify_chain(&self) -> Result<ChainReport> {
         let runs = self.runs()?;
         let head = runs.last().map(|r| r.content_hash.clone());
-        let broken = |id: i64, why: String| {
-            Ok(ChainReport {
-                runs: runs.len(),
-                first_broken: Some((id, why)),
-                head: head.clone(),
-            })
+        let first_broken = match self.first_broken_run(&runs)? {
+            Some(broken) => Some(broken),
+            None => self.first_orphaned_run()?,
         };
+        Ok(ChainReport {
+            runs: runs.len(),
+            first_broken,
+            head,
+        })
+    }
+
+    /// The first run of the chain that does not verify, and why.
+    fn first_broken_run(&self, runs: &[RunMeta]) -> Result<Option<(i64, String)>> {
         let mut prev = String::new();
         let mut newest_version = 1;
         for (index, run) in runs.iter().enumerate() {
-            let expected_id = index as i64 + 1;
-            if run.id != expected_id {
-                return broken(
-                    run.id,
-                    if index == 0 {
-                        format!(
-                            "the chain starts at run {} instead of run 1: earlier runs were removed",
-                            run.id
-                        )
-                    } else {
-                        format!(
-                            "run {expected_id} before it is missing (ids jump from {} to {}): a run was removed",
-                            expected_id - 1,
-                            run.id
-                        )
-                    },
-                );
+            if let Some(why) = self.run_break(index, run, &prev, &mut newest_version)? {
+                return Ok(Some((run.id, why)));
             }
-            if run.prev_hash != prev {
-                return broken(run.id, "its link to the previous run does not match".into());
+            prev = run.content_hash.clone();
+        }
+        Ok(None)
+    }
+
+    /// Why the run at `index` of the chain does not verify, after a run hashed `prev` with hash
+    /// version `newest_version` (which it moves on to the run's version), or `None`.
+    fn run_break(
+        &self,
+        index: usize,
+        run: &RunMeta,
+        prev: &str,
+        newest_version: &mut i64,
+    ) -> Result<Option<String>> {
+        let expected_id = index as i64 + 1;
+        if run.id != expected_id {
+            return Ok(Some(if index == 0 {
+                format!(
+                    "the chain starts at run {} instead of run 1: earlier runs were removed",
+                    run.id
+                )
+            } else {
+                format!(
+                    "run {expected_id} before it is missing (ids jump from {} to {}): a run was removed",
+                    expected_id - 1,
+                    run.id
+                )
+            }));
+        }
+        if run.prev_hash != prev {
+            return Ok(Some("its link to the previous run does not match".into()));
+        }
+        let version: i64 = self
+            .conn
+            .query_row(
+                "SELECT hash_version FROM runs WHERE id = ?1",
+                [run.id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let recomputed = match version {
+            _ if version < *newest_version => {
+                return Ok(Some(format!(
+                    "it claims hash version {version} after a run with version {newest_version}: a run's hash version never goes back"
+                )));
             }
-            let version: i64 = self
+            1 => self.recompute_v1(run)?,
+            2..=canonical::HASH_VERSION => {
+                let header =
+                    canonical::stored_header(&self.conn, run.id).map_err(|e| self.err(e))?;
+                canonical::run_hash(&self.conn, run.id, &header).map_err(|e| self.err(e))?
+            }
+            other => {
+                return Ok(Some(format!(
+                    "its hash version {other} is unknown (this credaudit knows 1 to {})",
+                    canonical::HASH_VERSION
+                )));
+            }
+        };
+        *newest_version = version;
+        if recomputed != run.content_hash {
+            return Ok(Some("its content does not match its recorded hash".into()));
+        }
+        for table in canonical::uncovered(version) {
+            let rows: i64 = self
                 .conn
                 .query_row(
-                    "SELECT hash_version FROM runs WHERE id = ?1",
+                    &format!("SELECT COUNT(*) FROM {table} WHERE run_id = ?1"),
                     [run.id],
                     |r| r.get(0),
                 )
                 .map_err(|e| self.err(e))?;
-            let recomputed = match version {
-                _ if version < newest_version => {
-                    return broken(
-                        run.id,
-                        format!(
-                            "it claims hash version {version} after a run with version {newest_version}: a run's hash version never goes back"
-                        ),
-                    );
-                }
-                1 => self.recompute_v1(run)?,
-                2..=canonical::HASH_VERSION => {
-                    let header =
-                        canonical::stored_header(&self.conn, run.id).map_err(|e| self.err(e))?;
-                    canonical::run_hash(&self.conn, run.id, &header).map_err(|e| self.err(e))?
-                }
-                other => {
-                    return broken(
-                        run.id,
-                        format!(
-                            "its hash version {other} is unknown (this credaudit knows 1 to {})",
-                            canonical::HASH_VERSION
-                        ),
-                    );
-                }
-            };
-            newest_version = version;
-            if recomputed != run.content_hash {
-                return broken(
-                    run.id,
-                    "its content does not match its recorded hash".into(),
-                );
+            if rows > 0 {
+                return Ok(Some(format!(
+                    "table {table} holds rows of it, which its hash version {version} does not cover: they were added after it was recorded"
+                )));
             }
-            for table in canonical::uncovered(version) {
-                let rows: i64 = self
-                    .conn
-                    .query_row(
-                        &format!("SELECT COUNT(*) FROM {table} WHERE run_id = ?1"),
-                        [run.id],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| self.err(e))?;
-                if rows > 0 {
-                    return broken(
-                        run.id,
-                        format!(
-                            "table {table} holds rows of it, which its hash version {version} does not cover: they were added after it was recorded"
-                        ),
-                    );
-                }
-            }
-            if let Some(path) = self.first_mismatched_raw_file(run.id)? {
-                return broken(
-                    run.id,
-                    format!("raw file {path:?} does not match its recorded SHA-256"),
-                );
-            }
-            prev = run.content_hash.clone();
         }
+        if let Some(path) = self.first_mismatched_raw_file(run.id)? {
+            return Ok(Some(format!(
+                "raw file {path:?} does not match its recorded SHA-256"
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The first run id that a table holds rows of without the run being there.
+    fn first_orphaned_run(&self) -> Result<Option<(i64, String)>> {
         for (table, _, _) in canonical::TABLES {
             let orphan: Option<i64> = self
                 .conn
@@ -620,19 +630,15 @@ impl Snapshot {
                 )
                 .map_err(|e| self.err(e))?;
             if let Some(id) = orphan {
-                return broken(
+                return Ok(Some((
                     id,
                     format!(
                         "table {table} holds rows of it, but it is not in runs: a run was removed"
                     ),
-                );
+                )));
             }
         }
-        Ok(ChainReport {
-            runs: runs.len(),
-            first_broken: None,
-            head,
-        })
+        Ok(None)
     }
 
     /// Hash version 1 (runs recorded before hash version 2): the run's as-of and its facts and
@@ -803,11 +809,7 @@ fn content_hash_v1(
         hasher.update([0]);
         hasher.update(hash.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
 }
 
 const META_SELECT: &str = "SELECT id, recorded_at, as_of, source, tool_version, status, content_hash, prev_hash FROM runs";
@@ -872,179 +874,222 @@ fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result
         "INSERT INTO run_policy (run_id, policy_json) VALUES (?1, ?2)",
         params![
             run_id,
-            serde_json::to_string(&facts.inventory.policy).map_err(json_err)?
+            // Every rule option written out, in the stored layout (hash version 1 re-serialises
+            // the stored policy).
+            serde_json::to_string(
+                &RuleOptions::normalised(&facts.inventory.policy).map_err(json_err)?
+            )
+            .map_err(json_err)?
         ],
     )?;
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO observed_credentials (run_id, seq, id, kind, account, region, name, status, created_at,
-               last_rotated_at, last_used_at, last_used_region, last_used_service, rotation_enabled,
-               rotation_interval_days, schedule_expression, next_rotation_at, last_changed_at,
-               pending_version, tags_json, password_enabled)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-        )?;
-        for (seq, o) in facts.observed.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                o.id,
-                o.kind.as_str(),
-                o.account,
-                o.region,
-                o.name,
-                match o.status {
-                    KeyStatus::Active => "active",
-                    KeyStatus::Inactive => "inactive",
-                },
-                ts_opt(&o.created_at),
-                ts_opt(&o.last_rotated_at),
-                ts_opt(&o.last_used_at),
-                o.last_used_region,
-                o.last_used_service,
-                o.rotation_enabled,
-                o.rotation_interval_days,
-                o.schedule_expression,
-                ts_opt(&o.next_rotation_at),
-                ts_opt(&o.last_changed_at),
-                o.pending_version,
-                serde_json::to_string(&o.tags).map_err(json_err)?,
-                o.password_enabled,
-            ])?;
-        }
+    write_observed(tx, run_id, facts)?;
+    write_declared(tx, run_id, facts)?;
+    write_owners(tx, run_id, facts)?;
+    write_events(tx, run_id, facts)?;
+    write_coverage(tx, run_id, facts)?;
+    write_usage_buckets(tx, run_id, facts)?;
+    write_auth_windows(tx, run_id, facts)?;
+    write_waivers(tx, run_id, facts)?;
+    write_users(tx, run_id, facts)?;
+    Ok(())
+}
+
+/// The observed credentials, in collection order.
+fn write_observed(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO observed_credentials (run_id, seq, id, kind, account, region, name, status, created_at,
+           last_rotated_at, last_used_at, last_used_region, last_used_service, rotation_enabled,
+           rotation_interval_days, schedule_expression, next_rotation_at, last_changed_at,
+           pending_version, tags_json, password_enabled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+    )?;
+    for (seq, o) in facts.observed.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            o.id,
+            o.kind.as_str(),
+            o.account,
+            o.region,
+            o.name,
+            match o.status {
+                KeyStatus::Active => "active",
+                KeyStatus::Inactive => "inactive",
+            },
+            ts_opt(&o.created_at),
+            ts_opt(&o.last_rotated_at),
+            ts_opt(&o.last_used_at),
+            o.last_used_region,
+            o.last_used_service,
+            o.rotation_enabled,
+            o.rotation_interval_days,
+            o.schedule_expression,
+            ts_opt(&o.next_rotation_at),
+            ts_opt(&o.last_changed_at),
+            o.pending_version,
+            serde_json::to_string(&o.tags).map_err(json_err)?,
+            o.password_enabled,
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO declared_credentials (run_id, seq, id, kind, class, owner, consumers_json, automated,
-               interval_days, max_uses, account, description, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        for (seq, d) in facts.inventory.credentials.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                d.id,
-                d.kind.as_str(),
-                d.class.map(|c| c.as_str()),
-                d.owner,
-                serde_json::to_string(&d.consumers).map_err(json_err)?,
-                d.automated,
-                d.interval_days,
-                d.max_uses.map(|m| m as i64),
-                d.account,
-                d.description,
-                d.line as i64,
-            ])?;
-        }
+    Ok(())
+}
+
+/// The declared credentials of the inventory, in file order.
+fn write_declared(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO declared_credentials (run_id, seq, id, kind, class, owner, consumers_json, automated,
+           interval_days, max_uses, account, description, line)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for (seq, d) in facts.inventory.credentials.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            d.id,
+            d.kind.as_str(),
+            d.class.map(|c| c.as_str()),
+            d.owner,
+            serde_json::to_string(&d.consumers).map_err(json_err)?,
+            d.automated,
+            d.interval_days,
+            d.max_uses.map(|m| m as i64),
+            d.account,
+            d.description,
+            d.line as i64,
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (seq, o) in facts.inventory.owners.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                o.id,
-                o.name,
-                o.email,
-                o.status.as_str()
-            ])?;
-        }
+    Ok(())
+}
+
+/// The inventory's owners, in file order.
+fn write_owners(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (seq, o) in facts.inventory.owners.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            o.id,
+            o.name,
+            o.email,
+            o.status.as_str()
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO rotation_events (run_id, seq, time, credential_id, type, trigger, fingerprint, details, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for (seq, e) in facts.events.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                ts(&e.time),
-                e.credential_id,
-                e.event_type.as_str(),
-                e.trigger.map(|t| t.as_str()),
-                e.fingerprint,
-                e.details,
-                e.source,
-            ])?;
-        }
+    Ok(())
+}
+
+/// The rotation events, in timeline order.
+fn write_events(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO rotation_events (run_id, seq, time, credential_id, type, trigger, fingerprint, details, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (seq, e) in facts.events.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            ts(&e.time),
+            e.credential_id,
+            e.event_type.as_str(),
+            e.trigger.map(|t| t.as_str()),
+            e.fingerprint,
+            e.details,
+            e.source,
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO coverage (run_id, seq, account, region, api, ok, error, records)
+    Ok(())
+}
+
+/// What each collector read, per account, region and API.
+fn write_coverage(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO coverage (run_id, seq, account, region, api, ok, error, records)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for (seq, c) in facts.coverage.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                c.account,
-                c.region,
-                c.api,
-                c.ok,
-                c.error,
-                c.records as i64
-            ])?;
-        }
+    )?;
+    for (seq, c) in facts.coverage.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            c.account,
+            c.region,
+            c.api,
+            c.ok,
+            c.error,
+            c.records as i64
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO usage_buckets (run_id, credential_id, hour, calls, errors, auth_errors, detail_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for u in &facts.usage {
-            let detail = UsageDetail {
-                source_ips: u.source_ips.clone(),
-                regions: u.regions.clone(),
-                operations: u.operations.clone(),
-                error_codes: u.error_codes.clone(),
-            };
-            stmt.execute(params![
-                run_id,
-                u.credential_id,
-                ts(&u.hour),
-                u.calls as i64,
-                u.errors as i64,
-                u.auth_errors as i64,
-                serde_json::to_string(&detail).map_err(json_err)?,
-            ])?;
-        }
+    Ok(())
+}
+
+/// The hourly CloudTrail usage buckets.
+fn write_usage_buckets(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO usage_buckets (run_id, credential_id, hour, calls, errors, auth_errors, detail_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for u in &facts.usage {
+        let detail = UsageDetail {
+            source_ips: u.source_ips.clone(),
+            regions: u.regions.clone(),
+            operations: u.operations.clone(),
+            error_codes: u.error_codes.clone(),
+        };
+        stmt.execute(params![
+            run_id,
+            u.credential_id,
+            ts(&u.hour),
+            u.calls as i64,
+            u.errors as i64,
+            u.auth_errors as i64,
+            serde_json::to_string(&detail).map_err(json_err)?,
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO auth_windows (run_id, credential_id, start, calls, auth_errors)
+    Ok(())
+}
+
+/// The authentication-failure windows.
+fn write_auth_windows(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO auth_windows (run_id, credential_id, start, calls, auth_errors)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for w in &facts.auth_windows {
-            stmt.execute(params![
-                run_id,
-                w.credential_id,
-                ts(&w.start),
-                w.calls as i64,
-                w.auth_errors as i64
-            ])?;
-        }
+    )?;
+    for w in &facts.auth_windows {
+        stmt.execute(params![
+            run_id,
+            w.credential_id,
+            ts(&w.start),
+            w.calls as i64,
+            w.auth_errors as i64
+        ])?;
     }
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO waivers (run_id, seq, rule, credential, reason, approver, ticket, expires, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for (seq, w) in facts.waivers.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                w.rule,
-                w.credential,
-                w.reason,
-                w.approver,
-                w.ticket,
-                ts(&w.expires),
-                w.line as i64
-            ])?;
-        }
+    Ok(())
+}
+
+/// The waivers, in file order.
+fn write_waivers(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO waivers (run_id, seq, rule, credential, reason, approver, ticket, expires, line)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (seq, w) in facts.waivers.iter().enumerate() {
+        stmt.execute(params![
+            run_id,
+            seq as i64,
+            w.rule,
+            w.credential,
+            w.reason,
+            w.approver,
+            w.ticket,
+            ts(&w.expires),
+            w.line as i64
+        ])?;
     }
+    Ok(())
+}
+
+/// The IAM users of the credential report.
+fn write_users(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
     // No statement without rows: the facts of a run without a credential report write as they
     // did before the table existed (tests recreate older schemas with them).
     if !facts.users.is_empty() {
@@ -1137,7 +1182,35 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
         |r| r.get(0),
     )?;
     let policy: Policy = serde_json::from_str(&policy_json).map_err(json_err)?;
+    // Checks the rule options and fills those an older credaudit did not store with defaults.
+    let policy = RuleOptions::normalised(&policy).map_err(json_err)?;
+    let observed = read_observed(conn, run_id)?;
+    let credentials = read_declared(conn, run_id)?;
+    let owners = read_owners(conn, run_id)?;
+    let events = read_events(conn, run_id)?;
+    let coverage = read_coverage(conn, run_id)?;
+    let (usage, auth_windows) = read_usage(conn, run_id)?;
+    let waivers = read_waivers(conn, run_id)?;
+    let users = read_users(conn, run_id)?;
 
+    Ok(Facts {
+        users,
+        waivers,
+        usage,
+        auth_windows,
+        inventory: Inventory {
+            policy,
+            owners,
+            credentials,
+        },
+        observed,
+        events,
+        coverage,
+    })
+}
+
+/// The observed credentials of a run, in collection order.
+fn read_observed(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<ObservedCredential>> {
     let mut stmt = conn.prepare(
         "SELECT id, kind, account, region, name, status, created_at, last_rotated_at, last_used_at,
            last_used_region, last_used_service, rotation_enabled, rotation_interval_days,
@@ -1177,7 +1250,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(observed)
+}
 
+/// The declared credentials of a run's inventory, in file order.
+fn read_declared(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<DeclaredCredential>> {
     let mut stmt = conn.prepare(
         "SELECT id, kind, class, owner, consumers_json, automated, interval_days, max_uses, account,
            description, line
@@ -1205,7 +1282,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(credentials)
+}
 
+/// The owners of a run's inventory, in file order.
+fn read_owners(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Owner>> {
     let mut stmt =
         conn.prepare("SELECT id, name, email, status FROM owners WHERE run_id = ?1 ORDER BY seq")?;
     let owners = stmt
@@ -1223,7 +1304,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(owners)
+}
 
+/// The rotation events of a run, in timeline order.
+fn read_events(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<RotationEvent>> {
     let mut stmt = conn.prepare(
         "SELECT time, credential_id, type, trigger, fingerprint, details, source
          FROM rotation_events WHERE run_id = ?1 ORDER BY seq",
@@ -1243,7 +1328,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(events)
+}
 
+/// What each collector of a run read.
+fn read_coverage(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<CoverageEntry>> {
     let mut stmt = conn.prepare(
         "SELECT account, region, api, ok, error, records FROM coverage WHERE run_id = ?1 ORDER BY seq",
     )?;
@@ -1260,9 +1349,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(coverage)
+}
 
-    let (usage, auth_windows) = read_usage(conn, run_id)?;
-
+/// The waivers of a run, in file order.
+fn read_waivers(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Waiver>> {
     let mut stmt = conn.prepare(
         "SELECT rule, credential, reason, approver, ticket, expires, line
          FROM waivers WHERE run_id = ?1 ORDER BY seq",
@@ -1280,7 +1371,11 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(waivers)
+}
 
+/// The IAM users of a run's credential report.
+fn read_users(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<IamUser>> {
     let mut stmt = conn.prepare(
         "SELECT account, name, arn, created_at, password_enabled, password_last_used_at,
            password_last_changed_at
@@ -1299,28 +1394,7 @@ fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-
-    Ok(Facts {
-        users,
-        waivers,
-        usage,
-        auth_windows,
-        inventory: Inventory {
-            policy,
-            owners,
-            credentials,
-        },
-        observed,
-        events,
-        coverage,
-    })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(users)
 }
 
 fn write_raw(tx: &Transaction, run_id: i64, raw: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
@@ -1450,7 +1524,10 @@ mod tests {
                 |f| crate::rules::evaluate(f, testkit::as_of()),
             )
             .unwrap();
-        assert_eq!(stored, facts, "what is read back is what was written");
+        // Read back, the policy holds every rule option (the defaults written out).
+        let mut written = facts.clone();
+        written.inventory.policy = RuleOptions::normalised(&facts.inventory.policy).unwrap();
+        assert_eq!(stored, written, "what is read back is what was written");
         let (second, _, _) = snap
             .record_run(
                 "test",
@@ -1467,7 +1544,7 @@ mod tests {
         drop(snap);
         let reopened = Snapshot::open_existing(&path).unwrap();
         assert_eq!(reopened.runs().unwrap().len(), 2);
-        assert_eq!(reopened.facts(first.id).unwrap(), facts);
+        assert_eq!(reopened.facts(first.id).unwrap(), written);
     }
 
     #[test]

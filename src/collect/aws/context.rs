@@ -32,7 +32,7 @@ pub struct AccountId(String);
 impl AccountId {
     /// `Some` when `id` is exactly 12 ASCII digits.
     pub fn parse(id: &str) -> Option<AccountId> {
-        (id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())).then(|| AccountId(id.into()))
+        crate::model::is_account_id(id).then(|| AccountId(id.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,17 +55,7 @@ impl RegionName {
     /// `Some` when `name` looks like a region: at least three dash-separated parts of lowercase
     /// letters and digits, the first letters only, the last digits only.
     pub fn parse(name: &str) -> Option<RegionName> {
-        let parts: Vec<&str> = name.split('-').collect();
-        let ok = parts.len() >= 3
-            && parts.iter().all(|part| {
-                !part.is_empty()
-                    && part
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            })
-            && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-            && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit());
-        ok.then(|| RegionName(name.into()))
+        crate::model::is_region_name(name).then(|| RegionName(name.into()))
     }
 
     pub fn as_str(&self) -> &str {

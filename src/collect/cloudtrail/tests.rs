@@ -46,7 +46,7 @@ fn events(data: &CloudTrailData) -> Vec<(String, &'static str, &str, &str)> {
             assert_eq!(e.trigger, None);
             assert_eq!(e.fingerprint, None);
             (
-                crate::rules::fmt_time(e.time),
+                crate::join::fmt_time(e.time),
                 e.event_type.as_str(),
                 e.credential_id.as_str(),
                 e.details.as_deref().unwrap_or(""),
@@ -182,7 +182,7 @@ fn reads_a_bare_array_across_an_hour_and_day_boundary() {
     let hours: Vec<(String, u64, u64)> = d
         .usage
         .iter()
-        .map(|b| (crate::rules::fmt_time(b.hour), b.calls, b.auth_errors))
+        .map(|b| (crate::join::fmt_time(b.hour), b.calls, b.auth_errors))
         .collect();
     assert_eq!(
         hours,

@@ -193,6 +193,32 @@ impl Builder<'_> {
         ctx: &AgentCtx,
     ) {
         use Scenario::*;
+        match scenario {
+            OverdueKey | DueSoonKey | NeverUsedKey | LongUnusedKey => {
+                self.plant_aged_key(rng, scenario, plan, ctx)
+            }
+            UnclassifiedKey | DepartedOwnerKey | ManualClassAKey | OwnerTagMismatch => {
+                self.plant_misdeclared_key(rng, scenario, plan, role, ctx)
+            }
+            TwoActiveKeysB | TwoActiveKeysC | LingeringKey | LingeringNeverUsedKey => {
+                self.plant_two_keys(rng, scenario, plan, role, ctx)
+            }
+            GapKeyWithoutHistory | UnremediatedAnomalyKey => {
+                self.plant_evidence_key(rng, scenario, plan, ctx)
+            }
+            _ => {}
+        }
+    }
+
+    /// A key whose age or last use a rule judges.
+    fn plant_aged_key(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut UserPlan,
+        ctx: &AgentCtx,
+    ) {
+        use Scenario::*;
         let user = plan.name.clone();
         let team = ctx.team;
         let recent = |b: &Self, rng: &mut Rng| Some(b.ago(rng.range(10 * MINUTE, 6 * HOUR)));
@@ -220,19 +246,6 @@ impl Builder<'_> {
                 plan.keys = vec![key];
                 plan.date_tags = TagStyle::Rfc3339;
             }
-            UnclassifiedKey => {
-                set_class(plan, None);
-                let mut key = self.key_at(None, team, &user, self.about(rng, 5), recent(self, rng));
-                key.intended = vec!["unclassified-credential"];
-                plan.keys = vec![key];
-                plan.date_tags = TagStyle::None;
-            }
-            DepartedOwnerKey => {
-                let mut key = self.clean_key(rng, role.key_class, DEPARTED_OWNER, &user);
-                key.intended = vec!["unowned-credential"];
-                plan.keys = vec![key];
-                plan.owner_tag = Some(DEPARTED_OWNER.to_string());
-            }
             NeverUsedKey => {
                 set_class(plan, Some(RiskClass::B));
                 let mut key =
@@ -249,6 +262,82 @@ impl Builder<'_> {
                 plan.keys = vec![key];
                 plan.date_tags = TagStyle::Date;
             }
+            _ => {}
+        }
+    }
+
+    /// A key whose class, owner, automation or tags a rule judges.
+    fn plant_misdeclared_key(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut UserPlan,
+        role: &Role,
+        ctx: &AgentCtx,
+    ) {
+        use Scenario::*;
+        let user = plan.name.clone();
+        let team = ctx.team;
+        let recent = |b: &Self, rng: &mut Rng| Some(b.ago(rng.range(10 * MINUTE, 6 * HOUR)));
+        let set_class = |plan: &mut UserPlan, class: Option<RiskClass>| plan.class_tag = class;
+        match scenario {
+            UnclassifiedKey => {
+                set_class(plan, None);
+                let mut key = self.key_at(None, team, &user, self.about(rng, 5), recent(self, rng));
+                key.intended = vec!["unclassified-credential"];
+                plan.keys = vec![key];
+                plan.date_tags = TagStyle::None;
+            }
+            DepartedOwnerKey => {
+                let mut key = self.clean_key(rng, role.key_class, DEPARTED_OWNER, &user);
+                key.intended = vec!["unowned-credential"];
+                plan.keys = vec![key];
+                plan.owner_tag = Some(DEPARTED_OWNER.to_string());
+            }
+            ManualClassAKey => {
+                set_class(plan, Some(RiskClass::A));
+                let mut key = self.key_at(
+                    Some(RiskClass::A),
+                    team,
+                    &user,
+                    self.about(rng, 6),
+                    recent(self, rng),
+                );
+                key.automated = false;
+                key.trigger = Trigger::Manual;
+                key.intended = vec!["rotation-not-automated"];
+                plan.keys = vec![key];
+            }
+            OwnerTagMismatch => {
+                let mut key = self.clean_key(rng, role.key_class, team, &user);
+                key.intended = vec!["tag-drift"];
+                plan.keys = vec![key];
+                let other = if team == "team-research" {
+                    "team-data"
+                } else {
+                    "team-research"
+                };
+                plan.owner_tag = Some(other.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// A user with a second access key: both active, or the old one deactivated and kept.
+    fn plant_two_keys(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut UserPlan,
+        role: &Role,
+        ctx: &AgentCtx,
+    ) {
+        use Scenario::*;
+        let user = plan.name.clone();
+        let team = ctx.team;
+        let recent = |b: &Self, rng: &mut Rng| Some(b.ago(rng.range(10 * MINUTE, 6 * HOUR)));
+        let set_class = |plan: &mut UserPlan, class: Option<RiskClass>| plan.class_tag = class;
+        match scenario {
             TwoActiveKeysB | TwoActiveKeysC => {
                 let (class, old_days, new_days) = if scenario == TwoActiveKeysB {
                     (RiskClass::B, 25, 2)
@@ -288,20 +377,24 @@ impl Builder<'_> {
                 plan.keys = vec![old, current];
                 plan.date_tags = TagStyle::None;
             }
-            ManualClassAKey => {
-                set_class(plan, Some(RiskClass::A));
-                let mut key = self.key_at(
-                    Some(RiskClass::A),
-                    team,
-                    &user,
-                    self.about(rng, 6),
-                    recent(self, rng),
-                );
-                key.automated = false;
-                key.trigger = Trigger::Manual;
-                key.intended = vec!["rotation-not-automated"];
-                plan.keys = vec![key];
-            }
+            _ => {}
+        }
+    }
+
+    /// A key whose rotation evidence or incident follow-up a rule judges.
+    fn plant_evidence_key(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut UserPlan,
+        ctx: &AgentCtx,
+    ) {
+        use Scenario::*;
+        let user = plan.name.clone();
+        let team = ctx.team;
+        let recent = |b: &Self, rng: &mut Rng| Some(b.ago(rng.range(10 * MINUTE, 6 * HOUR)));
+        let set_class = |plan: &mut UserPlan, class: Option<RiskClass>| plan.class_tag = class;
+        match scenario {
             GapKeyWithoutHistory => {
                 set_class(plan, Some(RiskClass::B));
                 let mut key = self.key_at(
@@ -315,17 +408,6 @@ impl Builder<'_> {
                 key.intended = vec!["audit-trail-gap"];
                 plan.keys = vec![key];
                 plan.date_tags = TagStyle::None;
-            }
-            OwnerTagMismatch => {
-                let mut key = self.clean_key(rng, role.key_class, team, &user);
-                key.intended = vec!["tag-drift"];
-                plan.keys = vec![key];
-                let other = if team == "team-research" {
-                    "team-data"
-                } else {
-                    "team-research"
-                };
-                plan.owner_tag = Some(other.to_string());
             }
             UnremediatedAnomalyKey => {
                 set_class(plan, Some(RiskClass::B));
@@ -380,20 +462,22 @@ impl Builder<'_> {
         anthropic_fingerprint: Option<String>,
     ) {
         use Scenario::*;
-        let external =
-            |id: String, kind: CredentialKind, class: RiskClass, what: &str| ExternalPlan {
-                id,
-                kind,
-                class: Some(class),
-                owner: Some(ctx.team.to_string()),
-                automated: true,
-                max_uses: None,
-                consumers: vec![ctx.name.clone()],
-                description: format!("{what} of {}", ctx.name),
-                last_rotated: None,
-                trigger: Trigger::Scheduled,
-                intended: Vec::new(),
-            };
+        match scenario {
+            UnmanagedSecret | SecretNeverAccessed => self.add_stray_secret(rng, ctx, scenario),
+            OrphanKey | OrphanSecret => self.add_orphaned_entry(rng, ctx, scenario),
+            OverdueExternal
+            | NeverRotatedExternal
+            | UnknownOwnerExternal
+            | ReusedFingerprintAcross => {
+                self.declare_external(rng, ctx, scenario, anthropic_fingerprint)
+            }
+            _ => {}
+        }
+    }
+
+    /// A secret in AWS that the inventory does not declare, or that nothing reads.
+    fn add_stray_secret(&mut self, rng: &mut Rng, ctx: &AgentCtx, scenario: Scenario) {
+        use Scenario::*;
         match scenario {
             UnmanagedSecret => {
                 let created = self.about(rng, 3);
@@ -432,6 +516,14 @@ impl Builder<'_> {
                 plan.intended = vec!["secret-unused"];
                 self.add_secret(rng, ctx.account, ctx.region, plan);
             }
+            _ => {}
+        }
+    }
+
+    /// An inventory entry whose key or secret is not in AWS.
+    fn add_orphaned_entry(&mut self, rng: &mut Rng, ctx: &AgentCtx, scenario: Scenario) {
+        use Scenario::*;
+        match scenario {
             OrphanKey => {
                 let id = self.unique(rng, "AKIA", BASE32, 16);
                 let account = self.account_id(ctx.account);
@@ -485,6 +577,34 @@ impl Builder<'_> {
                 self.record_rotation(rng, &id, at, Trigger::Scheduled, "RotateSecret");
                 self.plant("orphaned-inventory-entry", &id);
             }
+            _ => {}
+        }
+    }
+
+    /// A declared credential held outside AWS.
+    fn declare_external(
+        &mut self,
+        rng: &mut Rng,
+        ctx: &AgentCtx,
+        scenario: Scenario,
+        anthropic_fingerprint: Option<String>,
+    ) {
+        use Scenario::*;
+        let external =
+            |id: String, kind: CredentialKind, class: RiskClass, what: &str| ExternalPlan {
+                id,
+                kind,
+                class: Some(class),
+                owner: Some(ctx.team.to_string()),
+                automated: true,
+                max_uses: None,
+                consumers: vec![ctx.name.clone()],
+                description: format!("{what} of {}", ctx.name),
+                last_rotated: None,
+                trigger: Trigger::Scheduled,
+                intended: Vec::new(),
+            };
+        match scenario {
             OverdueExternal => {
                 let mut plan = external(
                     format!("ext:openai-batch:{}", ctx.name),
@@ -541,30 +661,67 @@ impl Builder<'_> {
         }
     }
 
+    /// Puts a secret on automated rotation every `days` days, last rotated `age_days` ago give
+    /// or take `jitter` seconds, with nothing pending, no extra events and no date tags.
+    fn rotating(
+        &self,
+        plan: &mut SecretPlan,
+        class: Option<RiskClass>,
+        days: u32,
+        age_days: i64,
+        jitter: i64,
+    ) {
+        plan.class = class;
+        plan.interval_days = None;
+        plan.rotation = Some(RotationRule {
+            days,
+            as_rate: false,
+        });
+        plan.rotation_enabled = true;
+        plan.automated = true;
+        plan.trigger = Trigger::Scheduled;
+        plan.last_rotated = Some(self.ago(age_days * DAY + jitter));
+        plan.pending_since = None;
+        plan.extra_events.clear();
+        plan.date_tags = TagStyle::None;
+    }
+
     /// Reshapes the agent secret a scenario targets.
     pub(super) fn plant_secret(&self, rng: &mut Rng, scenario: Scenario, plan: &mut SecretPlan) {
         use Scenario::*;
         // Ages below are given or take three hours; every threshold is a day or more away.
         let jitter = rng.range(-3 * HOUR, 3 * HOUR);
-        let rotating =
-            |plan: &mut SecretPlan, class: Option<RiskClass>, days: u32, age_days: i64| {
-                plan.class = class;
-                plan.interval_days = None;
-                plan.rotation = Some(RotationRule {
-                    days,
-                    as_rate: false,
-                });
-                plan.rotation_enabled = true;
-                plan.automated = true;
-                plan.trigger = Trigger::Scheduled;
-                plan.last_rotated = Some(self.ago(age_days * DAY + jitter));
-                plan.pending_since = None;
-                plan.extra_events.clear();
-                plan.date_tags = TagStyle::None;
-            };
+        match scenario {
+            OverdueSecret | DueSoonSecret | UnclassifiedSecret | NoOwnerSecret
+            | AwsRotationDisabled | ScheduleDriftDays | ScheduleDriftRate => {
+                self.plant_secret_schedule(rng, scenario, plan, jitter)
+            }
+            FailedRotation | PendingStuck | NextRotationPassed | GapHistoryAheadOfAws => {
+                self.plant_secret_rotation_events(rng, scenario, plan, jitter)
+            }
+            StaleNextRotationTag
+            | UnparsableDateTag
+            | ReusedFingerprintSameSecret
+            | ReusedFingerprintAcross
+            | SecretNotAccessed
+            | UnremediatedDeniedBurst
+            | RemediatedDeniedBurst => self.plant_secret_tags_and_use(rng, scenario, plan, jitter),
+            _ => {}
+        }
+    }
+
+    /// A secret whose class, owner or rotation schedule a rule judges.
+    fn plant_secret_schedule(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut SecretPlan,
+        jitter: i64,
+    ) {
+        use Scenario::*;
         match scenario {
             OverdueSecret => {
-                rotating(plan, Some(RiskClass::C), 90, 120);
+                self.rotating(plan, Some(RiskClass::C), 90, 120, jitter);
                 plan.rotation = None;
                 plan.rotation_enabled = false;
                 plan.automated = false;
@@ -574,14 +731,14 @@ impl Builder<'_> {
                 plan.intended = vec!["rotation-overdue"];
             }
             DueSoonSecret => {
-                rotating(plan, Some(RiskClass::B), 30, 29);
+                self.rotating(plan, Some(RiskClass::B), 30, 29, jitter);
                 // Due 30 h after the as-of time: inside the 48 h window.
                 plan.last_rotated = Some(self.ago(30 * DAY - 30 * HOUR));
                 plan.date_tags = TagStyle::Rfc3339;
                 plan.intended = vec!["rotation-due-soon"];
             }
             UnclassifiedSecret => {
-                rotating(plan, None, 14, 4);
+                self.rotating(plan, None, 14, 4, jitter);
                 plan.intended = vec!["unclassified-credential"];
             }
             NoOwnerSecret => {
@@ -590,7 +747,7 @@ impl Builder<'_> {
                 plan.intended = vec!["unowned-credential"];
             }
             AwsRotationDisabled => {
-                rotating(plan, Some(RiskClass::C), 60, 20);
+                self.rotating(plan, Some(RiskClass::C), 60, 20, jitter);
                 plan.rotation = None;
                 plan.rotation_enabled = false;
                 plan.trigger = Trigger::Manual;
@@ -598,19 +755,33 @@ impl Builder<'_> {
                 plan.intended = vec!["rotation-not-automated"];
             }
             ScheduleDriftDays => {
-                rotating(plan, Some(RiskClass::A), 30, 5);
+                self.rotating(plan, Some(RiskClass::A), 30, 5, jitter);
                 plan.intended = vec!["rotation-schedule-drift"];
             }
             ScheduleDriftRate => {
-                rotating(plan, Some(RiskClass::B), 90, 10);
+                self.rotating(plan, Some(RiskClass::B), 90, 10, jitter);
                 plan.rotation = Some(RotationRule {
                     days: 90,
                     as_rate: true,
                 });
                 plan.intended = vec!["rotation-schedule-drift"];
             }
+            _ => {}
+        }
+    }
+
+    /// A secret whose rotation failed, is stuck, or is recorded only in the history.
+    fn plant_secret_rotation_events(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut SecretPlan,
+        jitter: i64,
+    ) {
+        use Scenario::*;
+        match scenario {
             FailedRotation => {
-                rotating(plan, Some(RiskClass::B), 30, 10);
+                self.rotating(plan, Some(RiskClass::B), 30, 10, jitter);
                 let started = self.ago(3 * HOUR + jitter / 4);
                 plan.pending_since = Some(started);
                 plan.extra_events = vec![
@@ -628,7 +799,7 @@ impl Builder<'_> {
                 plan.intended = vec!["rotation-failing"];
             }
             PendingStuck => {
-                rotating(plan, Some(RiskClass::B), 30, 12);
+                self.rotating(plan, Some(RiskClass::B), 30, 12, jitter);
                 let started = self.about(rng, 3);
                 plan.pending_since = Some(started);
                 plan.extra_events = vec![(
@@ -640,11 +811,11 @@ impl Builder<'_> {
             }
             NextRotationPassed => {
                 // NextRotationDate = last rotation + 30 days = 3 days ago.
-                rotating(plan, Some(RiskClass::C), 30, 33);
+                self.rotating(plan, Some(RiskClass::C), 30, 33, jitter);
                 plan.intended = vec!["rotation-failing"];
             }
             GapHistoryAheadOfAws => {
-                rotating(plan, Some(RiskClass::B), 30, 15);
+                self.rotating(plan, Some(RiskClass::B), 30, 15, jitter);
                 let at = self.about(rng, 2);
                 plan.extra_events = vec![
                     (
@@ -656,8 +827,22 @@ impl Builder<'_> {
                 ];
                 plan.intended = vec!["audit-trail-gap"];
             }
+            _ => {}
+        }
+    }
+
+    /// A secret whose tags, reused values or use a rule judges.
+    fn plant_secret_tags_and_use(
+        &self,
+        rng: &mut Rng,
+        scenario: Scenario,
+        plan: &mut SecretPlan,
+        jitter: i64,
+    ) {
+        use Scenario::*;
+        match scenario {
             StaleNextRotationTag => {
-                rotating(plan, Some(RiskClass::B), 30, 10);
+                self.rotating(plan, Some(RiskClass::B), 30, 10, jitter);
                 plan.date_tags = TagStyle::Date;
                 // The tag still shows the previous cycle's due date, i.e. the last rotation.
                 let stale = plan.last_rotated.and_then(|t| TagStyle::Date.format(t));
@@ -665,27 +850,27 @@ impl Builder<'_> {
                 plan.intended = vec!["tag-drift"];
             }
             UnparsableDateTag => {
-                rotating(plan, Some(RiskClass::C), 30, 8);
+                self.rotating(plan, Some(RiskClass::C), 30, 8, jitter);
                 plan.date_tags = TagStyle::Date;
                 plan.tag_overrides = vec![("last-rotation-date", "TBD".to_string())];
                 plan.intended = vec!["tag-drift"];
             }
             ReusedFingerprintSameSecret => {
                 // Rotations 5 and 35 days ago; the later one re-issued the earlier value.
-                rotating(plan, Some(RiskClass::C), 30, 5);
+                self.rotating(plan, Some(RiskClass::C), 30, 5, jitter);
                 plan.intended = vec!["credential-reuse"];
             }
             ReusedFingerprintAcross => {
-                rotating(plan, Some(RiskClass::B), 30, 15);
+                self.rotating(plan, Some(RiskClass::B), 30, 15, jitter);
             }
             SecretNotAccessed => {
-                rotating(plan, Some(RiskClass::C), 30, 10);
+                self.rotating(plan, Some(RiskClass::C), 30, 10, jitter);
                 plan.last_accessed = Some(self.about(rng, 120));
                 plan.intended = vec!["secret-unused"];
             }
             UnremediatedDeniedBurst | RemediatedDeniedBurst => {
                 let remediated = scenario == RemediatedDeniedBurst;
-                rotating(plan, Some(RiskClass::B), 30, 10);
+                self.rotating(plan, Some(RiskClass::B), 30, 10, jitter);
                 // Six denials within 40 minutes: a burst (5 within an hour), complete at the fifth.
                 let start = self.about(rng, if remediated { 4 } else { 2 });
                 plan.extra_events = [0, 3, 9, 17, 26, 38]
