@@ -159,10 +159,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
     })?;
 
     let policy = build_policy(raw.policy, path, &lines)?;
+    let owners = build_owners(raw.owners, path, &lines)?;
+    let credentials = build_credentials(raw.credentials, path, &lines)?;
+    Ok(Inventory {
+        policy,
+        owners,
+        credentials,
+    })
+}
 
-    let mut owners = Vec::with_capacity(raw.owners.len());
+/// The `[[owners]]` as written, checked: ids present and unique, a known status.
+fn build_owners(
+    raw: Vec<toml::Spanned<RawOwner>>,
+    path: &Path,
+    lines: &crate::error::LineIndex,
+) -> Result<Vec<Owner>> {
+    let mut owners = Vec::with_capacity(raw.len());
     let mut owner_ids = HashSet::new();
-    for spanned in raw.owners {
+    for spanned in raw {
         let line = lines.line(spanned.span().start);
         let o = spanned.into_inner();
         let at = || format!("line {line} (owner \"{}\")", o.id);
@@ -190,10 +204,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
             status,
         });
     }
+    Ok(owners)
+}
 
-    let mut credentials = Vec::with_capacity(raw.credentials.len());
+/// The `[[credentials]]` as written, checked: ids present and unique, a known kind and class,
+/// bounds, and account ids.
+fn build_credentials(
+    raw: Vec<toml::Spanned<RawCredential>>,
+    path: &Path,
+    lines: &crate::error::LineIndex,
+) -> Result<Vec<DeclaredCredential>> {
+    let mut credentials = Vec::with_capacity(raw.len());
     let mut ids = HashSet::new();
-    for spanned in raw.credentials {
+    for spanned in raw {
         let line = lines.line(spanned.span().start);
         let c = spanned.into_inner();
         let at = || format!("line {line} (credential \"{}\")", c.id);
@@ -248,12 +271,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
             line,
         });
     }
-
-    Ok(Inventory {
-        policy,
-        owners,
-        credentials,
-    })
+    Ok(credentials)
 }
 
 /// `value` of `key` as a `T`; the error names what was found.

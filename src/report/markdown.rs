@@ -10,8 +10,10 @@
 use std::fmt::Write as _;
 
 use super::FindingView;
-use super::view::ReportView;
+use super::view::{DiffView, FrameworkView, ReportView, UnmatchedWaiverView};
+use crate::model::CoverageEntry;
 use crate::output::escape_markdown as escape;
+use crate::plan::{Action, Score};
 
 /// How many new findings the diff section lists before "and N more".
 pub const NEW_LIMIT: usize = 20;
@@ -27,9 +29,27 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     let mut md = String::new();
     let partial = view.run.status != "complete";
     let failed: Vec<_> = view.coverage.iter().filter(|c| !c.ok).collect();
+    let incomplete = partial || !failed.is_empty();
 
+    run_table(&mut md, view, incomplete);
+    if incomplete {
+        partial_scan_warning(&mut md, &failed, view.coverage.len());
+    }
+    findings_section(&mut md, view);
+    unmatched_waivers_note(&mut md, &view.unmatched_waivers);
+    if let Some(diff) = &view.diff {
+        diff_section(&mut md, diff);
+    }
+    controls_section(&mut md, &view.frameworks);
+    remediation_section(&mut md, &view.plan.actions);
+    fleet_score_line(&mut md, &view.plan.fleet_score);
+    md.into_bytes()
+}
+
+/// The title and the run table: id, as-of, status, credentials, score and chain head.
+fn run_table(md: &mut String, view: &ReportView, incomplete: bool) {
     let _ = writeln!(md, "## {} — run {}\n", escape(view.tool), view.run.id);
-    let status = if partial || !failed.is_empty() {
+    let status = if incomplete {
         format!("⚠️ **{}** (incomplete scan)", escape(&view.run.status))
     } else {
         format!("✅ {}", escape(&view.run.status))
@@ -52,32 +72,36 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     // right after the scan proves no run was removed since.
     let _ = writeln!(md, "| Chain head | {} |", code(&view.run.content_hash));
     md.push('\n');
+}
 
-    if partial || !failed.is_empty() {
+/// The partial-scan warning, listing the `failed` coverage entries out of `coverage_total`.
+fn partial_scan_warning(md: &mut String, failed: &[&CoverageEntry], coverage_total: usize) {
+    let _ = writeln!(
+        md,
+        "> [!WARNING]\n> **Partial scan.** {} of {} coverage entries failed: findings below \
+         cover only what could be read, and nothing unread is reported as clean.",
+        failed.len(),
+        coverage_total
+    );
+    for c in failed {
+        let error = c
+            .error
+            .as_deref()
+            .map(|e| format!(": {}", escape(e)))
+            .unwrap_or_default();
         let _ = writeln!(
             md,
-            "> [!WARNING]\n> **Partial scan.** {} of {} coverage entries failed: findings below \
-             cover only what could be read, and nothing unread is reported as clean.",
-            failed.len(),
-            view.coverage.len()
+            "> - {} in {} / {}{error}",
+            escape(&c.api),
+            escape(&c.account),
+            escape(&c.region)
         );
-        for c in &failed {
-            let error = c
-                .error
-                .as_deref()
-                .map(|e| format!(": {}", escape(e)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                md,
-                "> - {} in {} / {}{error}",
-                escape(&c.api),
-                escape(&c.account),
-                escape(&c.region)
-            );
-        }
-        md.push('\n');
     }
+    md.push('\n');
+}
 
+/// Findings by severity, the total, and how many of them are waived.
+fn findings_section(md: &mut String, view: &ReportView) {
     let _ = writeln!(md, "### Findings\n");
     md.push_str("| Severity | Count |\n|---|---:|\n");
     for severity in SEVERITIES {
@@ -93,67 +117,66 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
              failing controls.\n"
         );
     }
+}
 
-    if !view.unmatched_waivers.is_empty() {
+/// A note listing the waivers that match no finding, when there are any.
+fn unmatched_waivers_note(md: &mut String, unmatched: &[UnmatchedWaiverView]) {
+    if unmatched.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "> [!NOTE]\n> **{} waiver(s) match no finding** (stale, or written for another id):",
+        unmatched.len()
+    );
+    for w in unmatched.iter().take(RESOLVED_LIMIT) {
         let _ = writeln!(
             md,
-            "> [!NOTE]\n> **{} waiver(s) match no finding** (stale, or written for another id):",
-            view.unmatched_waivers.len()
+            "> - line {}: {} on {} ({}, expires {})",
+            w.line,
+            code(&w.rule),
+            escape(&w.credential),
+            escape(&w.ticket),
+            escape(&w.expires)
         );
-        for w in view.unmatched_waivers.iter().take(RESOLVED_LIMIT) {
-            let _ = writeln!(
-                md,
-                "> - line {}: {} on {} ({}, expires {})",
-                w.line,
-                code(&w.rule),
-                escape(&w.credential),
-                escape(&w.ticket),
-                escape(&w.expires)
-            );
+    }
+    if unmatched.len() > RESOLVED_LIMIT {
+        let _ = writeln!(md, "> - … and {} more", unmatched.len() - RESOLVED_LIMIT);
+    }
+    md.push('\n');
+}
+
+/// What changed since the previous run: counts, then the new and resolved findings.
+fn diff_section(md: &mut String, diff: &DiffView) {
+    let _ = writeln!(md, "### Since run {}\n", diff.from_run);
+    let _ = writeln!(
+        md,
+        "**{} new**, {} resolved, {} persisting.\n",
+        diff.new.len(),
+        diff.resolved.len(),
+        diff.persisting
+    );
+    if !diff.new.is_empty() {
+        md.push_str("New findings:\n\n");
+        findings_table(md, &diff.new, NEW_LIMIT);
+    }
+    if !diff.resolved.is_empty() {
+        md.push_str("Resolved:\n\n");
+        for f in diff.resolved.iter().take(RESOLVED_LIMIT) {
+            let _ = writeln!(md, "- {} on {}", code(&f.rule), escape(&f.credential));
         }
-        if view.unmatched_waivers.len() > RESOLVED_LIMIT {
-            let _ = writeln!(
-                md,
-                "> - … and {} more",
-                view.unmatched_waivers.len() - RESOLVED_LIMIT
-            );
-        }
+        more(md, diff.resolved.len(), RESOLVED_LIMIT, "resolved findings");
         md.push('\n');
     }
+}
 
-    if let Some(diff) = &view.diff {
-        let _ = writeln!(md, "### Since run {}\n", diff.from_run);
-        let _ = writeln!(
-            md,
-            "**{} new**, {} resolved, {} persisting.\n",
-            diff.new.len(),
-            diff.resolved.len(),
-            diff.persisting
-        );
-        if !diff.new.is_empty() {
-            md.push_str("New findings:\n\n");
-            findings_table(&mut md, &diff.new, NEW_LIMIT);
-        }
-        if !diff.resolved.is_empty() {
-            md.push_str("Resolved:\n\n");
-            for f in diff.resolved.iter().take(RESOLVED_LIMIT) {
-                let _ = writeln!(md, "- {} on {}", code(&f.rule), escape(&f.credential));
-            }
-            more(
-                &mut md,
-                diff.resolved.len(),
-                RESOLVED_LIMIT,
-                "resolved findings",
-            );
-            md.push('\n');
-        }
-    }
-
+/// The controls section: counts per framework, failing controls, then the not-assessed ones.
+fn controls_section(md: &mut String, frameworks: &[FrameworkView]) {
     let _ = writeln!(md, "### Controls\n");
     md.push_str(
         "| Framework | Fail | Pass | Not assessed | Manual | N/A |\n|---|---:|---:|---:|---:|---:|\n",
     );
-    for fw in &view.frameworks {
+    for fw in frameworks {
         let _ = writeln!(
             md,
             "| {} {} | {} | {} | {} | {} | {} |",
@@ -167,8 +190,14 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         );
     }
     md.push('\n');
+    failing_controls(md, frameworks);
+    not_assessed_controls(md, frameworks);
+}
+
+/// The failing controls of each framework, or "No failing controls.".
+fn failing_controls(md: &mut String, frameworks: &[FrameworkView]) {
     let mut any_failing = false;
-    for fw in &view.frameworks {
+    for fw in frameworks {
         let failing: Vec<String> = fw
             .controls
             .iter()
@@ -190,9 +219,12 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     } else {
         md.push_str("No failing controls.\n\n");
     }
-    // Controls that cannot pass on what this run collected, grouped by reason.
+}
+
+/// Controls that cannot pass on what this run collected, grouped by reason.
+fn not_assessed_controls(md: &mut String, frameworks: &[FrameworkView]) {
     let mut not_assessed: Vec<(&str, Vec<String>)> = Vec::new();
-    for fw in &view.frameworks {
+    for fw in frameworks {
         for c in fw.controls.iter().filter(|c| c.status == "not-assessed") {
             let id = format!("{} {}", escape(&fw.name), escape(&c.id));
             match not_assessed
@@ -211,37 +243,42 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         }
         md.push('\n');
     }
+}
 
+/// The most urgent remediation actions, or "Nothing to do.".
+fn remediation_section(md: &mut String, actions: &[Action]) {
     let _ = writeln!(md, "### Top remediation actions\n");
-    if view.plan.actions.is_empty() {
+    if actions.is_empty() {
         md.push_str("Nothing to do.\n\n");
-    } else {
-        md.push_str("| Priority | Action | Credential | Owner | Due |\n|---:|---|---|---|---|\n");
-        for a in view.plan.actions.iter().take(ACTION_LIMIT) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                a.priority,
-                code(a.action.as_str()),
-                escape(&a.credential),
-                if a.owner.is_empty() {
-                    "—".to_string()
-                } else {
-                    escape(&a.owner)
-                },
-                escape(&a.due)
-            );
-        }
-        more(
-            &mut md,
-            view.plan.actions.len(),
-            ACTION_LIMIT,
-            "actions in `remediation-plan.csv`",
-        );
-        md.push('\n');
+        return;
     }
+    md.push_str("| Priority | Action | Credential | Owner | Due |\n|---:|---|---|---|---|\n");
+    for a in actions.iter().take(ACTION_LIMIT) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            a.priority,
+            code(a.action.as_str()),
+            escape(&a.credential),
+            if a.owner.is_empty() {
+                "—".to_string()
+            } else {
+                escape(&a.owner)
+            },
+            escape(&a.due)
+        );
+    }
+    more(
+        md,
+        actions.len(),
+        ACTION_LIMIT,
+        "actions in `remediation-plan.csv`",
+    );
+    md.push('\n');
+}
 
-    let score = &view.plan.fleet_score;
+/// The closing line: the fleet hygiene score and its parts.
+fn fleet_score_line(md: &mut String, score: &Score) {
     let _ = writeln!(
         md,
         "Fleet hygiene score **{}** / 100 over {} credentials: automation {:.0}%, in policy \
@@ -252,7 +289,6 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
         score.in_policy * 100.0,
         score.finding_load
     );
-    md.into_bytes()
 }
 
 /// A table of findings, the first `limit` of them, then "and N more".

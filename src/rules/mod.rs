@@ -9,33 +9,46 @@ use std::collections::BTreeMap;
 use crate::model::{Facts, Finding, Policy, Severity, Timestamp};
 
 mod registry;
-pub use registry::{RULES, find, ids};
+pub use registry::{find, ids};
 
 pub mod options;
 pub use options::RuleOptions;
 
-pub mod anomalous_usage;
-pub mod audit_trail_gap;
-pub mod auth_failure_spike;
-mod credential_reuse;
-pub mod inactive_key_lingering;
-pub mod incident_not_remediated;
-pub mod multiple_active_keys;
-mod orphaned_inventory_entry;
-mod root_access_key;
-mod rotation_due_soon;
-pub mod rotation_failing;
-mod rotation_not_automated;
-mod rotation_overdue;
-mod rotation_schedule_drift;
-pub mod secret_unused;
-pub mod tag_drift;
-mod unclassified_credential;
-mod unmanaged_credential;
-mod unowned_credential;
-pub mod unused_credential;
-mod usage_limit_exceeded;
-mod waiver_expired;
+/// The catalogue: one line per rule declares its module (one file, `src/rules/<rule_id>.rs`,
+/// exporting `RULE`) and puts it in [`RULES`], in the order `credaudit rules` lists them.
+macro_rules! catalogue {
+    ($($vis:vis mod $rule:ident;)*) => {
+        $($vis mod $rule;)*
+
+        /// Every rule credaudit runs, in catalogue order.
+        pub static RULES: &[&Rule] = &[$(&$rule::RULE),*];
+    };
+}
+
+catalogue! {
+    mod unmanaged_credential;
+    mod orphaned_inventory_entry;
+    mod rotation_overdue;
+    mod rotation_due_soon;
+    mod unclassified_credential;
+    mod unowned_credential;
+    pub mod unused_credential;
+    pub mod multiple_active_keys;
+    mod root_access_key;
+    pub mod inactive_key_lingering;
+    mod rotation_not_automated;
+    mod rotation_schedule_drift;
+    pub mod rotation_failing;
+    pub mod audit_trail_gap;
+    pub mod tag_drift;
+    mod credential_reuse;
+    mod usage_limit_exceeded;
+    pub mod anomalous_usage;
+    pub mod auth_failure_spike;
+    pub mod incident_not_remediated;
+    pub mod secret_unused;
+    mod waiver_expired;
+}
 
 /// What a rule is, for `credaudit rules`, `explain` and the reports.
 #[derive(Debug)]

@@ -181,132 +181,165 @@ struct Origin {
     line: usize,
 }
 
-impl RuleOptions {
-    /// Reads the rules' entries of `[policy]` (see [`is_rule_key`]), over the defaults, and
-    /// checks their bounds. An option set both in its `[policy.<rule-id>]` table and by its old
-    /// spelling is an error.
-    pub fn from_written(entries: Vec<Written>) -> Result<RuleOptions, WrittenError> {
-        // Per rule: its merged table, where it was written, and where each field came from.
-        let mut tables: BTreeMap<&'static str, (toml::Table, Origin, BTreeMap<String, Origin>)> =
-            BTreeMap::new();
-        let mut table_keys: BTreeMap<&'static str, String> = BTreeMap::new();
-        for entry in entries {
-            let table_name = format!("policy.{}", entry.key);
-            let err = |line, table: &str, message: String| WrittenError {
-                line,
-                table: table.to_string(),
-                message,
-            };
-            if let Some(&id) = RuleOptions::RULE_IDS
+impl Origin {
+    fn new(written: &str, table: &str, line: usize) -> Origin {
+        Origin {
+            written: written.to_string(),
+            table: table.to_string(),
+            line,
+        }
+    }
+}
+
+/// One rule's options as gathered from `[policy]`: its merged table, where it was last
+/// written, and where each field came from.
+struct Gathered {
+    table: toml::Table,
+    origin: Origin,
+    fields: BTreeMap<String, Origin>,
+}
+
+impl Gathered {
+    fn new(table: &str, line: usize) -> Gathered {
+        Gathered {
+            table: toml::Table::new(),
+            origin: Origin::new("", table, line),
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// The rules' entries of `[policy]`, gathered per rule before they are parsed and checked.
+#[derive(Default)]
+struct Gathering {
+    rules: BTreeMap<&'static str, Gathered>,
+    /// Per rule, the key its table was written under (its id or its old table name).
+    table_keys: BTreeMap<&'static str, String>,
+}
+
+fn written_error(line: usize, table: &str, message: String) -> WrittenError {
+    WrittenError {
+        line,
+        table: table.to_string(),
+        message,
+    }
+}
+
+/// The rule whose options table `key` is: its `[policy.<rule-id>]` table or an old table.
+fn rule_of_table(key: &str) -> Option<&'static str> {
+    RuleOptions::RULE_IDS
+        .iter()
+        .find(|id| **id == key)
+        .or_else(|| {
+            OLD_TABLES
                 .iter()
-                .find(|id| **id == entry.key)
-                .or_else(|| {
-                    OLD_TABLES
-                        .iter()
-                        .find(|(old, _)| *old == entry.key)
-                        .map(|(_, id)| id)
-                })
-            {
-                let toml::Value::Table(table) = entry.value else {
-                    return Err(err(
-                        entry.line,
-                        "policy",
-                        format!("{} must be a table ([{table_name}])", entry.key),
-                    ));
-                };
-                if let Some(other) = table_keys.insert(id, entry.key.clone()) {
-                    let older = if other == id { &entry.key } else { &other };
-                    return Err(err(
-                        entry.line,
-                        &table_name,
-                        format!(
-                            "[policy.{other}] and [{table_name}] both set the options of {id}: \
-                             keep [policy.{id}] ([policy.{older}] is its older spelling)"
-                        ),
-                    ));
-                }
-                let slot = tables.entry(id).or_insert_with(|| {
-                    (
-                        toml::Table::new(),
-                        Origin {
-                            written: String::new(),
-                            table: table_name.clone(),
-                            line: entry.line,
-                        },
-                        BTreeMap::new(),
-                    )
-                });
-                slot.1 = Origin {
-                    written: String::new(),
-                    table: table_name.clone(),
-                    line: entry.line,
-                };
-                for (field, value) in table {
-                    if let Some(old) = slot.2.get(&field) {
-                        return Err(err(
-                            old.line,
-                            &old.table,
-                            format!(
-                                "{} in [{}] and {field} in [{table_name}] set the same option: \
-                                 keep [policy.{id}] {field} ({} is its older spelling)",
-                                old.written, old.table, old.written
-                            ),
-                        ));
-                    }
-                    slot.2.insert(
-                        field.clone(),
-                        Origin {
-                            written: field.clone(),
-                            table: table_name.clone(),
-                            line: entry.line,
-                        },
-                    );
-                    slot.0.insert(field, value);
-                }
-            } else if let Some(&(old, id, field)) =
-                OLD_KEYS.iter().find(|(old, _, _)| *old == entry.key)
-            {
-                let slot = tables.entry(id).or_insert_with(|| {
-                    (
-                        toml::Table::new(),
-                        Origin {
-                            written: String::new(),
-                            table: "policy".to_string(),
-                            line: entry.line,
-                        },
-                        BTreeMap::new(),
-                    )
-                });
-                if let Some(new) = slot.2.get(field) {
-                    return Err(err(
-                        entry.line,
-                        "policy",
-                        format!(
-                            "{old} in [policy] and {field} in [{}] set the same option: keep \
-                             [policy.{id}] {field} ({old} is its older spelling)",
-                            new.table
-                        ),
-                    ));
-                }
-                slot.2.insert(
-                    field.to_string(),
-                    Origin {
-                        written: old.to_string(),
-                        table: "policy".to_string(),
-                        line: entry.line,
-                    },
-                );
-                slot.0.insert(field.to_string(), entry.value);
-            } else {
-                return Err(err(
-                    entry.line,
-                    "policy",
-                    format!("unknown field `{}`", entry.key),
+                .find(|(old, _)| *old == key)
+                .map(|(_, id)| id)
+        })
+        .copied()
+}
+
+impl Gathering {
+    /// Adds one entry of `[policy]`: a rule's table, an old table or an old flat key.
+    fn add(&mut self, entry: Written) -> Result<(), WrittenError> {
+        if let Some(id) = rule_of_table(&entry.key) {
+            self.add_table(id, entry)
+        } else if let Some(&(old, id, field)) =
+            OLD_KEYS.iter().find(|(old, _, _)| *old == entry.key)
+        {
+            self.add_old_key(old, id, field, entry)
+        } else {
+            Err(written_error(
+                entry.line,
+                "policy",
+                format!("unknown field `{}`", entry.key),
+            ))
+        }
+    }
+
+    /// Adds the table of rule `id` written as `entry` (under its id or its old table name).
+    fn add_table(&mut self, id: &'static str, entry: Written) -> Result<(), WrittenError> {
+        let table_name = format!("policy.{}", entry.key);
+        let toml::Value::Table(table) = entry.value else {
+            return Err(written_error(
+                entry.line,
+                "policy",
+                format!("{} must be a table ([{table_name}])", entry.key),
+            ));
+        };
+        if let Some(other) = self.table_keys.insert(id, entry.key.clone()) {
+            let older = if other == id { &entry.key } else { &other };
+            return Err(written_error(
+                entry.line,
+                &table_name,
+                format!(
+                    "[policy.{other}] and [{table_name}] both set the options of {id}: \
+                     keep [policy.{id}] ([policy.{older}] is its older spelling)"
+                ),
+            ));
+        }
+        let slot = self
+            .rules
+            .entry(id)
+            .or_insert_with(|| Gathered::new(&table_name, entry.line));
+        slot.origin = Origin::new("", &table_name, entry.line);
+        for (field, value) in table {
+            if let Some(old) = slot.fields.get(&field) {
+                return Err(written_error(
+                    old.line,
+                    &old.table,
+                    format!(
+                        "{} in [{}] and {field} in [{table_name}] set the same option: \
+                         keep [policy.{id}] {field} ({} is its older spelling)",
+                        old.written, old.table, old.written
+                    ),
                 ));
             }
+            slot.fields
+                .insert(field.clone(), Origin::new(&field, &table_name, entry.line));
+            slot.table.insert(field, value);
         }
+        Ok(())
+    }
+
+    /// Adds the old flat key `old` of `[policy]`, which sets `field` of rule `id`.
+    fn add_old_key(
+        &mut self,
+        old: &str,
+        id: &'static str,
+        field: &str,
+        entry: Written,
+    ) -> Result<(), WrittenError> {
+        let slot = self
+            .rules
+            .entry(id)
+            .or_insert_with(|| Gathered::new("policy", entry.line));
+        if let Some(new) = slot.fields.get(field) {
+            return Err(written_error(
+                entry.line,
+                "policy",
+                format!(
+                    "{old} in [policy] and {field} in [{}] set the same option: keep \
+                     [policy.{id}] {field} ({old} is its older spelling)",
+                    new.table
+                ),
+            ));
+        }
+        slot.fields
+            .insert(field.to_string(), Origin::new(old, "policy", entry.line));
+        slot.table.insert(field.to_string(), entry.value);
+        Ok(())
+    }
+
+    /// Parses each rule's gathered table over the defaults and checks its bounds.
+    fn into_options(self) -> Result<RuleOptions, WrittenError> {
         let mut options = RuleOptions::default();
-        for (id, (table, origin, fields)) in tables {
+        for (id, gathered) in self.rules {
+            let Gathered {
+                table,
+                origin,
+                fields,
+            } = gathered;
             options.set(id, table).map_err(|e| WrittenError {
                 line: origin.line,
                 table: origin.table.clone(),
@@ -327,6 +360,19 @@ impl RuleOptions {
             })?;
         }
         Ok(options)
+    }
+}
+
+impl RuleOptions {
+    /// Reads the rules' entries of `[policy]` (see [`is_rule_key`]), over the defaults, and
+    /// checks their bounds. An option set both in its `[policy.<rule-id>]` table and by its old
+    /// spelling is an error.
+    pub fn from_written(entries: Vec<Written>) -> Result<RuleOptions, WrittenError> {
+        let mut gathering = Gathering::default();
+        for entry in entries {
+            gathering.add(entry)?;
+        }
+        gathering.into_options()
     }
 
     /// The options stored in `policy` (defaults for those it does not hold). Fails only on a

@@ -1,33 +1,6 @@
-//! The catalogue: every rule, in the order `credaudit rules` lists them.
+//! Looking rules up in the catalogue ([`RULES`], declared in `rules/mod.rs`).
 
-use super::Rule;
-
-/// Every rule credaudit runs. Adding a rule: its file, one line here, a fixture, a test, and
-/// the controls it tests.
-pub static RULES: &[&Rule] = &[
-    &super::unmanaged_credential::RULE,
-    &super::orphaned_inventory_entry::RULE,
-    &super::rotation_overdue::RULE,
-    &super::rotation_due_soon::RULE,
-    &super::unclassified_credential::RULE,
-    &super::unowned_credential::RULE,
-    &super::unused_credential::RULE,
-    &super::multiple_active_keys::RULE,
-    &super::root_access_key::RULE,
-    &super::inactive_key_lingering::RULE,
-    &super::rotation_not_automated::RULE,
-    &super::rotation_schedule_drift::RULE,
-    &super::rotation_failing::RULE,
-    &super::audit_trail_gap::RULE,
-    &super::tag_drift::RULE,
-    &super::credential_reuse::RULE,
-    &super::usage_limit_exceeded::RULE,
-    &super::anomalous_usage::RULE,
-    &super::auth_failure_spike::RULE,
-    &super::incident_not_remediated::RULE,
-    &super::secret_unused::RULE,
-    &super::waiver_expired::RULE,
-];
+use super::{RULES, Rule};
 
 /// Every rule id, in catalogue order.
 pub fn ids() -> Vec<&'static str> {
