@@ -12,7 +12,6 @@
 //! applied to console passwords; where that report was not read, such a control cannot pass.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -192,9 +191,24 @@ impl Control {
     }
 }
 
-/// A control's status for one run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A control's status for one run, written in reports as `pass`, `fail`, `not-assessed`,
+/// `not-applicable` or `manual`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ControlStatus {
     /// Its rules and thresholds ran over in-scope credentials and found nothing open.
     Pass,
@@ -210,22 +224,9 @@ pub enum ControlStatus {
 }
 
 impl ControlStatus {
-    /// The status as written in reports: `pass`, `fail`, `not-assessed`, `not-applicable`,
-    /// `manual`.
+    /// The status as written in reports.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Fail => "fail",
-            Self::NotAssessed => "not-assessed",
-            Self::NotApplicable => "not-applicable",
-            Self::Manual => "manual",
-        }
-    }
-}
-
-impl fmt::Display for ControlStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -905,6 +906,22 @@ title = "Keys rotate"
 reason = "because"
 rules = ["rotation-overdue"]
 "#;
+
+    #[test]
+    fn statuses_read_as_reports_write_them() {
+        let all = [
+            (ControlStatus::Pass, "pass"),
+            (ControlStatus::Fail, "fail"),
+            (ControlStatus::NotAssessed, "not-assessed"),
+            (ControlStatus::NotApplicable, "not-applicable"),
+            (ControlStatus::Manual, "manual"),
+        ];
+        for (status, text) in all {
+            assert_eq!(status.as_str(), text);
+            assert_eq!(status.to_string(), text);
+            assert_eq!(serde_json::to_value(status).unwrap(), text);
+        }
+    }
 
     #[test]
     fn builtin_loads_all_five_frameworks() {
