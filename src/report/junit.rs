@@ -11,7 +11,7 @@
 //! came from AWS or an input file cannot break the document.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use quick_xml::Writer;
@@ -66,13 +66,31 @@ fn write_document(xml: &mut Xml, view: &ReportView) -> std::io::Result<()> {
             ("skipped", &skipped.to_string()),
         ],
     )))?;
+    let open = open_by_credential(view);
     for framework in &view.frameworks {
-        write_suite(xml, view, framework)?;
+        write_suite(xml, view, framework, &open)?;
     }
     xml.write_event(Event::End(BytesEnd::new("testsuites")))
 }
 
-fn write_suite(xml: &mut Xml, view: &ReportView, framework: &FrameworkView) -> std::io::Result<()> {
+/// Open (unwaived) findings by credential, in report order: indexed once, so listing the
+/// failing credentials of every control is one lookup each, never a walk over all findings.
+type OpenFindings<'a> = HashMap<&'a str, Vec<&'a FindingView>>;
+
+fn open_by_credential(view: &ReportView) -> OpenFindings<'_> {
+    let mut open: OpenFindings = HashMap::new();
+    for f in view.findings.iter().filter(|f| f.waiver.is_none()) {
+        open.entry(f.credential.as_str()).or_default().push(f);
+    }
+    open
+}
+
+fn write_suite(
+    xml: &mut Xml,
+    view: &ReportView,
+    framework: &FrameworkView,
+    open: &OpenFindings,
+) -> std::io::Result<()> {
     let name = if framework.version.is_empty() {
         framework.name.clone()
     } else {
@@ -106,16 +124,16 @@ fn write_suite(xml: &mut Xml, view: &ReportView, framework: &FrameworkView) -> s
     }
     xml.write_event(Event::End(BytesEnd::new("properties")))?;
     for control in &framework.controls {
-        write_case(xml, view, framework, control)?;
+        write_case(xml, framework, control, open)?;
     }
     xml.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
 fn write_case(
     xml: &mut Xml,
-    view: &ReportView,
     framework: &FrameworkView,
     control: &ControlView,
+    open: &OpenFindings,
 ) -> std::io::Result<()> {
     let case = element(
         "testcase",
@@ -136,7 +154,7 @@ fn write_case(
                 ],
             )))?;
             xml.write_event(Event::Text(BytesText::from_escaped(text(&failure_text(
-                view, control,
+                open, control,
             )))))?;
             xml.write_event(Event::End(BytesEnd::new("failure")))?;
             return xml.write_event(Event::End(BytesEnd::new("testcase")));
@@ -184,7 +202,7 @@ fn failure_message(control: &ControlView) -> String {
 
 /// The open findings of the control's rules on each failing credential, one line each (a
 /// waived finding does not fail a control, so it is not listed).
-fn failure_text(view: &ReportView, control: &ControlView) -> String {
+fn failure_text(open: &OpenFindings, control: &ControlView) -> String {
     let rules: BTreeSet<&str> = control.rules.iter().map(String::as_str).collect();
     let mut text = format!(
         "{}: {}\nfailing credentials ({}):\n",
@@ -194,12 +212,12 @@ fn failure_text(view: &ReportView, control: &ControlView) -> String {
     );
     for credential in &control.failing_credentials {
         let _ = writeln!(text, "- {credential}");
-        let findings: Vec<&FindingView> = view
-            .findings
-            .iter()
-            .filter(|f| {
-                f.waiver.is_none() && f.credential == *credential && rules.contains(f.rule.as_str())
-            })
+        let findings: Vec<&FindingView> = open
+            .get(credential.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|f| rules.contains(f.rule.as_str()))
             .collect();
         if findings.is_empty() {
             let _ = writeln!(
