@@ -1861,35 +1861,7 @@ mod tests {
         let path = dir.path().join("s.db");
         // A snapshot as the release before assessments wrote it: schema 3, a run hashed with
         // version 2.
-        {
-            let mut conn = Connection::open(&path).unwrap();
-            for sql in &schema::MIGRATIONS[..3] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 3).unwrap();
-            let tx = conn.transaction().unwrap();
-            write_facts(&tx, 1, &facts_without_users()).unwrap();
-            let header = vec![
-                Value::Text(String::new()),
-                Value::Integer(1),
-                Value::Text(ts(&testkit::as_of())),
-                Value::Text(ts(&testkit::as_of())),
-                Value::Text("old".into()),
-                Value::Text("0.0.9".into()),
-                Value::Text("complete".into()),
-                Value::Integer(2),
-            ];
-            let hash = canonical::run_hash(&tx, 1, &header).unwrap();
-            tx.execute(
-                &format!(
-                    "INSERT INTO runs ({}, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    canonical::RUN_COLUMNS.join(", ")
-                ),
-                params_from_iter(header.iter().chain([&Value::Text(hash)])),
-            )
-            .unwrap();
-            tx.commit().unwrap();
-        }
+        old_schema_snapshot(&path, 3, 2, "0.0.9");
         let mut snap = Snapshot::open(&path).unwrap();
         for _ in 0..2 {
             snap.record_run(
@@ -1919,11 +1891,18 @@ mod tests {
     /// A snapshot as the release before `iam_users` wrote it: schema 4, one run hashed with
     /// version 3.
     fn version_3_snapshot(path: &Path) {
+        old_schema_snapshot(path, 4, 3, "0.2.0");
+    }
+
+    /// A snapshot at schema `schema` holding one run hashed with `hash_version`, as release
+    /// `tool_version` wrote it.
+    fn old_schema_snapshot(path: &Path, schema: usize, hash_version: i64, tool_version: &str) {
         let mut conn = Connection::open(path).unwrap();
-        for sql in &schema::MIGRATIONS[..4] {
+        for sql in &schema::MIGRATIONS[..schema] {
             conn.execute_batch(sql).unwrap();
         }
-        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.pragma_update(None, "user_version", schema as i64)
+            .unwrap();
         let tx = conn.transaction().unwrap();
         write_facts(&tx, 1, &facts_without_users()).unwrap();
         let header = vec![
@@ -1932,9 +1911,9 @@ mod tests {
             Value::Text(ts(&testkit::as_of())),
             Value::Text(ts(&testkit::as_of())),
             Value::Text("old".into()),
-            Value::Text("0.2.0".into()),
+            Value::Text(tool_version.into()),
             Value::Text("complete".into()),
-            Value::Integer(3),
+            Value::Integer(hash_version),
         ];
         let hash = canonical::run_hash(&tx, 1, &header).unwrap();
         tx.execute(
