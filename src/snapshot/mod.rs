@@ -13,7 +13,7 @@
 mod canonical;
 mod schema;
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::SecondsFormat;
@@ -115,19 +115,15 @@ fn create_owner_only(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(|e| Error::io(parent, e))?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::output::create_private_dir_all(parent)?;
     }
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(crate::output::FILE_MODE)
         .open(path)
     {
         Ok(_) => Ok(()),
@@ -144,8 +140,11 @@ fn tighten_mode(path: &Path) -> Result<()> {
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(path, e))?;
+        std::fs::set_permissions(
+            path,
+            std::fs::Permissions::from_mode(crate::output::FILE_MODE),
+        )
+        .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }
@@ -460,9 +459,10 @@ impl Snapshot {
             params_from_iter(header.iter().chain([&Value::Text(content_hash.clone())])),
         )
         .map_err(wrap)?;
-        // What verify will recompute from the stored row must be what was just written.
+        // What verify will recompute from the stored row must be what was just written: the
+        // rows were hashed as stored, so the header read back must equal the one hashed.
         let stored_header = canonical::stored_header(&tx, run_id).map_err(wrap)?;
-        if canonical::run_hash(&tx, run_id, &stored_header).map_err(wrap)? != content_hash {
+        if stored_header != header {
             return Err(Error::SnapshotFormat {
                 path: self.path.clone(),
                 message: format!("run {run_id} as stored does not hash to what was written"),
