@@ -19,8 +19,8 @@ use chrono::Duration;
 use super::options::{MAX_COUNT, MAX_DAYS, MAX_HOURS, MAX_RATE_SIGMAS, OutOfRange, bounded};
 use super::{Rule, RuleMeta, Source};
 
-use crate::join::{CredentialView, EvalCtx, fmt_time, sub_saturating};
-use crate::model::{AuthWindow, CredentialKind, Finding, Severity, Timestamp, UsageBucket};
+use crate::join::{self, CredentialView, EvalCtx, fmt_time, sub_saturating};
+use crate::model::{AuthWindow, Finding, Severity, Timestamp, UsageBucket};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
@@ -145,29 +145,12 @@ pub fn is_destructive(operation: &str) -> bool {
         || (name.starts_with("Put") && name.ends_with("Policy"))
 }
 
-/// The ids CloudTrail may record a credential's use under: its public id, its declared id, and
-/// for a secret its name (callers may pass the name instead of the ARN).
-pub(super) fn usage_ids<'a>(view: &CredentialView<'a>) -> Vec<&'a str> {
-    let mut ids = vec![view.id];
-    if let Some(d) = view.declared {
-        ids.push(d.id.as_str());
-    }
-    if let Some(o) = view.observed
-        && o.kind == CredentialKind::Secret
-    {
-        ids.push(o.name.as_str());
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 /// The usage buckets of a credential under any of its ids, sorted by hour. Relies on
 /// `Facts::usage` being sorted by (credential_id, hour).
 pub(super) fn usage_of<'a>(ctx: &EvalCtx<'a>, view: &CredentialView<'a>) -> Vec<&'a UsageBucket> {
     let usage = &ctx.facts.usage;
     let mut buckets = Vec::new();
-    for id in usage_ids(view) {
+    for id in join::aliases(view) {
         let start = usage.partition_point(|b| b.credential_id.as_str() < id);
         buckets.extend(usage[start..].iter().take_while(|b| b.credential_id == id));
     }
@@ -183,7 +166,7 @@ pub(super) fn auth_windows_of<'a>(
 ) -> Vec<&'a AuthWindow> {
     let all = &ctx.facts.auth_windows;
     let mut windows = Vec::new();
-    for id in usage_ids(view) {
+    for id in join::aliases(view) {
         let start = all.partition_point(|w| w.credential_id.as_str() < id);
         windows.extend(all[start..].iter().take_while(|w| w.credential_id == id));
     }

@@ -22,7 +22,7 @@ use super::anomalous_usage::auth_windows_of;
 use super::options::{MAX_COUNT, MAX_HOURS, OutOfRange, RuleOptions, bounded};
 use super::{Rule, RuleMeta, Source};
 use crate::join::{CredentialView, EvalCtx, add_saturating, fmt_time};
-use crate::model::{CredentialKind, EventType, Finding, Severity, Timestamp};
+use crate::model::{CredentialKind, EventType, Finding, RotationEvent, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
     meta: RuleMeta {
@@ -112,11 +112,12 @@ fn evaluate(ctx: &EvalCtx, all: &RuleOptions) -> Vec<Finding> {
         if !judged(view) {
             continue;
         }
-        let incidents = incidents(ctx, view, all);
+        let events = ctx.events(view);
+        let incidents = incidents(ctx, view, &events, all);
         if incidents.is_empty() {
             continue;
         }
-        let rotations = rotations(ctx, view);
+        let rotations = rotations(ctx, view, &events);
         // Incidents past their deadline, each with the first rotation after it (if any).
         let unremediated: Vec<(&Incident, Timestamp, Option<Timestamp>)> = incidents
             .iter()
@@ -125,7 +126,10 @@ fn evaluate(ctx: &EvalCtx, all: &RuleOptions) -> Vec<Finding> {
                 if deadline >= ctx.as_of {
                     return None; // still in its window
                 }
-                let first = rotations.iter().copied().find(|&r| r > incident.time);
+                // `rotations` is sorted: the first one strictly after the incident.
+                let first = rotations
+                    .get(rotations.partition_point(|&r| r <= incident.time))
+                    .copied();
                 match first {
                     Some(r) if r <= deadline => None,
                     _ => Some((incident, deadline, first)),
@@ -190,10 +194,15 @@ fn judged(view: &CredentialView) -> bool {
     }
 }
 
-/// Every incident on a credential up to as-of, oldest first.
-fn incidents(ctx: &EvalCtx, view: &CredentialView, all: &RuleOptions) -> Vec<Incident> {
+/// Every incident on a credential up to as-of, oldest first (`events`: the credential's, from
+/// [`EvalCtx::events`]).
+fn incidents(
+    ctx: &EvalCtx,
+    view: &CredentialView,
+    events: &[&RotationEvent],
+    all: &RuleOptions,
+) -> Vec<Incident> {
     let options = &all.incident_not_remediated;
-    let events = ctx.events(view);
     let mut incidents: Vec<Incident> = events
         .iter()
         .filter(|e| e.event_type == EventType::AnomalyDetected && e.time <= ctx.as_of)
@@ -262,10 +271,10 @@ fn incidents(ctx: &EvalCtx, view: &CredentialView, all: &RuleOptions) -> Vec<Inc
 }
 
 /// Times the credential's value changed, up to as-of, oldest first: completed rotations in
-/// history and CloudTrail, and the rotation AWS shows (a key's creation, a secret's last rotation).
-fn rotations(ctx: &EvalCtx, view: &CredentialView) -> Vec<Timestamp> {
-    let mut times: Vec<Timestamp> = ctx
-        .events(view)
+/// history and CloudTrail (`events`: the credential's, from [`EvalCtx::events`]), and the rotation
+/// AWS shows (a key's creation, a secret's last rotation).
+fn rotations(ctx: &EvalCtx, view: &CredentialView, events: &[&RotationEvent]) -> Vec<Timestamp> {
+    let mut times: Vec<Timestamp> = events
         .iter()
         .filter(|e| e.event_type == EventType::RotationCompleted)
         .map(|e| e.time)

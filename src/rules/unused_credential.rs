@@ -6,10 +6,9 @@
 //! CloudTrail usage; the finding names which source gave
 //! it, and says "never used" only when neither shows a use.
 
-use super::anomalous_usage::usage_ids;
 use super::options::{MAX_DAYS, OutOfRange, bounded};
-use super::{Rule, RuleMeta};
-use crate::join::{EvalCtx, days, fmt_time};
+use super::{Rule, RuleMeta, Source};
+use crate::join::{self, CredentialView, EvalCtx, days, fmt_time};
 use crate::model::{CredentialKind, Finding, ObservedCredential, Severity, Timestamp};
 
 pub static RULE: Rule = Rule {
@@ -24,7 +23,7 @@ pub static RULE: Rule = Rule {
                     used gets a {grace_days}-day grace (`unused_grace_days`). The last use is the later of \
                     IAM's last-used record and the last successful call in CloudTrail.",
         remediation: "Deactivate the key, then delete it once nothing breaks.",
-        sources: &[super::Source::IamKeys, super::Source::CredentialReport],
+        sources: &[Source::IamKeys, Source::CredentialReport],
     },
     evaluate: |ctx, options| evaluate(ctx, &options.unused_credential),
 };
@@ -59,18 +58,19 @@ impl UnusedCredentialOptions {
     }
 }
 
-/// Where a key's last use was seen.
+/// Where a key's last use was seen (not a [`Source`] of the run: IAM's last-used record may come
+/// from GetAccessKeyLastUsed or the credential report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    CredentialReport,
+enum LastUseSource {
+    IamLastUsed,
     CloudTrail,
 }
 
-impl Source {
+impl LastUseSource {
     fn as_str(self) -> &'static str {
         match self {
-            Source::CredentialReport => "IAM's last-used record",
-            Source::CloudTrail => "CloudTrail",
+            LastUseSource::IamLastUsed => "IAM's last-used record",
+            LastUseSource::CloudTrail => "CloudTrail",
         }
     }
 }
@@ -80,11 +80,11 @@ impl Source {
 fn last_use(
     report: Option<Timestamp>,
     cloudtrail: Option<Timestamp>,
-) -> Option<(Timestamp, Source)> {
+) -> Option<(Timestamp, LastUseSource)> {
     match (report, cloudtrail) {
-        (Some(r), Some(c)) if c > r => Some((c, Source::CloudTrail)),
-        (Some(r), _) => Some((r, Source::CredentialReport)),
-        (None, Some(c)) => Some((c, Source::CloudTrail)),
+        (Some(r), Some(c)) if c > r => Some((c, LastUseSource::CloudTrail)),
+        (Some(r), _) => Some((r, LastUseSource::IamLastUsed)),
+        (None, Some(c)) => Some((c, LastUseSource::CloudTrail)),
         (None, None) => None,
     }
 }
@@ -92,11 +92,6 @@ fn last_use(
 fn evaluate(ctx: &EvalCtx, options: &UnusedCredentialOptions) -> Vec<Finding> {
     let unused = chrono::Duration::days(i64::from(options.days));
     let grace = chrono::Duration::days(i64::from(options.grace_days));
-    let cloudtrail_read = ctx
-        .facts
-        .coverage
-        .iter()
-        .any(|c| c.ok && c.api.starts_with("cloudtrail:"));
     let mut findings = Vec::new();
     for v in ctx
         .credentials
@@ -104,7 +99,8 @@ fn evaluate(ctx: &EvalCtx, options: &UnusedCredentialOptions) -> Vec<Finding> {
         .filter(|v| v.kind == CredentialKind::IamAccessKey && v.is_active())
     {
         let Some(o) = v.observed else { continue };
-        let cloudtrail = usage_ids(v)
+        let cloudtrail_read = cloudtrail_read(ctx, v);
+        let cloudtrail = join::aliases(v)
             .into_iter()
             .filter_map(|id| crate::model::last_access(&ctx.facts.usage, id))
             .filter(|t| *t <= ctx.as_of)
@@ -158,6 +154,18 @@ fn evaluate(ctx: &EvalCtx, options: &UnusedCredentialOptions) -> Vec<Finding> {
         ));
     }
     findings
+}
+
+/// Whether CloudTrail was read for the key's own account: coverage of another account says
+/// nothing about this key's use.
+fn cloudtrail_read(ctx: &EvalCtx, v: &CredentialView) -> bool {
+    let Some(account) = v.account() else {
+        return false;
+    };
+    ctx.facts
+        .coverage
+        .iter()
+        .any(|c| c.ok && c.account == account && Source::of_api(&c.api) == Some(Source::CloudTrail))
 }
 
 /// `evidence` followed by what each source says on its own.
@@ -335,6 +343,37 @@ mod tests {
                     .iter()
                     .any(|(k, v)| k == "cloudtrail_last_used" && v.starts_with("20")))
         }));
+    }
+
+    #[test]
+    fn cloudtrail_of_another_account_is_not_read() {
+        let mut never = key("AKIANEVER00000000001", "a", 30);
+        never.last_used_at = None;
+        let all = vec![never];
+        let declared = declare_all(&all);
+        let mut f = with_cloudtrail(facts(all, declared, vec![]), vec![]);
+        for c in &mut f.coverage {
+            c.account = "999988887777".into();
+        }
+        let findings = run(&RULE, &f);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(
+            findings[0].message,
+            "never used since it was created 30 days ago, per IAM's last-used record (CloudTrail not read)"
+        );
+        assert_eq!(
+            evidence(&findings[0]).last(),
+            Some(&("cloudtrail_last_used", "not read"))
+        );
+        // Failed coverage of its own account is not a read either.
+        for c in &mut f.coverage {
+            c.account = ACCOUNT.into();
+            c.ok = false;
+        }
+        assert!(run(&RULE, &f)[0].message.ends_with("(CloudTrail not read)"));
+        // Coverage of its own account is.
+        f.coverage.iter_mut().for_each(|c| c.ok = true);
+        assert!(run(&RULE, &f)[0].message.ends_with("and CloudTrail"));
     }
 
     #[test]

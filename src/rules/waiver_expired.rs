@@ -4,6 +4,8 @@
 //! [`apply`] marks findings that a waiver in force accepts and raises this rule for each
 //! credential whose finding is no longer covered because its waiver expired.
 
+use std::collections::HashMap;
+
 use super::{Rule, RuleMeta};
 
 use crate::join::{CredentialView, EvalCtx, fmt_time};
@@ -36,6 +38,11 @@ pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
         return;
     }
     let waivers = CompiledWaiver::compile(&ctx.facts.waivers);
+    // The first credential with each id, as a linear search would find it.
+    let mut by_id: HashMap<&str, CredentialView> = HashMap::with_capacity(ctx.credentials.len());
+    for view in &ctx.credentials {
+        by_id.entry(view.id).or_insert(*view);
+    }
     let mut expired_findings = Vec::new();
     let mut reported = std::collections::HashSet::new();
     for finding in findings.iter_mut() {
@@ -54,10 +61,8 @@ pub fn apply(ctx: &EvalCtx, findings: &mut Vec<Finding>) {
         if !reported.insert(finding.credential.clone()) {
             continue;
         }
-        let view = ctx
-            .credentials
-            .iter()
-            .find(|v| v.id == finding.credential)
+        let view = by_id
+            .get(finding.credential.as_str())
             .copied()
             .unwrap_or(CredentialView {
                 id: &finding.credential,
