@@ -266,7 +266,7 @@ fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
         &inputs.inventory,
         utf8(&inputs.inventory, &inventory_bytes)?,
     ) {
-        (Some(p), Some(text)) => inventory::parse(&text, p)?,
+        (Some(p), Some(text)) => inventory::parse(text, p)?,
         _ => {
             if !options.quiet {
                 eprintln!(
@@ -282,7 +282,7 @@ fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
         _ => Vec::new(),
     };
     let waivers = match (&inputs.waivers, utf8(&inputs.waivers, &waivers_bytes)?) {
-        (Some(p), Some(text)) => waivers::parse(&text, p, &rules::ids())?,
+        (Some(p), Some(text)) => waivers::parse(text, p, &rules::ids())?,
         _ => Vec::new(),
     };
     let files = [
@@ -301,10 +301,11 @@ fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
     })
 }
 
-/// The text of a declared file, refused unless it is UTF-8.
-fn utf8(path: &Option<PathBuf>, bytes: &Option<Vec<u8>>) -> Result<Option<String>> {
+/// The text of a declared file, borrowed from its bytes (kept as evidence, so not copied),
+/// refused unless it is UTF-8.
+fn utf8<'b>(path: &Option<PathBuf>, bytes: &'b Option<Vec<u8>>) -> Result<Option<&'b str>> {
     match (path, bytes) {
-        (Some(p), Some(b)) => String::from_utf8(b.clone())
+        (Some(p), Some(b)) => std::str::from_utf8(b)
             .map(Some)
             .map_err(|_| Error::input_file(p, "expected UTF-8 text")),
         _ => Ok(None),
@@ -397,14 +398,8 @@ fn trail_evidence(
     let mut index = Vec::with_capacity(trail.sources.len());
     let mut kept_names = BTreeSet::new();
     for source in &trail.sources {
-        let label = match source.path.strip_prefix(from) {
-            Ok(relative) => relative
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/"),
-            Err(_) => source.path.display().to_string(),
-        };
+        let label = collect::input::relative_label(from, &source.path)
+            .unwrap_or_else(|| source.path.display().to_string());
         let mut kept_as = None;
         if let Some(bytes) = &source.content {
             let (kept, extension, removed) = collect::raw::scrub_cloudtrail(bytes, limits)

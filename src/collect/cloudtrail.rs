@@ -144,16 +144,21 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<CloudTrailData> {
 /// file named explicitly must be a regular file. Each is read once, within `options.limits`.
 pub fn read_paths_with(paths: &[PathBuf], options: &ReadOptions) -> Result<CloudTrailData> {
     let mut files: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    // Canonicalized at most once, when the first folder needs it.
+    let mut export_root: Option<Option<PathBuf>> = None;
     for path in paths {
         let metadata = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if metadata.is_dir() {
             let folder = input::canonical_root(path)?;
-            let export_root = match &options.export_root {
-                Some(root) => Some(input::canonical_root(root)?),
-                None => None,
+            let export_root = match &export_root {
+                Some(root) => root,
+                None => export_root.insert(match &options.export_root {
+                    Some(root) => Some(input::canonical_root(root)?),
+                    None => None,
+                }),
             };
             let root = match export_root {
-                Some(root) if folder.starts_with(&root) => root,
+                Some(root) if folder.starts_with(root) => root.clone(),
                 _ => folder,
             };
             let mut found = Vec::new();
@@ -271,7 +276,21 @@ fn read_file(
     let opened = input::open_regular(path, root, limits)?;
     let size = opened.size;
     let (source, content): (Box<dyn Read>, Option<Vec<u8>>) = if options.keep {
-        let bytes = input::read_bytes(&opened.resolved, None, limits)?;
+        // The descriptor already opened (and checked against the root) is what is read.
+        let mut bytes = Vec::with_capacity(size as usize);
+        // Never past the limit, even if the file grows while it is read.
+        opened
+            .file
+            .take(limits.max_file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if bytes.len() as u64 > limits.max_file_bytes {
+            return Err(input::too_large(
+                path,
+                bytes.len() as u64,
+                limits.max_file_bytes,
+            ));
+        }
         (Box::new(io::Cursor::new(bytes.clone())), Some(bytes))
     } else {
         // Never past the limit, even if the file grows while it is read.
@@ -834,8 +853,8 @@ struct Aggregator {
     operation: String,
     /// The byte budget of the record being read, for the file being read.
     budget: Option<Rc<RecordBudget>>,
-    /// Records used per (account, region) they were logged for.
-    covered: BTreeMap<(String, String), u64>,
+    /// Records used per account and region (account → region → records) they were logged for.
+    covered: BTreeMap<String, BTreeMap<String, u64>>,
     /// Records used that name no account or region.
     unattributed: u64,
 }
@@ -900,14 +919,16 @@ impl Aggregator {
             .filter(|r| crate::model::is_region_name(r));
         match (account, region) {
             (Some(account), Some(region)) => {
-                if let Some(n) = self
-                    .covered
-                    .get_mut(&(account.to_string(), region.to_string()))
-                {
-                    *n += 1;
-                } else {
-                    self.covered
-                        .insert((account.to_string(), region.to_string()), 1);
+                // Looked up by `&str`: a key is allocated only the first time it is seen.
+                let regions = match self.covered.get_mut(account) {
+                    Some(regions) => regions,
+                    None => self.covered.entry(account.to_string()).or_default(),
+                };
+                match regions.get_mut(region) {
+                    Some(n) => *n += 1,
+                    None => {
+                        regions.insert(region.to_string(), 1);
+                    }
                 }
             }
             _ => self.unattributed += 1,
@@ -1094,7 +1115,11 @@ impl Aggregator {
             covered: self
                 .covered
                 .into_iter()
-                .map(|((account, region), records)| (account, region, records))
+                .flat_map(|(account, regions)| {
+                    regions
+                        .into_iter()
+                        .map(move |(region, records)| (account.clone(), region, records))
+                })
                 .collect(),
             unattributed: self.unattributed,
         }

@@ -204,14 +204,10 @@ impl Collected {
         Ok(())
     }
 
-    /// `path` relative to the export directory, with `/` separators.
+    /// `path` relative to the export directory, with `/` separators (the whole path so joined
+    /// when it is not inside it).
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.dir)
-            .unwrap_or(path)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/")
+        input::relative_label(&self.dir, path).unwrap_or_else(|| input::slash_joined(path))
     }
 
     /// The text of `path`, or `None` when there is no such file. What is read is kept as raw

@@ -91,6 +91,21 @@ pub struct Opened {
     pub resolved: PathBuf,
 }
 
+/// `path` below `base` as a label for reports and raw evidence: its components joined with `/`
+/// whatever the platform's separator. `None` when `path` is not under `base`; each caller
+/// chooses its own fallback.
+pub fn relative_label(base: &Path, path: &Path) -> Option<String> {
+    path.strip_prefix(base).ok().map(slash_joined)
+}
+
+/// The components of `path` joined with `/`.
+pub fn slash_joined(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The canonical form of a root folder, for [`open_regular`].
 pub fn canonical_root(root: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(root).map_err(|e| Error::io(root, e))
@@ -197,12 +212,6 @@ pub fn read_bytes(path: &Path, root: Option<&Path>, limits: &Limits) -> Result<V
         return Err(too_large(path, bytes.len() as u64, limits.max_file_bytes));
     }
     Ok(bytes)
-}
-
-/// [`read_bytes`] as UTF-8 text.
-pub fn read_text(path: &Path, root: Option<&Path>, limits: &Limits) -> Result<String> {
-    String::from_utf8(read_bytes(path, root, limits)?)
-        .map_err(|e| Error::input_file(path, format!("expected UTF-8 text: {e}")))
 }
 
 /// A limit that a stream went past: carried inside an `io::Error` out of a reader, so the

@@ -64,12 +64,33 @@ pub fn strip_secret_members(value: &mut Value) -> usize {
     }
 }
 
-/// Whether `bytes` could hold a secret member at all: the name spelled out, or JSON escapes
-/// that could spell it. A cheap test that spares parsing files that cannot.
+/// Whether `bytes` could hold a secret member at all: a name that [`is_secret_member`] accepts
+/// (the text folded as it folds a name: ASCII letters and digits only, lowercased), or a `\u`
+/// escape that could spell one. A cheap test that spares parsing files that cannot: a
+/// `list-secrets.json`, full of `SecretList` and `secretsmanager` ARNs, is not parsed again.
 fn may_hold_secret(bytes: &[u8]) -> bool {
-    let lower = |b: &u8| b.to_ascii_lowercase();
-    bytes.windows(6).any(|w| w.iter().map(lower).eq(*b"secret"))
-        || bytes.windows(2).any(|w| w == b"\\u")
+    const FOLDED: [&[u8; 12]; 2] = [b"secretstring", b"secretbinary"];
+    // The last twelve letters and digits seen, lowercased.
+    let mut window = [0u8; 12];
+    let mut rest = bytes.iter();
+    while let Some(&b) = rest.next() {
+        if b == b'\\' {
+            // An escape: `\u` could spell any letter; the others (`\n`, `\"`, …) stand for
+            // characters that folding drops, so their second byte is dropped too.
+            match rest.next() {
+                Some(b'u') => return true,
+                _ => continue,
+            }
+        }
+        if b.is_ascii_alphanumeric() {
+            window.copy_within(1.., 0);
+            window[11] = b.to_ascii_lowercase();
+            if FOLDED.iter().any(|name| **name == window) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The bytes of a JSON document (one value, as the export files hold) fit to store: unchanged
@@ -228,6 +249,34 @@ mod tests {
         let text = b"{\"SecretList\": [{\"Name\": \"prod/db\"}]}";
         let (bytes, removed) = scrub_json(text);
         assert_eq!((bytes.as_ref(), removed), (&text[..], 0));
+    }
+
+    #[test]
+    fn secret_lists_are_kept_without_parsing() {
+        let text = br#"{"SecretList": [{"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf", "Name": "prod/db", "SecretVersionsToStages": {"v1": ["AWSCURRENT"]}}]}"#;
+        assert!(!may_hold_secret(text));
+        let (bytes, removed) = scrub_json(text);
+        assert!(matches!(bytes, Cow::Borrowed(_)));
+        assert_eq!((bytes.as_ref(), removed), (&text[..], 0));
+        let (bytes, removed) = scrub_json_lines(text);
+        assert!(matches!(bytes, Cow::Borrowed(_)));
+        assert_eq!(removed, 0);
+    }
+
+    #[test]
+    fn folded_names_are_found_across_punctuation_and_escapes() {
+        for text in [
+            &br#"{"secret_string": "hunter2"}"#[..],
+            br#"{"SECRET-BINARY": "aGk="}"#,
+            br#"{"Secret\nString": "hunter2"}"#,
+        ] {
+            assert!(may_hold_secret(text), "{}", String::from_utf8_lossy(text));
+            let (bytes, removed) = scrub_json(text);
+            assert_eq!(removed, 1, "{}", String::from_utf8_lossy(text));
+            assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"));
+        }
+        // An escaped backslash before a `u` is no `\u` escape.
+        assert!(!may_hold_secret(br#"{"Path": "C:\\users"}"#));
     }
 
     #[test]
