@@ -188,20 +188,6 @@ pub struct ControlAssessment {
 }
 
 impl Assessment {
-    /// Ids of the rules that ran on every source they read, in catalogue order.
-    pub fn rules_run(&self) -> Vec<&str> {
-        self.rules
-            .iter()
-            .filter(|r| r.complete())
-            .map(|r| r.rule.as_str())
-            .collect()
-    }
-
-    /// The rules that did not run, or ran in part, with why.
-    pub fn rules_not_run(&self) -> impl Iterator<Item = &RuleRun> {
-        self.rules.iter().filter(|r| !r.complete())
-    }
-
     /// The distinct sources the run had, sorted.
     pub fn sources_had(&self) -> Vec<Source> {
         let set: BTreeSet<Source> = self.sources.iter().map(|s| s.source).collect();
@@ -351,7 +337,7 @@ fn iam_users_unknown(sources: &[SourceEntry]) -> Option<String> {
 
 /// Every credential, reconciled, for the bundle's inventory.
 fn credentials(ctx: &EvalCtx) -> Vec<CredentialRecord> {
-    let inventory = &ctx.facts.inventory;
+    let owners = ctx.facts.inventory.owners_by_id();
     ctx.credentials
         .iter()
         .map(|v| {
@@ -362,8 +348,8 @@ fn credentials(ctx: &EvalCtx) -> Vec<CredentialRecord> {
                 _ => "declared-only",
             };
             let owner = v.owner().unwrap_or_default();
-            let owner_status = inventory
-                .owner(owner)
+            let owner_status = owners
+                .get(owner)
                 .map(|o| match o.status {
                     OwnerStatus::Active => "active",
                     OwnerStatus::Departed => "departed",
@@ -400,7 +386,7 @@ fn credentials(ctx: &EvalCtx) -> Vec<CredentialRecord> {
 }
 
 /// Assesses one run's facts as of `as_of`: decides which rules can run from the sources the
-/// run had, runs them, judges every control of `frameworks`, and builds the plan.
+/// run had, runs them, and judges their findings (see [`judge`]).
 pub fn assess(
     facts: &Facts,
     as_of: Timestamp,
@@ -417,8 +403,38 @@ pub fn assess(
 
     let ctx = EvalCtx::new(facts, as_of);
     let findings = crate::rules::evaluate_selected(&ctx, |r| ran.contains(r.meta.id));
+    judge_in(&ctx, sources, rules, frameworks, plan_config, findings)
+}
+
+/// Judges given `findings` of one run's facts as of `as_of`, without evaluating any rule:
+/// every control of `frameworks`, the plan and the unmatched waivers come from `findings`;
+/// the sources, the rule runs, the scope and the credentials from the facts. For a run whose
+/// findings were recorded before its assessment was.
+pub fn judge(
+    facts: &Facts,
+    as_of: Timestamp,
+    frameworks: &[Framework],
+    plan_config: &PlanConfig,
+    findings: Vec<Finding>,
+) -> Assessment {
+    let sources = sources_of(facts);
+    let rules = rule_runs(&sources);
+    let ctx = EvalCtx::new(facts, as_of);
+    judge_in(&ctx, sources, rules, frameworks, plan_config, findings)
+}
+
+/// [`judge`] with the evaluation context, sources and rule runs already built.
+fn judge_in(
+    ctx: &EvalCtx,
+    sources: Vec<SourceEntry>,
+    rules: Vec<RuleRun>,
+    frameworks: &[Framework],
+    plan_config: &PlanConfig,
+    findings: Vec<Finding>,
+) -> Assessment {
+    let (facts, as_of) = (ctx.facts, ctx.as_of);
     let users: BTreeMap<String, &IamUser> = facts.users.iter().map(|u| (u.key(), u)).collect();
-    let in_scope = scope(&ctx, &users);
+    let in_scope = scope(ctx, &users);
     let passwords = console_passwords(facts, as_of);
     let users_unknown = iam_users_unknown(&sources);
     // Controls pass only on rules that ran on all their evidence.
@@ -432,7 +448,7 @@ pub fn assess(
         .filter_map(|r| r.reason.clone().map(|why| (r.rule.clone(), (why, r.ran))))
         .collect();
     // Controls judge open findings only: a waived finding does not fail a control.
-    let open: Vec<Finding> = findings.iter().filter(|f| f.is_open()).cloned().collect();
+    let open: Vec<&Finding> = findings.iter().filter(|f| f.is_open()).collect();
     let control_facts = ControlFacts {
         findings: &open,
         in_scope: &in_scope,
@@ -455,7 +471,7 @@ pub fn assess(
         rules,
         scope: in_scope,
         console_passwords: passwords,
-        credentials: credentials(&ctx),
+        credentials: credentials(ctx),
         frameworks: frameworks_result,
         plan,
         unmatched_waivers: unmatched_waivers(facts, &findings),
@@ -649,5 +665,73 @@ mod tests {
                  console passwords and whether their keys were ever used are not known there)"
             )
         );
+    }
+
+    #[test]
+    fn judging_given_findings_judges_the_controls_on_them() {
+        let facts = fleet();
+        let frameworks = controls::builtin().unwrap();
+        let config = PlanConfig::default();
+        let cis_1_4 = |a: &Assessment| {
+            let cis = a.frameworks.iter().find(|f| f.id == "cis-aws").unwrap();
+            cis.controls.iter().find(|c| c.id == "1.4").unwrap().clone()
+        };
+        let assessed = assess(&facts, testkit::as_of(), &frameworks, &config);
+        assert!(
+            assessed
+                .findings
+                .iter()
+                .all(|f| f.rule != "root-access-key")
+        );
+        assert_eq!(cis_1_4(&assessed).status, ControlStatus::Pass);
+
+        // Judging the findings the rules gave reproduces the assessment.
+        let rejudged = judge(
+            &facts,
+            testkit::as_of(),
+            &frameworks,
+            &config,
+            assessed.findings.clone(),
+        );
+        assert_eq!(rejudged, assessed);
+
+        // A finding the facts would not produce still fails its control.
+        let root = Finding {
+            rule: "root-access-key".into(),
+            severity: crate::model::Severity::Critical,
+            credential: "AKIABOB0000000000001".into(),
+            kind: CredentialKind::IamAccessKey,
+            account: Some(ACCOUNT.into()),
+            region: None,
+            owner: None,
+            principal: Some("root".into()),
+            message: "root access key".into(),
+            evidence: Vec::new(),
+            waiver: None,
+        };
+        let judged = judge(
+            &facts,
+            testkit::as_of(),
+            &frameworks,
+            &config,
+            vec![root.clone()],
+        );
+        assert_eq!(judged.findings, [root]);
+        let control = cis_1_4(&judged);
+        assert_eq!(
+            (
+                control.status,
+                control.findings,
+                control.failing_credentials
+            ),
+            (
+                ControlStatus::Fail,
+                1,
+                vec!["AKIABOB0000000000001".to_string()]
+            )
+        );
+        // The rule runs and the scope still come from the facts.
+        assert_eq!(judged.rules, assessed.rules);
+        assert_eq!(judged.scope, assessed.scope);
     }
 }

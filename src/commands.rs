@@ -203,8 +203,9 @@ pub fn iam_policy(out: &mut impl Write) -> Result<Outcome> {
 }
 
 /// The assessment recorded with `run`. A run recorded before assessments were stored has none:
-/// it is assessed now, as of its own as-of, with the current rules and the controls of
-/// `controls_dir` (or the built-in ones), and stderr says so.
+/// its recorded findings are judged now (see [`assess::judge`]), as of its own as-of, with the
+/// current rule catalogue and the controls of `controls_dir` (or the built-in ones), and
+/// stderr says so.
 fn stored_assessment(
     snapshot: &Snapshot,
     run: &RunMeta,
@@ -226,10 +227,16 @@ fn stored_assessment(
         run.id
     );
     let frameworks = controls::load(controls_dir)?;
-    let mut assessment = assess::assess(facts, run.as_of, &frameworks, &PlanConfig::default());
-    // The findings recorded with the run stand; only the rest is derived now.
-    assessment.findings = snapshot.findings(run.id)?;
-    Ok(assessment)
+    // The findings recorded with the run stand: the controls, plan and unmatched waivers are
+    // judged on them, not on a fresh evaluation of the rules.
+    let findings = snapshot.findings(run.id)?;
+    Ok(assess::judge(
+        facts,
+        run.as_of,
+        &frameworks,
+        &PlanConfig::default(),
+        findings,
+    ))
 }
 
 /// `credaudit report`: re-render a stored run from its recorded assessment; nothing is

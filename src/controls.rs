@@ -437,62 +437,54 @@ fn check_control(raw: RawControl, known_rules: &[&str]) -> std::result::Result<C
             return Err(format!("control `{id}`: `{field}` must be at least 1"));
         }
     }
-    let manual = raw.status == Some(RawStatus::Manual);
-    let has_threshold = raw.max_age_days.is_some()
-        || raw.max_unused_days.is_some()
-        || raw.max_active_keys_per_user.is_some()
-        || raw.forbid_never_used_keys_on_console_users;
-    if manual && (has_threshold || raw.include_console_passwords) {
-        return Err(format!(
-            "control `{id}`: a manual control is not judged, so it cannot carry max_age_days, max_unused_days, max_active_keys_per_user, forbid_never_used_keys_on_console_users or include_console_passwords"
-        ));
-    }
-    if raw.include_console_passwords && raw.max_unused_days.is_none() {
-        return Err(format!(
-            "control `{id}`: include_console_passwords judges console passwords against max_unused_days, which is not set"
-        ));
-    }
-    if raw.forbid_never_used_keys_on_console_users
-        && raw
-            .kinds
-            .as_ref()
-            .is_some_and(|kinds| !kinds.contains(&CredentialKind::IamAccessKey))
-    {
-        return Err(format!(
-            "control `{id}`: forbid_never_used_keys_on_console_users judges IAM access keys, but `kinds` leaves out iam-access-key"
-        ));
-    }
-    if !manual && !has_threshold && raw.rules.is_empty() {
-        return Err(format!(
-            "control `{id}`: no rules and no threshold, so it could never fail; add rules, a threshold, or status = \"manual\""
-        ));
-    }
-    let kinds = match raw.kinds {
-        Some(kinds) if kinds.is_empty() => {
-            return Err(format!(
-                "control `{id}`: `kinds` is empty; leave it out to cover every kind"
-            ));
-        }
-        Some(mut kinds) => {
-            kinds.sort();
-            kinds.dedup();
-            Some(kinds)
-        }
-        None => None,
-    };
-    Ok(Control {
+    // Its kinds are checked and normalised last, after the checks below.
+    let mut control = Control {
         id: raw.id,
         title: raw.title,
         reason: raw.reason,
         rules: raw.rules,
-        manual,
+        manual: raw.status == Some(RawStatus::Manual),
         max_age_days: raw.max_age_days,
         max_unused_days: raw.max_unused_days,
         max_active_keys_per_user: raw.max_active_keys_per_user,
         forbid_never_used_keys_on_console_users: raw.forbid_never_used_keys_on_console_users,
         include_console_passwords: raw.include_console_passwords,
-        kinds,
-    })
+        kinds: raw.kinds,
+    };
+    let id = &control.id;
+    let has_threshold = control.has_own_threshold();
+    if control.manual && (has_threshold || control.include_console_passwords) {
+        return Err(format!(
+            "control `{id}`: a manual control is not judged, so it cannot carry max_age_days, max_unused_days, max_active_keys_per_user, forbid_never_used_keys_on_console_users or include_console_passwords"
+        ));
+    }
+    if control.include_console_passwords && control.max_unused_days.is_none() {
+        return Err(format!(
+            "control `{id}`: include_console_passwords judges console passwords against max_unused_days, which is not set"
+        ));
+    }
+    if control.forbid_never_used_keys_on_console_users
+        && !control.covers(CredentialKind::IamAccessKey)
+    {
+        return Err(format!(
+            "control `{id}`: forbid_never_used_keys_on_console_users judges IAM access keys, but `kinds` leaves out iam-access-key"
+        ));
+    }
+    if !control.manual && !has_threshold && control.rules.is_empty() {
+        return Err(format!(
+            "control `{id}`: no rules and no threshold, so it could never fail; add rules, a threshold, or status = \"manual\""
+        ));
+    }
+    if let Some(kinds) = &mut control.kinds {
+        if kinds.is_empty() {
+            return Err(format!(
+                "control `{id}`: `kinds` is empty; leave it out to cover every kind"
+            ));
+        }
+        kinds.sort();
+        kinds.dedup();
+    }
+    Ok(control)
 }
 
 /// One-based line of a byte offset (clamped to the text, so any span is safe).
@@ -519,7 +511,7 @@ fn is_kebab_case(id: &str) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ControlFacts<'a> {
     /// Open (unwaived) findings of the run.
-    pub findings: &'a [Finding],
+    pub findings: &'a [&'a Finding],
     /// Every credential evaluated.
     pub in_scope: &'a [ScopeItem],
     /// Ids of the rules that ran. A control one of whose rules did not run cannot pass: it is
@@ -597,7 +589,8 @@ pub struct ControlResult {
 }
 
 /// Judges one control, a rule absent from `facts.rules_run` having not run for no stated
-/// reason. See [`evaluate_with`].
+/// reason. See [`evaluate_with`]. Only the tests judge without reasons.
+#[cfg(test)]
 pub fn evaluate(control: &Control, facts: &ControlFacts) -> ControlResult {
     evaluate_with(control, facts, &BTreeMap::new())
 }
@@ -616,6 +609,7 @@ pub fn evaluate_with(control: &Control, facts: &ControlFacts, not_run: &NotRun) 
     let findings: Vec<&Finding> = facts
         .findings
         .iter()
+        .copied()
         .filter(|f| control.covers(f.kind) && control.tests_rule(&f.rule))
         .collect();
     let scope: Vec<&ScopeItem> = facts
@@ -1177,7 +1171,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &findings,
+                findings: &findings.each_ref(),
                 in_scope: &scope,
                 rules_run: &known_rules(),
                 ..Default::default()
@@ -1266,7 +1260,7 @@ rules = ["rotation-overdue"]
         let result = evaluate_with(
             &control,
             &ControlFacts {
-                findings: &open,
+                findings: &open.each_ref(),
                 ..facts
             },
             &not_run,
@@ -1334,7 +1328,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &findings,
+                findings: &findings.each_ref(),
                 in_scope: &scope,
                 rules_run: &known_rules(),
                 ..Default::default()
@@ -1354,7 +1348,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &cert_only,
+                findings: &cert_only.each_ref(),
                 in_scope: &scope,
                 rules_run: &known_rules(),
                 ..Default::default()
@@ -1437,7 +1431,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &policy_only,
+                findings: &policy_only.each_ref(),
                 in_scope: &recent,
                 rules_run: &known_rules(),
                 ..Default::default()
@@ -1466,7 +1460,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &unrelated,
+                findings: &unrelated.each_ref(),
                 in_scope: &scope,
                 rules_run: &known_rules(),
                 ..Default::default()
@@ -1484,7 +1478,7 @@ rules = ["rotation-overdue"]
         let result = evaluate(
             &control,
             &ControlFacts {
-                findings: &root,
+                findings: &root.each_ref(),
                 in_scope: &scope,
                 rules_run: &known_rules(),
                 ..Default::default()

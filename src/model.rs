@@ -1,7 +1,7 @@
 //! The owned domain types every stage shares: what was observed in AWS, what was declared, what
 //! happened (rotation events), and what the rules found.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -250,6 +250,26 @@ impl Inventory {
 
     pub fn owner(&self, id: &str) -> Option<&Owner> {
         self.owners.iter().find(|o| o.id == id)
+    }
+
+    /// The declared credentials by id, built once for repeated lookups. As with
+    /// [`Inventory::credential`], the first of a duplicated id wins.
+    pub fn credentials_by_id(&self) -> HashMap<&str, &DeclaredCredential> {
+        let mut by_id = HashMap::with_capacity(self.credentials.len());
+        for c in &self.credentials {
+            by_id.entry(c.id.as_str()).or_insert(c);
+        }
+        by_id
+    }
+
+    /// The owners by id, built once for repeated lookups. As with [`Inventory::owner`], the
+    /// first of a duplicated id wins.
+    pub fn owners_by_id(&self) -> HashMap<&str, &Owner> {
+        let mut by_id = HashMap::with_capacity(self.owners.len());
+        for o in &self.owners {
+            by_id.entry(o.id.as_str()).or_insert(o);
+        }
+        by_id
     }
 }
 

@@ -42,6 +42,7 @@ pub fn build_view(
     let findings = &assessment.findings;
     let inventory = inventory_rows(assessment);
     let events = event_views(facts);
+    let declared = facts.inventory.credentials_by_id();
 
     ReportView {
         schema_version: SCHEMA_VERSION,
@@ -67,7 +68,7 @@ pub fn build_view(
             .iter()
             .map(|f| {
                 let mut view = FindingView::from(f);
-                view.inventory_line = facts.inventory.credential(&f.credential).map(|d| d.line);
+                view.inventory_line = declared.get(f.credential.as_str()).map(|d| d.line);
                 view
             })
             .collect(),
