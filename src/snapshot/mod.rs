@@ -1488,7 +1488,7 @@ mod tests {
                 testkit::as_of(),
                 facts.clone(),
                 &no_raw(),
-                |f| assess(f),
+                assess,
             )
             .unwrap();
         assert!(!recorded.findings.is_empty());
