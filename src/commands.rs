@@ -267,7 +267,7 @@ pub fn report(args: &ReportArgs) -> Result<Outcome> {
         diff,
         raw,
     };
-    crate::scan::render(out, args.bundle.archive, &recorded)?;
+    crate::scan::render(out, args.bundle.archive, &recorded, &snapshot)?;
     eprintln!("wrote run {run_id} to {}", out.display());
     Ok(Outcome::Ok)
 }

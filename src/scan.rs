@@ -13,7 +13,7 @@ use crate::assess::{self, Assessment};
 use crate::collect::aws::{self, AwsOptions};
 use crate::collect::cloudtrail::{self, CloudTrailData};
 use crate::collect::input::Limits;
-use crate::collect::raw::RawFile;
+use crate::collect::raw::RawSpool;
 use crate::controls::Framework;
 use crate::diff::{self, Diff};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ use crate::model::{CoverageEntry, Facts, Finding, RotationEvent, Severity, Times
 use crate::outcome::Outcome;
 use crate::plan::PlanConfig;
 use crate::report::{self, Summary, bundle};
-use crate::snapshot::{RunMeta, Snapshot};
+use crate::snapshot::{RawEntry, RunMeta, Snapshot};
 use crate::{collect, controls, history, inventory, rules, term, waivers};
 
 /// Where a scan reads its export directory from.
@@ -77,23 +77,25 @@ pub struct ScanOptions {
 }
 
 /// A recorded run and what its bundle renders: the facts and assessment as read back, the
-/// diff against the run before, the raw evidence.
+/// diff against the run before, the raw evidence files (whose bytes stay in the snapshot).
 #[derive(Debug, Clone)]
 pub struct RecordedRun {
     pub run: RunMeta,
     pub facts: Facts,
     pub assessment: Assessment,
     pub diff: Option<Diff>,
-    pub raw: Vec<RawFile>,
+    pub raw: Vec<RawEntry>,
 }
 
 /// `credaudit scan`: the pipeline, stage by stage.
 pub fn run(options: &ScanOptions) -> Result<Outcome> {
     let inputs = resolve(options)?;
     let gathered = gather(options, &inputs)?;
-    let recorded = record(options, &inputs.source, gathered)?;
+    // Opened only now: every input has been read, so bad input leaves the snapshot untouched.
+    let mut snapshot = Snapshot::open(&options.db)?;
+    let recorded = record(options, &mut snapshot, &inputs.source, gathered)?;
     if let Some(out) = &options.bundle.out {
-        render(out, options.bundle.archive, &recorded)?;
+        render(out, options.bundle.archive, &recorded, &snapshot)?;
     }
     if !options.quiet {
         tell(options, &recorded);
@@ -189,11 +191,11 @@ fn input_or_default(given: Option<&Path>, dir: &Path, default: &str) -> Result<O
 }
 
 /// What a scan gathered: the facts to evaluate (CloudTrail events and coverage merged in), the
-/// raw evidence kept with the run, and the CloudTrail data whose usage is still to be merged
-/// with the snapshot's.
+/// raw evidence kept with the run (spooled), and the CloudTrail data whose usage is still to be
+/// merged with the snapshot's.
 struct Gathered {
     facts: Facts,
-    raw: Vec<RawFile>,
+    raw: RawSpool,
     trail: Option<CloudTrailData>,
 }
 
@@ -209,7 +211,7 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
     let declared = read_declared(options, inputs)?;
     let mut raw = std::mem::take(&mut export.raw);
     let mut scrubbed = std::mem::take(&mut export.scrubbed);
-    keep_declared(declared.files, &mut raw, &mut scrubbed);
+    keep_declared(declared.files, &mut raw, &mut scrubbed)?;
     let mut facts = Facts {
         inventory: declared.inventory,
         observed: export.observed,
@@ -223,7 +225,7 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
     if let Some(trail) = &trail {
         trail_evidence(from, trail, &options.limits, &mut raw, &mut scrubbed)?;
     }
-    raw.sort_by(|a, b| a.0.cmp(&b.0));
+    raw.sort();
     if !options.quiet {
         for (file, removed) in &scrubbed {
             eprintln!(
@@ -316,9 +318,9 @@ fn utf8<'b>(path: &Option<PathBuf>, bytes: &'b Option<Vec<u8>>) -> Result<Option
 /// removed (and counted in `scrubbed`).
 fn keep_declared(
     files: Vec<(&'static str, Vec<u8>)>,
-    raw: &mut Vec<RawFile>,
+    raw: &mut RawSpool,
     scrubbed: &mut Vec<(String, usize)>,
-) {
+) -> Result<()> {
     for (name, bytes) in files {
         let (kept, removed) = if name.ends_with(".jsonl") {
             collect::raw::scrub_json_lines(&bytes)
@@ -328,8 +330,14 @@ fn keep_declared(
         if removed > 0 {
             scrubbed.push((name.to_string(), removed));
         }
-        raw.push((name.to_string(), kept.into_owned()));
+        raw.add(name, &kept).map_err(spool_err)?;
     }
+    Ok(())
+}
+
+/// An error writing the raw evidence spool (a temporary file).
+fn spool_err(e: std::io::Error) -> Error {
+    Error::io(Path::new("<raw evidence spool in the temporary folder>"), e)
 }
 
 /// The CloudTrail logs: the files given, plus DIR/cloudtrail when present; `None` without any.
@@ -392,7 +400,7 @@ fn trail_evidence(
     from: &Path,
     trail: &CloudTrailData,
     limits: &Limits,
-    raw: &mut Vec<RawFile>,
+    raw: &mut RawSpool,
     scrubbed: &mut Vec<(String, usize)>,
 ) -> Result<()> {
     let mut index = Vec::with_capacity(trail.sources.len());
@@ -409,7 +417,7 @@ fn trail_evidence(
             }
             let name = format!("cloudtrail/{}.{extension}", source.sha256);
             if kept_names.insert(name.clone()) {
-                raw.push((name.clone(), kept));
+                raw.add(name.clone(), &kept).map_err(spool_err)?;
             }
             kept_as = Some(name);
         }
@@ -420,20 +428,25 @@ fn trail_evidence(
             kept_as,
         });
     }
-    raw.push(collect::raw::cloudtrail_index(&index));
+    let (name, bytes) = collect::raw::cloudtrail_index(&index);
+    raw.add(name, &bytes).map_err(spool_err)?;
     Ok(())
 }
 
 /// Stage 3: append the run to the snapshot. Usage aggregates carry over from the latest run (so
 /// a baseline needs no old logs); the run is evaluated inside the recording transaction, so
 /// its assessment is recorded with it, and every report renders the assessment as read back.
-fn record(options: &ScanOptions, source: &str, gathered: Gathered) -> Result<RecordedRun> {
+fn record(
+    options: &ScanOptions,
+    snapshot: &mut Snapshot,
+    source: &str,
+    gathered: Gathered,
+) -> Result<RecordedRun> {
     let Gathered {
         mut facts,
         raw,
         trail,
     } = gathered;
-    let mut snapshot = Snapshot::open(&options.db)?;
     let (old_usage, old_windows) = match snapshot.latest_run()? {
         Some(run) => snapshot.usage(run.id)?,
         None => Default::default(),
@@ -445,16 +458,18 @@ fn record(options: &ScanOptions, source: &str, gathered: Gathered) -> Result<Rec
     let as_of = options.as_of;
     let frameworks = controls::load(options.bundle.controls_dir.as_deref())?;
     let recorded_at = (options.clock)();
-    let (run, facts, _) = snapshot.record_run(source, recorded_at, as_of, &facts, &raw, |f| {
+    let (run, facts, _) = snapshot.record_run(source, recorded_at, as_of, facts, &raw, |f| {
         evaluate(f, as_of, &frameworks)
     })?;
+    drop(raw);
+    let raw = snapshot.raw_files(run.id)?;
     let assessment = snapshot
         .assessment(run.id)?
         .ok_or_else(|| Error::SnapshotFormat {
             path: options.db.clone(),
             message: format!("run {} was recorded without its assessment", run.id),
         })?;
-    let diff = previous_diff(&snapshot, &run, &assessment.findings)?;
+    let diff = previous_diff(snapshot, &run, &assessment.findings)?;
     Ok(RecordedRun {
         run,
         facts,
@@ -482,16 +497,22 @@ pub fn previous_diff(
     Ok(Some(diff::compare(previous.id, &before, run.id, findings)))
 }
 
-/// Stage 5: the evidence bundle of a recorded run in `out` (and `<out>.tar.gz` with `archive`);
-/// `credaudit report` renders a stored run through it too.
-pub fn render(out: &Path, archive: bool, recorded: &RecordedRun) -> Result<()> {
+/// Stage 5: the evidence bundle of a recorded run in `out` (and `<out>.tar.gz` with `archive`),
+/// its raw files streamed from `snapshot`; `credaudit report` renders a stored run through it
+/// too.
+pub fn render(
+    out: &Path,
+    archive: bool,
+    recorded: &RecordedRun,
+    snapshot: &Snapshot,
+) -> Result<()> {
     let view = bundle::build_view(
         &recorded.run,
         &recorded.facts,
         &recorded.assessment,
         recorded.diff.as_ref(),
     );
-    let manifest = bundle::write_bundle(out, &view, &recorded.raw)?;
+    let manifest = bundle::write_bundle(out, &view, &(snapshot, recorded.raw.as_slice()))?;
     if archive {
         bundle::write_archive(out, &manifest)?;
     }

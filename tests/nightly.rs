@@ -307,9 +307,11 @@ fn verify_db_checks_the_chain() {
     );
     {
         let conn = rusqlite::Connection::open(&db).unwrap();
+        // Run 1's observed credentials pointed at another section's bytes.
         conn.execute_batch(
-            "DROP TRIGGER observed_no_update;
-             UPDATE observed_credentials SET last_used_at = '2026-10-31T00:00:00Z' WHERE run_id = 1;",
+            "DROP TRIGGER run_sections_no_update;
+             UPDATE run_sections SET blob = (SELECT blob FROM run_sections WHERE run_id = 1 AND name = 'owners')
+               WHERE run_id = 1 AND name = 'observed_credentials';",
         )
         .unwrap();
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::awsjson::{self, OneOrMany, Site, quote};
 use super::credential_report::{self, ReportRow};
 use super::input::{self, Limits};
-use super::raw::{self, RawFile};
+use super::raw::{self, RawSpool};
 use super::schedule::schedule_interval_days;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -26,7 +26,7 @@ use crate::model::{
 };
 
 /// What an export directory holds, merged and in a deterministic order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct ExportData {
     /// Every credential found, sorted by (account, kind, region, id).
     pub observed: Vec<ObservedCredential>,
@@ -39,8 +39,9 @@ pub struct ExportData {
     /// The account folders found, sorted.
     pub accounts: Vec<String>,
     /// The files of the layout that were read, as (path relative to the export, bytes parsed),
-    /// with members named like a secret value removed; sorted by path.
-    pub raw: Vec<RawFile>,
+    /// with members named like a secret value removed, spooled as they were read; sorted by
+    /// path.
+    pub raw: RawSpool,
     /// Members named like a secret value (`SecretString`, `SecretBinary`) that were found and
     /// left out of `raw`, as (file, how many).
     pub scrubbed: Vec<(String, usize)>,
@@ -136,7 +137,7 @@ struct Collected {
     users: Vec<IamUser>,
     coverage: Vec<CoverageEntry>,
     accounts: Vec<String>,
-    raw: Vec<RawFile>,
+    raw: RawSpool,
     scrubbed: Vec<(String, usize)>,
     /// The export directory as given, and its canonical form (no input may leave it).
     dir: PathBuf,
@@ -225,16 +226,17 @@ impl Collected {
             return Err(Error::input_file(path, "is outside the export directory"));
         }
         let relative = self.relative(path);
-        let stored = if relative.ends_with(".json") {
-            let (bytes, removed) = raw::scrub_json(text.as_bytes());
-            if removed > 0 {
-                self.scrubbed.push((relative.clone(), removed));
-            }
-            bytes.into_owned()
+        let (stored, removed) = if relative.ends_with(".json") {
+            raw::scrub_json(text.as_bytes())
         } else {
-            text.as_bytes().to_vec()
+            (std::borrow::Cow::Borrowed(text.as_bytes()), 0)
         };
-        self.raw.push((relative, stored));
+        if removed > 0 {
+            self.scrubbed.push((relative.clone(), removed));
+        }
+        self.raw
+            .add(relative, &stored)
+            .map_err(|e| Error::io(path, e))?;
         Ok(Some(text))
     }
 
@@ -278,7 +280,7 @@ impl Collected {
         self.observed.sort_by(|(a, _), (b, _)| {
             (&a.account, a.kind, &a.region, &a.id).cmp(&(&b.account, b.kind, &b.region, &b.id))
         });
-        self.raw.sort_by(|a, b| a.0.cmp(&b.0));
+        self.raw.sort();
         self.users
             .sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
         Ok(ExportData {

@@ -7,18 +7,126 @@
 //! like a secret value (`SecretString`, `SecretBinary`, at any depth) are removed first.
 //! CloudTrail logs are large and AWS's own: a run keeps each file's path, size and SHA-256 in
 //! `cloudtrail-files.json`, and their bytes only when asked (`--keep-cloudtrail`).
+//!
+//! Kept files are not held in memory: each goes into a [`RawSpool`], deflated, as it is read,
+//! and the snapshot copies them from there when the run is recorded.
 
 use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
 
-use std::io::Read;
-
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::input::{Capped, Limits, MAX_DECOMPRESSED_FLAG};
 
 /// One raw evidence file: its path relative to the export directory, and its bytes.
 pub type RawFile = (String, Vec<u8>);
+
+/// One file in a [`RawSpool`]: its path in the raw evidence, size and SHA-256, and where its
+/// deflated bytes are in the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    offset: u64,
+    stored: u64,
+}
+
+/// The raw evidence files of a run, as they were read: their bytes deflated into one temporary
+/// file (owner-only, unlinked from the start, gone when the spool is dropped), their paths,
+/// sizes and SHA-256 in memory.
+#[derive(Debug, Default)]
+pub struct RawSpool {
+    /// Created with the first file.
+    file: Option<File>,
+    files: Vec<SpooledFile>,
+}
+
+impl RawSpool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spools `bytes` as the raw file `path`.
+    pub fn add(&mut self, path: impl Into<String>, bytes: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(tempfile::tempfile()?);
+        }
+        let file = self.file.as_mut().expect("created above");
+        let offset = file.seek(io::SeekFrom::End(0))?;
+        let mut encoder = DeflateEncoder::new(io::BufWriter::new(&mut *file), Compression::fast());
+        encoder.write_all(bytes)?;
+        encoder.finish()?.flush()?;
+        let end = file.stream_position()?;
+        self.files.push(SpooledFile {
+            path: path.into(),
+            size: bytes.len() as u64,
+            sha256: crate::model::hex(&Sha256::digest(bytes)),
+            offset,
+            stored: end - offset,
+        });
+        Ok(())
+    }
+
+    /// The files spooled, in the order added (or by path after [`sort`](Self::sort)).
+    pub fn files(&self) -> &[SpooledFile] {
+        &self.files
+    }
+
+    /// Orders the files by path.
+    pub fn sort(&mut self) {
+        self.files.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    /// The bytes of a spooled file, inflated as they are read.
+    pub fn open<'s>(&'s self, spooled: &SpooledFile) -> io::Result<impl Read + 's> {
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the raw evidence spool holds no file"))?;
+        let region = Region {
+            file,
+            position: spooled.offset,
+            end: spooled.offset + spooled.stored,
+        };
+        Ok(DeflateDecoder::new(BufReader::new(region)).take(spooled.size))
+    }
+}
+
+/// Two spools are equal when they hold the same files (path, size and SHA-256), in the same
+/// order.
+impl PartialEq for RawSpool {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |f: &SpooledFile| (f.path.clone(), f.size, f.sha256.clone());
+        self.files.iter().map(key).eq(other.files.iter().map(key))
+    }
+}
+
+/// A range of bytes of a file, read by position (so several can be open at once).
+struct Region<'f> {
+    file: &'f File,
+    position: u64,
+    end: u64,
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = (self.end - self.position).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..left], self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
 
 /// The raw evidence file that lists the CloudTrail files a run read.
 pub const CLOUDTRAIL_INDEX: &str = "cloudtrail-files.json";
@@ -198,6 +306,27 @@ pub fn scrub_cloudtrail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spooled_files_read_back_as_added() {
+        let mut spool = RawSpool::new();
+        let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        spool.add("b.json", b"{}").unwrap();
+        spool.add("a/big.bin", &big).unwrap();
+        spool.add("c.json", b"").unwrap();
+        spool.sort();
+        let paths: Vec<&str> = spool.files().iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a/big.bin", "b.json", "c.json"]);
+        for (file, bytes) in spool.files().iter().zip([&big[..], b"{}", b""]) {
+            let mut back = Vec::new();
+            spool.open(file).unwrap().read_to_end(&mut back).unwrap();
+            assert_eq!(back, bytes, "{}", file.path);
+            assert_eq!(file.size, bytes.len() as u64);
+            assert_eq!(file.sha256, crate::model::sha256_hex(bytes));
+        }
+        // Deflated in the spool.
+        assert!(spool.files()[0].stored < big.len() as u64 / 2);
+    }
 
     #[test]
     fn secret_members_are_named_in_any_spelling() {

@@ -2,10 +2,12 @@
 //! bundle, then `manifest.json` with the SHA-256 of each; `verify` re-checks a bundle.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::view::{
     ControlView, DiffView, EventView, FrameworkView, InventoryRow, MonthCount, ReportView,
@@ -25,8 +27,6 @@ use crate::output;
 use crate::rules::RULES;
 use crate::rules::RuleOptions;
 use crate::snapshot::RunMeta;
-
-use crate::collect::raw::RawFile;
 
 /// `framework:control` ids per rule id, from the catalogues.
 pub use crate::assess::rule_controls;
@@ -491,7 +491,7 @@ pub fn check_out_dir(out: &Path) -> Result<bool> {
 /// folder beside `out` and renamed into place, replacing a previous bundle as a whole (so no
 /// stale file survives and nothing planted in `out` is written through); see [`check_out_dir`]
 /// for what `out` may hold.
-pub fn write_bundle(out: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifest> {
+pub fn write_bundle(out: &Path, view: &ReportView, raw: &dyn RawEvidence) -> Result<Manifest> {
     check_out_dir(out)?;
     let out = bundle_path(out)?;
     let parent = output::parent_of(&out);
@@ -537,14 +537,57 @@ fn swap_in(staging: tempfile::TempDir, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The raw evidence a bundle ships in `raw/`, streamed: no file is held whole in memory.
+pub trait RawEvidence {
+    /// Calls `write` with each raw file's path (relative to `raw/`) and a reader of its bytes.
+    fn each_raw(&self, write: &mut dyn FnMut(&str, &mut dyn Read) -> Result<()>) -> Result<()>;
+}
+
+/// Streams each raw file whose path stays inside `raw/` into `dir/raw/`; gives their manifest
+/// entries.
+fn write_raw(dir: &Path, raw: &dyn RawEvidence) -> Result<Vec<ManifestFile>> {
+    let mut entries = Vec::new();
+    raw.each_raw(&mut |path, bytes| {
+        let Some(rel) = safe_relative(path) else {
+            return Ok(());
+        };
+        let name = Path::new("raw")
+            .join(rel)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let target = dir.join(&name);
+        output::create_private_dir_all(output::parent_of(&target))?;
+        let mut hashed = (Sha256::new(), 0u64);
+        output::write_with(&target, |file| {
+            let mut buffer = vec![0u8; 64 * 1024];
+            loop {
+                let n = bytes.read(&mut buffer)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                hashed.0.update(&buffer[..n]);
+                hashed.1 += n as u64;
+                file.write_all(&buffer[..n])?;
+            }
+        })?;
+        entries.push(ManifestFile {
+            path: name,
+            sha256: crate::model::hex(&hashed.0.finalize()),
+            bytes: hashed.1,
+        });
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
 /// Writes every file of the bundle into the new folder `dir`, then `manifest.json`.
-fn fill_bundle(dir: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifest> {
+fn fill_bundle(dir: &Path, view: &ReportView, raw: &dyn RawEvidence) -> Result<Manifest> {
     let header = ReportHeader {
         tool: view.tool,
         version: view.version,
         as_of: view.run.as_of.clone(),
     };
-    let mut files: Vec<(String, Vec<u8>)> = vec![
+    let files: Vec<(String, Vec<u8>)> = vec![
         (
             "index.html".into(),
             super::html::render_html(view)?.into_bytes(),
@@ -569,13 +612,7 @@ fn fill_bundle(dir: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifes
         ("junit.xml".into(), junit::controls_junit(view)),
         ("summary.md".into(), markdown::summary_markdown(view)),
     ];
-    for (path, bytes) in raw {
-        if let Some(rel) = safe_relative(path) {
-            let rel = Path::new("raw").join(rel);
-            files.push((rel.to_string_lossy().replace('\\', "/"), bytes.clone()));
-        }
-    }
-    let mut entries = Vec::with_capacity(files.len());
+    let mut entries = write_raw(dir, raw)?;
     for (name, bytes) in &files {
         let path = dir.join(name);
         output::create_private_dir_all(output::parent_of(&path))?;

@@ -1,16 +1,24 @@
-//! Hash versions 2 to 4 of a run: the run's metadata and the canonical bytes of every row it
-//! stored, as stored. Version 3 adds the run's assessment (`assessments`), version 4 its IAM
-//! users (`iam_users`); runs recorded before a table existed hash without it, so they keep
-//! verifying, and verification refuses rows in a table their version does not cover. Each
-//! table is read in a fixed order with a fixed column list and its rows ordered by primary key; each value is a type tag, a length and the bytes SQLite holds, so the hash
-//! never depends on how in-memory types happen to serialise.
+//! The canonical bytes of a run and its hash versions 2 to 5.
+//!
+//! Each table of a run is one *section*: a canonical byte stream of the table's name, its
+//! column names and its rows in a fixed order, each value a type tag, a length and the bytes
+//! SQLite would hold, so nothing depends on how in-memory types happen to serialise. A run
+//! stores each section as a blob (see `store`) and facts are decoded from them.
+//!
+//! Hash versions 2 to 4 hash the run's metadata followed by its sections' bytes. Version 3
+//! adds the run's assessment (`assessments`), version 4 its IAM users (`iam_users`); runs
+//! recorded before a table existed hash without it, so they keep verifying, and verification
+//! refuses a section of a table their version does not cover. Version 5 hashes the metadata
+//! and each section's SHA-256, which verification checks against the section's bytes.
 
 use rusqlite::Connection;
 use rusqlite::types::{Value, ValueRef};
 use sha2::{Digest, Sha256};
 
+use super::store::BlobWriter;
+
 /// The version new runs are written with.
-pub const HASH_VERSION: i64 = 4;
+pub const HASH_VERSION: i64 = 5;
 
 /// The first hash version that covers each table added after version 2; other tables are
 /// covered from version 2 on.
@@ -184,71 +192,186 @@ pub const TABLES: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
-/// A SHA-256 over tagged, length-prefixed fields.
-struct Encoder(Sha256);
+/// Where canonical bytes go: a blob being written, or a hash being computed.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]) -> rusqlite::Result<()>;
+}
 
-impl Encoder {
-    fn field(&mut self, tag: u8, bytes: &[u8]) {
-        self.0.update([tag]);
-        self.0.update((bytes.len() as u64).to_be_bytes());
-        self.0.update(bytes);
-    }
-
-    fn value(&mut self, value: ValueRef) {
-        match value {
-            ValueRef::Null => self.field(b'N', &[]),
-            ValueRef::Integer(i) => self.field(b'I', &i.to_be_bytes()),
-            ValueRef::Real(f) => self.field(b'F', &f.to_bits().to_be_bytes()),
-            ValueRef::Text(t) => self.field(b'T', t),
-            ValueRef::Blob(b) => self.field(b'B', b),
-        }
+impl Sink for Sha256 {
+    fn put(&mut self, bytes: &[u8]) -> rusqlite::Result<()> {
+        self.update(bytes);
+        Ok(())
     }
 }
 
-/// The version 2, 3 or 4 hash of run `run_id`: `header` holds the values of [`RUN_COLUMNS`] (those
-/// about to be inserted, or those read back), whose `hash_version` says which tables it
-/// covers; the rows come from the database.
-pub fn run_hash(conn: &Connection, run_id: i64, header: &[Value]) -> rusqlite::Result<String> {
-    assert_eq!(header.len(), RUN_COLUMNS.len(), "one value per run column");
-    let version = RUN_COLUMNS
+impl Sink for BlobWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) -> rusqlite::Result<()> {
+        BlobWriter::put(self, bytes)
+    }
+}
+
+/// One field: a tag, the length of the bytes (8 bytes big-endian) and the bytes.
+fn field(sink: &mut impl Sink, tag: u8, bytes: &[u8]) -> rusqlite::Result<()> {
+    sink.put(&[tag])?;
+    sink.put(&(bytes.len() as u64).to_be_bytes())?;
+    sink.put(bytes)
+}
+
+/// One value, tagged with its SQLite type.
+fn value(sink: &mut impl Sink, value: ValueRef) -> rusqlite::Result<()> {
+    match value {
+        ValueRef::Null => field(sink, b'N', &[]),
+        ValueRef::Integer(i) => field(sink, b'I', &i.to_be_bytes()),
+        ValueRef::Real(f) => field(sink, b'F', &f.to_bits().to_be_bytes()),
+        ValueRef::Text(t) => field(sink, b'T', t),
+        ValueRef::Blob(b) => field(sink, b'B', b),
+    }
+}
+
+/// The columns and row order of a table of [`TABLES`].
+pub fn table(name: &str) -> (&'static str, &'static [&'static str], &'static str) {
+    *TABLES
+        .iter()
+        .find(|(t, _, _)| *t == name)
+        .unwrap_or_else(|| panic!("{name} is one of the tables of a run"))
+}
+
+/// Writes one section: the canonical stream of one table of a run, exactly the bytes hash
+/// versions 2 to 4 hash for it (its name, its column names, each row's number and values, the
+/// row count).
+pub struct Section<'s, S: Sink> {
+    sink: &'s mut S,
+    columns: usize,
+    rows: u64,
+}
+
+impl<'s, S: Sink> Section<'s, S> {
+    pub fn begin(sink: &'s mut S, name: &str) -> rusqlite::Result<Self> {
+        let (name, columns, _) = table(name);
+        field(sink, b'T', name.as_bytes())?;
+        for column in columns {
+            field(sink, b'C', column.as_bytes())?;
+        }
+        Ok(Section {
+            sink,
+            columns: columns.len(),
+            rows: 0,
+        })
+    }
+
+    /// One row: a value per column, in the table's column order.
+    pub fn row(&mut self, values: &[ValueRef]) -> rusqlite::Result<()> {
+        assert_eq!(values.len(), self.columns, "one value per column");
+        field(self.sink, b'R', &self.rows.to_be_bytes())?;
+        for v in values {
+            value(self.sink, *v)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn end(self) -> rusqlite::Result<u64> {
+        field(self.sink, b'E', &self.rows.to_be_bytes())?;
+        Ok(self.rows)
+    }
+}
+
+/// The section of `table` for run `run_id` from the tables of a schema before version 6 (the
+/// migration to sections, and tests that build older snapshots).
+pub fn table_section(
+    conn: &Connection,
+    run_id: i64,
+    table: &str,
+    sink: &mut impl Sink,
+) -> rusqlite::Result<u64> {
+    let (table, columns, order) = self::table(table);
+    let list = columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {list} FROM {table} WHERE run_id = ?1 ORDER BY {order}"
+    ))?;
+    let mut rows = stmt.query([run_id])?;
+    let mut section = Section::begin(sink, table)?;
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|index| row.get_ref(index))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        section.row(&values)?;
+    }
+    section.end()
+}
+
+/// The hash version a header claims (2 when it claims none).
+fn header_version(header: &[Value]) -> i64 {
+    RUN_COLUMNS
         .iter()
         .zip(header)
         .find_map(|(c, v)| match (c, v) {
             (&"hash_version", Value::Integer(v)) => Some(*v),
             _ => None,
         })
-        .unwrap_or(2);
-    let mut encoder = Encoder(Sha256::new());
-    encoder.field(b'S', b"credaudit run hash v2");
-    for (column, value) in RUN_COLUMNS.iter().zip(header) {
-        encoder.field(b'C', column.as_bytes());
-        encoder.value(value.into());
+        .unwrap_or(2)
+}
+
+/// Starts a run hash: its label and the run's metadata.
+fn header_hash(label: &[u8], header: &[Value]) -> rusqlite::Result<Sha256> {
+    assert_eq!(header.len(), RUN_COLUMNS.len(), "one value per run column");
+    let mut hasher = Sha256::new();
+    field(&mut hasher, b'S', label)?;
+    for (column, v) in RUN_COLUMNS.iter().zip(header) {
+        field(&mut hasher, b'C', column.as_bytes())?;
+        value(&mut hasher, v.into())?;
     }
-    for (table, columns, order) in TABLES.iter().filter(|(t, _, _)| covers(version, t)) {
-        encoder.field(b'T', table.as_bytes());
-        for column in *columns {
-            encoder.field(b'C', column.as_bytes());
-        }
-        let list = columns
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {list} FROM {table} WHERE run_id = ?1 ORDER BY {order}"
-        ))?;
-        let mut rows = stmt.query([run_id])?;
-        let mut count: u64 = 0;
-        while let Some(row) = rows.next()? {
-            encoder.field(b'R', &count.to_be_bytes());
-            for index in 0..columns.len() {
-                encoder.value(row.get_ref(index)?);
-            }
-            count += 1;
-        }
-        encoder.field(b'E', &count.to_be_bytes());
+    Ok(hasher)
+}
+
+/// The version 2, 3 or 4 hash of a run: `header` holds the values of [`RUN_COLUMNS`], whose
+/// `hash_version` says which tables it covers, and `section` streams the section of each
+/// covered table, in [`TABLES`] order, into the hash.
+pub fn run_hash_v2(
+    header: &[Value],
+    mut section: impl FnMut(&str, &mut Sha256) -> crate::error::Result<()>,
+) -> crate::error::Result<String> {
+    let version = header_version(header);
+    let mut hasher = header_hash(b"credaudit run hash v2", header).map_err(hash_err)?;
+    for (table, _, _) in TABLES.iter().filter(|(t, _, _)| covers(version, t)) {
+        section(table, &mut hasher)?;
     }
-    Ok(crate::model::hex(&encoder.0.finalize()))
+    Ok(crate::model::hex(&hasher.finalize()))
+}
+
+fn hash_err(e: rusqlite::Error) -> crate::error::Error {
+    crate::error::Error::SnapshotFormat {
+        path: Default::default(),
+        message: e.to_string(),
+    }
+}
+
+/// The version 5 hash of a run: its metadata and, for every table of [`TABLES`] in order, the
+/// table's name and the SHA-256 of its section (a blob, which `verify` checks against its
+/// bytes).
+pub fn run_hash_v5(header: &[Value], sections: &[(&str, String)]) -> String {
+    let mut hasher = header_hash(b"credaudit run hash v5", header).expect("hashing never fails");
+    for (table, sha256) in sections {
+        field(&mut hasher, b'T', table.as_bytes()).expect("hashing never fails");
+        field(&mut hasher, b'H', sha256.as_bytes()).expect("hashing never fails");
+    }
+    crate::model::hex(&hasher.finalize())
+}
+
+/// The version 2 to 4 hash of run `run_id` from the tables of a schema before version 6
+/// (tests that build older snapshots).
+#[cfg(test)]
+pub fn run_hash_of_tables(conn: &Connection, run_id: i64, header: &[Value]) -> String {
+    run_hash_v2(header, |table, hasher| {
+        table_section(conn, run_id, table, hasher)
+            .map(|_| ())
+            .map_err(hash_err)
+    })
+    .unwrap()
 }
 
 /// The [`RUN_COLUMNS`] of a stored run, as stored.
@@ -265,15 +388,27 @@ pub fn stored_header(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Val
     )
 }
 
+/// What covers each column the content-addressed schema stores, besides `run_id`: `runs` is
+/// the chain itself (every column but `content_hash` is hashed, see [`RUN_COLUMNS`]); a run's
+/// sections are hashed by name and blob (version 5; versions 2 to 4 hash the blob's bytes);
+/// blobs and chunks are checked against their bytes by verify (a chunk's SHA-256, size and
+/// data; a blob's size, chunk list and the SHA-256 of the whole).
+#[cfg(test)]
+pub const CHECKED_COLUMNS: &[(&str, &[&str])] = &[
+    ("run_sections", &["name", "blob"]),
+    ("blobs", &["sha256", "size", "chunks"]),
+    ("chunks", &["id", "sha256", "size", "data"]),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::snapshot::schema::MIGRATIONS;
 
-    fn migrated() -> Connection {
+    fn migrated(version: usize) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
-        for sql in MIGRATIONS {
-            conn.execute_batch(sql).unwrap();
+        for migration in &MIGRATIONS[..version] {
+            migration.apply(&conn).unwrap();
         }
         conn
     }
@@ -282,49 +417,93 @@ mod tests {
         let mut stmt = conn
             .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
             .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
-
-    /// A column added by a later migration must be hashed too, or stay outside on purpose here.
-    #[test]
-    fn every_stored_column_is_hashed() {
-        let conn = migrated();
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .unwrap()
+        let mut names: Vec<String> = stmt
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        for table in tables {
+        names.sort();
+        names
+    }
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn sorted(names: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = names.iter().map(|c| c.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// A column added by a later migration must be hashed or checked too, or stay outside on
+    /// purpose here.
+    #[test]
+    fn every_stored_column_is_hashed_or_checked() {
+        let conn = migrated(MIGRATIONS.len());
+        for table in tables(&conn) {
             let mut stored = columns(&conn, &table);
             if table == "runs" {
                 stored.retain(|c| c != "content_hash");
-                let mut hashed: Vec<String> = RUN_COLUMNS.iter().map(|c| c.to_string()).collect();
-                hashed.sort();
-                stored.sort();
-                assert_eq!(stored, hashed, "runs");
+                assert_eq!(stored, sorted(RUN_COLUMNS), "runs");
                 continue;
             }
-            let (_, hashed, _) = TABLES
+            let (_, checked) = CHECKED_COLUMNS
                 .iter()
-                .find(|(name, _, _)| *name == table)
-                .unwrap_or_else(|| panic!("table {table} is not hashed"));
-            stored.retain(|c| c != "run_id" && !(table == "raw_files" && c == "content"));
-            let mut hashed: Vec<String> = hashed.iter().map(|c| c.to_string()).collect();
-            hashed.sort();
-            stored.sort();
-            assert_eq!(stored, hashed, "{table}");
+                .find(|(name, _)| *name == table)
+                .unwrap_or_else(|| panic!("table {table} is neither hashed nor checked"));
+            stored.retain(|c| c != "run_id");
+            assert_eq!(stored, sorted(checked), "{table}");
         }
+    }
+
+    /// Every column of the tables before the content-addressed schema goes into its section,
+    /// so the conversion loses nothing (`content` of `raw_files` becomes a blob).
+    #[test]
+    fn every_column_of_the_older_tables_is_in_its_section() {
+        let conn = migrated(5);
+        for table in tables(&conn) {
+            if table == "runs" {
+                continue;
+            }
+            let (_, hashed, _) = self::table(&table);
+            let mut stored = columns(&conn, &table);
+            stored.retain(|c| c != "run_id" && !(table == "raw_files" && c == "content"));
+            assert_eq!(stored, sorted(hashed), "{table}");
+        }
+    }
+
+    impl Sink for Vec<u8> {
+        fn put(&mut self, bytes: &[u8]) -> rusqlite::Result<()> {
+            self.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+
+    fn owners(email: ValueRef) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut section = Section::begin(&mut out, "owners").unwrap();
+        section
+            .row(&[
+                ValueRef::Integer(0),
+                ValueRef::Text(b"o"),
+                ValueRef::Null,
+                email,
+                ValueRef::Text(b"active"),
+            ])
+            .unwrap();
+        section.end().unwrap();
+        out
     }
 
     #[test]
     fn the_hash_covers_values_and_their_types() {
-        let conn = migrated();
-        let header = |source: &str| -> Vec<Value> {
+        let header = |source: &str, version: i64| -> Vec<Value> {
             vec![
                 Value::Text(String::new()),
                 Value::Integer(1),
@@ -333,28 +512,35 @@ mod tests {
                 Value::Text(source.into()),
                 Value::Text("0.1.0".into()),
                 Value::Text("complete".into()),
-                Value::Integer(HASH_VERSION),
+                Value::Integer(version),
             ]
         };
-        let empty = run_hash(&conn, 1, &header("a")).unwrap();
-        assert_ne!(empty, run_hash(&conn, 1, &header("b")).unwrap());
-        conn.execute(
-            "INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (1, 0, 'o', NULL, '1', 'active')",
-            [],
-        )
-        .unwrap();
-        let text_one = run_hash(&conn, 1, &header("a")).unwrap();
-        assert_ne!(empty, text_one);
-        conn.execute_batch(
-            "DROP TRIGGER owners_no_delete; DELETE FROM owners;
-             INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (1, 0, 'o', NULL, x'31', 'active')",
-        )
-        .unwrap();
-        assert_ne!(text_one, run_hash(&conn, 1, &header("a")).unwrap());
-        // Another run's rows are not this run's.
-        assert_eq!(
-            run_hash(&conn, 2, &header("a")).unwrap(),
-            run_hash(&conn, 3, &header("a")).unwrap()
+        // A text and a blob of the same bytes are different values.
+        let text = owners(ValueRef::Text(b"1"));
+        let blob = owners(ValueRef::Blob(b"1"));
+        assert_ne!(text, blob);
+        let v2 = |source: &str, owners: &[u8]| {
+            run_hash_v2(&header(source, 2), |table, hasher| {
+                if table == "owners" {
+                    hasher.update(owners);
+                }
+                Ok(())
+            })
+            .unwrap()
+        };
+        assert_ne!(v2("a", &text), v2("b", &text));
+        assert_ne!(v2("a", &text), v2("a", &blob));
+        // Version 5 hashes the metadata and the sections' names and hashes.
+        let sections = |owners: &[u8]| vec![("owners", crate::model::sha256_hex(owners))];
+        let v5 = |source: &str, owners: &[u8]| run_hash_v5(&header(source, 5), &sections(owners));
+        assert_ne!(v5("a", &text), v5("b", &text));
+        assert_ne!(v5("a", &text), v5("a", &blob));
+        assert_ne!(
+            v5("a", &text),
+            run_hash_v5(
+                &header("a", 5),
+                &[("waivers", sections(&text)[0].1.clone())]
+            )
         );
     }
 }

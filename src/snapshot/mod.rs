@@ -2,21 +2,32 @@
 //!
 //! A run holds every fact a scan collected (observed and declared credentials, owners, policy,
 //! rotation events, coverage), the findings evaluated from them and the rest of their
-//! assessment (sources had, rules run, control results, plan). It is written in one
-//! transaction: an interrupted scan leaves no half run, and earlier runs are never changed
-//! (triggers refuse UPDATE and DELETE).
+//! assessment (sources had, rules run, control results, plan), and its raw evidence files.
+//! It is written in one transaction: an interrupted scan leaves no half run, and earlier runs
+//! are never changed (triggers refuse UPDATE and DELETE).
+//!
+//! Storage is content-addressed (see `store`): each table of a run is one section, its
+//! canonical stream (see `canonical`), kept as a blob, and so is each raw file; a run refers to
+//! them by SHA-256. A run that stores what an earlier one stored (the same fleet, history and
+//! inventory) costs a reference per section, and a change costs the chunks around it.
 //!
 //! The file is untrusted when opened: its schema must be exactly the one the migrations
 //! produce (a planted trigger or view would run hidden SQL), checked under a bound on SQLite's
 //! work. Only `scan` opens it read-write and migrates; every other command opens it read-only.
 
 mod canonical;
+#[cfg(test)]
+mod legacy;
 mod schema;
+mod sections;
+mod store;
 
+pub use sections::RawEntry;
+
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use chrono::SecondsFormat;
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params, params_from_iter};
@@ -24,13 +35,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::assess::Assessment;
+use crate::collect::raw::RawSpool;
 use crate::error::{Error, Result};
-use crate::model::{
-    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, Inventory, KeyStatus,
-    ObservedCredential, Owner, OwnerStatus, Policy, RotationEvent, Timestamp, UsageBucket, Waiver,
-    hex, sha256_hex,
-};
-use crate::rules::RuleOptions;
+use crate::model::{AuthWindow, Facts, Finding, Timestamp, UsageBucket, hex};
 
 /// What an evaluation gives [`Snapshot::record_run`] to store: the findings (always), and the
 /// rest of an [`Assessment`] as JSON.
@@ -149,13 +156,7 @@ fn tighten_mode(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ts(t: &Timestamp) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn ts_opt(t: &Option<Timestamp>) -> Option<String> {
-    t.as_ref().map(ts)
-}
+use sections::ts;
 
 impl Snapshot {
     /// Opens (creating if needed, owner-only) a snapshot read-write, checks its schema, brings
@@ -371,16 +372,17 @@ impl Snapshot {
         Ok(version)
     }
 
-    /// Applies the migrations after `version` (already checked), each in its own transaction.
+    /// Applies the migrations after `version` (already checked), each in its own transaction
+    /// (with the data it converts).
     fn migrate(&mut self, version: usize) -> Result<()> {
         let path = self.path.clone();
         let wrap = |source| Error::Snapshot {
             path: path.clone(),
             source,
         };
-        for (index, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+        for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.transaction().map_err(wrap)?;
-            tx.execute_batch(sql).map_err(wrap)?;
+            migration.apply(&tx).map_err(wrap)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(wrap)?;
             tx.commit().map_err(wrap)?;
@@ -388,16 +390,17 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Records a run: writes the facts, reads them back, lets `evaluate` assess what was stored
-    /// (findings, and for an [`Assessment`] the rest of it), writes that, and commits, all in
-    /// one transaction.
+    /// Records a run: writes the raw files and the facts, reads the facts back, lets `evaluate`
+    /// assess what was stored (findings, and for an [`Assessment`] the rest of it), writes
+    /// that, and commits, all in one transaction. The facts are dropped once written: what is
+    /// evaluated, and given back, is the copy read back.
     pub fn record_run<E: Evaluation>(
         &mut self,
         source: &str,
         recorded_at: Timestamp,
         as_of: Timestamp,
-        facts: &Facts,
-        raw: &[(String, Vec<u8>)],
+        facts: Facts,
+        raw: &RawSpool,
         evaluate: impl FnOnce(&Facts) -> E,
     ) -> Result<(RunMeta, Facts, E)> {
         let path = self.path.clone();
@@ -420,64 +423,42 @@ impl Snapshot {
         } else {
             "partial"
         };
-        write_facts(&tx, run_id, facts).map_err(wrap)?;
-        write_raw(&tx, run_id, raw).map_err(wrap)?;
-
-        let stored = read_facts(&tx, run_id, &path)?;
+        let mut written = sections::write_facts(&tx, &facts).map_err(wrap)?;
+        drop(facts);
+        let raw_list = write_raw(&tx, raw, &path)?;
+        written.push((
+            "raw_files",
+            sections::write_raw_list(&tx, &raw_list).map_err(wrap)?,
+        ));
+        insert_sections(&tx, run_id, &written).map_err(wrap)?;
+        let stored =
+            sections::read_facts(&tx, run_id).map_err(|message| Error::SnapshotFormat {
+                path: path.clone(),
+                message,
+            })?;
         let evaluation = evaluate(&stored);
-        write_findings(&tx, run_id, evaluation.findings()).map_err(wrap)?;
-        if let Some(json) = evaluation.assessment_json() {
-            tx.execute(
-                "INSERT INTO assessments (run_id, assessment_json) VALUES (?1, ?2)",
-                params![run_id, json],
-            )
-            .map_err(wrap)?;
-        }
-
-        // The run row goes in last, so it can carry the hash of everything above: its own
-        // metadata (the values about to be inserted) and the rows as stored.
-        let header = vec![
-            Value::Text(prev_hash),
-            Value::Integer(run_id),
-            Value::Text(ts(&recorded_at)),
-            Value::Text(ts(&as_of)),
-            Value::Text(source.to_string()),
-            Value::Text(env!("CARGO_PKG_VERSION").to_string()),
-            Value::Text(status.to_string()),
-            Value::Integer(canonical::HASH_VERSION),
-        ];
-        let content_hash = canonical::run_hash(&tx, run_id, &header).map_err(wrap)?;
-        let placeholders = (1..=header.len() + 1)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        tx.execute(
-            &format!(
-                "INSERT INTO runs ({}, content_hash) VALUES ({placeholders})",
-                canonical::RUN_COLUMNS.join(", ")
+        let judged = [
+            (
+                "findings",
+                sections::write_findings(&tx, evaluation.findings()).map_err(wrap)?,
             ),
-            params_from_iter(header.iter().chain([&Value::Text(content_hash.clone())])),
-        )
-        .map_err(wrap)?;
-        // What verify will recompute from the stored row must be what was just written: the
-        // rows were hashed as stored, so the header read back must equal the one hashed.
-        let stored_header = canonical::stored_header(&tx, run_id).map_err(wrap)?;
-        if stored_header != header {
-            return Err(Error::SnapshotFormat {
-                path: self.path.clone(),
-                message: format!("run {run_id} as stored does not hash to what was written"),
-            });
-        }
-        let meta = read_meta(&tx, run_id).map_err(wrap)?;
+            (
+                "assessments",
+                sections::write_assessment(&tx, evaluation.assessment_json().as_deref())
+                    .map_err(wrap)?,
+            ),
+        ];
+        insert_sections(&tx, run_id, &judged).map_err(wrap)?;
+        written.extend(judged);
+        let meta = insert_run(
+            &tx,
+            &path,
+            (run_id, &prev_hash, status),
+            (recorded_at, as_of, source),
+            written,
+        )?;
         tx.commit().map_err(wrap)?;
-        Ok((
-            meta.ok_or_else(|| Error::SnapshotFormat {
-                path: self.path.clone(),
-                message: "run vanished while being written".into(),
-            })?,
-            stored,
-            evaluation,
-        ))
+        Ok((meta, stored, evaluation))
     }
 
     /// Every run, oldest first.
@@ -506,8 +487,9 @@ impl Snapshot {
 
     /// Recomputes every run's content hash from what is stored and checks the chain: ids run
     /// 1, 2, 3… without a gap, each run links to the one before, its hash matches (with the
-    /// algorithm of its `hash_version`, which never goes back), every raw file matches its
-    /// recorded SHA-256, and no table holds rows of a run that is not there.
+    /// algorithm of its `hash_version`, which never goes back), every blob it refers to hashes
+    /// to its name (each chunk to its own), every raw file matches its recorded SHA-256, and
+    /// no run's sections belong to a run that is not there.
     pub fn verify_chain(&self) -> Result<ChainReport> {
         let runs = self.runs()?;
         let head = runs.last().map(|r| r.content_hash.clone());
@@ -526,8 +508,12 @@ impl Snapshot {
     fn first_broken_run(&self, runs: &[RunMeta]) -> Result<Option<(i64, String)>> {
         let mut prev = String::new();
         let mut newest_version = 1;
+        // Blobs already found intact: a section or file shared by many runs is read once.
+        let mut intact = HashSet::new();
         for (index, run) in runs.iter().enumerate() {
-            if let Some(why) = self.run_break(index, run, &prev, &mut newest_version)? {
+            if let Some(why) =
+                self.run_break(index, run, &prev, &mut newest_version, &mut intact)?
+            {
                 return Ok(Some((run.id, why)));
             }
             prev = run.content_hash.clone();
@@ -543,24 +529,10 @@ impl Snapshot {
         run: &RunMeta,
         prev: &str,
         newest_version: &mut i64,
+        intact: &mut HashSet<String>,
     ) -> Result<Option<String>> {
-        let expected_id = index as i64 + 1;
-        if run.id != expected_id {
-            return Ok(Some(if index == 0 {
-                format!(
-                    "the chain starts at run {} instead of run 1: earlier runs were removed",
-                    run.id
-                )
-            } else {
-                format!(
-                    "run {expected_id} before it is missing (ids jump from {} to {}): a run was removed",
-                    expected_id - 1,
-                    run.id
-                )
-            }));
-        }
-        if run.prev_hash != prev {
-            return Ok(Some("its link to the previous run does not match".into()));
+        if let Some(why) = link_break(index, run, prev) {
+            return Ok(Some(why));
         }
         let version: i64 = self
             .conn
@@ -570,86 +542,137 @@ impl Snapshot {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))?;
-        let recomputed = match version {
-            _ if version < *newest_version => {
-                return Ok(Some(format!(
-                    "it claims hash version {version} after a run with version {newest_version}: a run's hash version never goes back"
-                )));
+        if version < *newest_version {
+            return Ok(Some(format!(
+                "it claims hash version {version} after a run with version {newest_version}: a run's hash version never goes back"
+            )));
+        }
+        if !(1..=canonical::HASH_VERSION).contains(&version) {
+            return Ok(Some(format!(
+                "its hash version {version} is unknown (this credaudit knows 1 to {})",
+                canonical::HASH_VERSION
+            )));
+        }
+        *newest_version = version;
+        let sections = self.sections_of(run.id)?;
+        if let Some(why) = sections_break(version, &sections) {
+            return Ok(Some(why));
+        }
+        for (name, blob) in &sections {
+            if !intact.contains(blob) {
+                if let Some(why) = store::blob_fault(&self.conn, blob).map_err(|e| self.err(e))? {
+                    return Ok(Some(format!("its section {name} is damaged: {why}")));
+                }
+                intact.insert(blob.clone());
             }
+        }
+        if let Some(why) = self.raw_break(run.id, intact)? {
+            return Ok(Some(why));
+        }
+        let recomputed = match version {
             1 => self.recompute_v1(run)?,
-            2..=canonical::HASH_VERSION => {
+            2..=4 => self.recompute_v2(run.id, &sections)?,
+            _ => {
                 let header =
                     canonical::stored_header(&self.conn, run.id).map_err(|e| self.err(e))?;
-                canonical::run_hash(&self.conn, run.id, &header).map_err(|e| self.err(e))?
-            }
-            other => {
-                return Ok(Some(format!(
-                    "its hash version {other} is unknown (this credaudit knows 1 to {})",
-                    canonical::HASH_VERSION
-                )));
+                canonical::run_hash_v5(&header, &sections)
             }
         };
-        *newest_version = version;
         if recomputed != run.content_hash {
             return Ok(Some("its content does not match its recorded hash".into()));
         }
-        for table in canonical::uncovered(version) {
-            let rows: i64 = self
-                .conn
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM {table} WHERE run_id = ?1"),
-                    [run.id],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(e))?;
-            if rows > 0 {
+        Ok(None)
+    }
+
+    /// A run's sections, as (table, blob), in [`canonical::TABLES`] order (unknown names last).
+    fn sections_of(&self, run_id: i64) -> Result<Vec<(&'static str, String)>> {
+        let mut stored: HashMap<String, String> = self
+            .conn
+            .prepare_cached("SELECT name, blob FROM run_sections WHERE run_id = ?1")
+            .and_then(|mut s| {
+                s.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| self.err(e))?;
+        let mut sections: Vec<(&'static str, String)> = canonical::TABLES
+            .iter()
+            .filter_map(|(table, _, _)| stored.remove(*table).map(|blob| (*table, blob)))
+            .collect();
+        sections.extend(stored.into_keys().map(|name| (UNKNOWN_SECTION, name)));
+        Ok(sections)
+    }
+
+    /// Why a raw file of the run does not match its recorded SHA-256, or `None`.
+    fn raw_break(&self, run_id: i64, intact: &mut HashSet<String>) -> Result<Option<String>> {
+        for file in sections::read_raw_list(&self.conn, run_id).map_err(|m| self.format_err(m))? {
+            if intact.contains(&file.sha256) {
+                continue;
+            }
+            if store::blob_fault(&self.conn, &file.sha256)
+                .map_err(|e| self.err(e))?
+                .is_some()
+            {
                 return Ok(Some(format!(
-                    "table {table} holds rows of it, which its hash version {version} does not cover: they were added after it was recorded"
+                    "raw file {:?} does not match its recorded SHA-256",
+                    file.path
                 )));
             }
-        }
-        if let Some(path) = self.first_mismatched_raw_file(run.id)? {
-            return Ok(Some(format!(
-                "raw file {path:?} does not match its recorded SHA-256"
-            )));
+            intact.insert(file.sha256);
         }
         Ok(None)
     }
 
-    /// The first run id that a table holds rows of without the run being there.
+    /// Hash versions 2 to 4: the run's metadata, then the bytes of each section it covers.
+    fn recompute_v2(&self, run_id: i64, sections: &[(&'static str, String)]) -> Result<String> {
+        let header = canonical::stored_header(&self.conn, run_id).map_err(|e| self.err(e))?;
+        canonical::run_hash_v2(&header, |table, hasher| {
+            let blob = sections
+                .iter()
+                .find(|(name, _)| *name == table)
+                .map(|(_, blob)| blob)
+                .expect("sections_break checked every covered section is there");
+            let mut reader = store::BlobReader::open(&self.conn, blob, false)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| self.format_err(format!("blob {blob} is not stored")))?;
+            std::io::copy(&mut reader, &mut HashWriter(hasher))
+                .map_err(|e| self.format_err(e.to_string()))?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::SnapshotFormat { message, .. } => self.format_err(message),
+            other => other,
+        })
+    }
+
+    /// The first run id that has sections without the run being there.
     fn first_orphaned_run(&self) -> Result<Option<(i64, String)>> {
-        for (table, _, _) in canonical::TABLES {
-            let orphan: Option<i64> = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT MIN(run_id) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"
-                    ),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.err(e))?;
-            if let Some(id) = orphan {
-                return Ok(Some((
-                    id,
-                    format!(
-                        "table {table} holds rows of it, but it is not in runs: a run was removed"
-                    ),
-                )));
-            }
-        }
-        Ok(None)
+        let orphan: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MIN(run_id) FROM run_sections WHERE run_id NOT IN (SELECT id FROM runs)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(orphan.map(|id| {
+            (
+                id,
+                "table run_sections holds rows of it, but it is not in runs: a run was removed"
+                    .to_string(),
+            )
+        }))
     }
 
     /// Hash version 1 (runs recorded before hash version 2): the run's as-of and its facts and
-    /// findings as serialised JSON, and the hash of each raw file's content.
+    /// findings as serialised JSON, and the hash of each raw file's content (checked against
+    /// the content before this).
     fn recompute_v1(&self, run: &RunMeta) -> Result<String> {
         let facts = self.facts(run.id)?;
         let findings = self.findings(run.id)?;
-        let raw_hashes: Vec<(String, String)> = self
-            .raw_files(run.id)?
-            .iter()
-            .map(|(p, bytes)| (p.clone(), sha256_hex(bytes)))
+        let raw_hashes: Vec<(String, String)> = sections::read_raw_list(&self.conn, run.id)
+            .map_err(|m| self.format_err(m))?
+            .into_iter()
+            .map(|f| (f.path, f.sha256))
             .collect();
         Ok(content_hash_v1(
             &run.prev_hash,
@@ -660,41 +683,16 @@ impl Snapshot {
         ))
     }
 
-    /// The first raw file of a run whose content does not hash to its `sha256` column.
-    fn first_mismatched_raw_file(&self, run_id: i64) -> Result<Option<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, sha256, content FROM raw_files WHERE run_id = ?1 ORDER BY path")
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([run_id]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let path: String = row.get(0).map_err(|e| self.err(e))?;
-            let recorded: String = row.get(1).map_err(|e| self.err(e))?;
-            let content: Vec<u8> = row.get(2).map_err(|e| self.err(e))?;
-            if sha256_hex(&content) != recorded {
-                return Ok(Some(path));
-            }
-        }
-        Ok(None)
-    }
-
     /// The facts stored for a run.
     pub fn facts(&self, run_id: i64) -> Result<Facts> {
-        read_facts(&self.conn, run_id, &self.path)
+        sections::read_facts(&self.conn, run_id).map_err(|m| self.format_err(m))
     }
 
-    /// The assessment stored with a run, its findings read from `findings`; `None` for a run
-    /// recorded before assessments were stored.
+    /// The assessment stored with a run, its findings read from its findings; `None` for a
+    /// run recorded before assessments were stored.
     pub fn assessment(&self, run_id: i64) -> Result<Option<Assessment>> {
-        let json: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT assessment_json FROM assessments WHERE run_id = ?1",
-                [run_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
+        let json =
+            sections::read_assessment_json(&self.conn, run_id).map_err(|m| self.format_err(m))?;
         let Some(json) = json else {
             return Ok(None);
         };
@@ -716,24 +714,29 @@ impl Snapshot {
 
     /// The findings stored for a run, in evaluation order.
     pub fn findings(&self, run_id: i64) -> Result<Vec<Finding>> {
-        read_findings(&self.conn, run_id).map_err(|e| self.err(e))
+        sections::read_findings(&self.conn, run_id).map_err(|m| self.format_err(m))
     }
 
     /// A run's CloudTrail usage aggregates, without the rest of its facts.
     pub fn usage(&self, run_id: i64) -> Result<(Vec<UsageBucket>, Vec<AuthWindow>)> {
-        read_usage(&self.conn, run_id).map_err(|e| self.err(e))
+        sections::read_usage(&self.conn, run_id).map_err(|m| self.format_err(m))
     }
 
-    /// The raw evidence files stored with a run, sorted by path.
-    pub fn raw_files(&self, run_id: i64) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT path, content FROM raw_files WHERE run_id = ?1 ORDER BY path")
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+    /// The raw evidence files stored with a run, by path.
+    pub fn raw_files(&self, run_id: i64) -> Result<Vec<RawEntry>> {
+        sections::read_raw_list(&self.conn, run_id).map_err(|m| self.format_err(m))
+    }
+
+    /// The bytes of a stored raw file, streamed.
+    pub fn open_raw(&self, file: &RawEntry) -> Result<impl std::io::Read + '_> {
+        store::BlobReader::open(&self.conn, &file.sha256, false)
             .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
+            .ok_or_else(|| {
+                self.format_err(format!(
+                    "raw file {:?} names blob {}, which is not stored",
+                    file.path, file.sha256
+                ))
+            })
     }
 
     /// A run's metadata.
@@ -742,6 +745,191 @@ impl Snapshot {
             .map_err(|e| self.err(e))?
             .ok_or_else(|| Error::Usage(format!("no run {run_id} in {}", self.path.display())))
     }
+}
+
+/// The raw evidence of a run streams from its snapshot into a bundle's `raw/`.
+impl crate::report::bundle::RawEvidence for (&Snapshot, &[RawEntry]) {
+    fn each_raw(
+        &self,
+        write: &mut dyn FnMut(&str, &mut dyn std::io::Read) -> Result<()>,
+    ) -> Result<()> {
+        let (snapshot, files) = *self;
+        for file in files {
+            write(&file.path, &mut snapshot.open_raw(file)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The name [`Snapshot::sections_of`] gives a section of no table credaudit knows.
+const UNKNOWN_SECTION: &str = "";
+
+/// Why a run's link to the chain is broken (its id out of sequence, its link to the previous
+/// run wrong), or `None`.
+fn link_break(index: usize, run: &RunMeta, prev: &str) -> Option<String> {
+    let expected_id = index as i64 + 1;
+    if run.id != expected_id {
+        return Some(if index == 0 {
+            format!(
+                "the chain starts at run {} instead of run 1: earlier runs were removed",
+                run.id
+            )
+        } else {
+            format!(
+                "run {expected_id} before it is missing (ids jump from {} to {}): a run was removed",
+                expected_id - 1,
+                run.id
+            )
+        });
+    }
+    (run.prev_hash != prev).then(|| "its link to the previous run does not match".into())
+}
+
+/// Why a run of hash `version` has the wrong set of sections: one of a table credaudit does not
+/// know, one of a table its version does not cover (added after it was recorded), or a
+/// covered one missing (from version 2 on every covered table has one).
+fn sections_break(version: i64, sections: &[(&'static str, String)]) -> Option<String> {
+    if let Some((_, name)) = sections.iter().find(|(table, _)| *table == UNKNOWN_SECTION) {
+        return Some(format!(
+            "it has a section {name:?} of no table credaudit knows"
+        ));
+    }
+    if let Some(table) =
+        canonical::uncovered(version).find(|t| sections.iter().any(|(s, _)| s == t))
+    {
+        return Some(format!(
+            "table {table} holds rows of it, which its hash version {version} does not cover: they were added after it was recorded"
+        ));
+    }
+    if version >= 2 {
+        let missing = canonical::TABLES
+            .iter()
+            .map(|(table, _, _)| *table)
+            .find(|table| {
+                canonical::covers(version, table) && !sections.iter().any(|(s, _)| s == table)
+            });
+        if let Some(table) = missing {
+            return Some(format!("its section {table} is missing"));
+        }
+    }
+    None
+}
+
+/// Feeds what is written into a hash.
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copies each spooled raw file into a blob (unless a blob of its bytes is stored already);
+/// gives the run's list of raw files.
+fn write_raw(tx: &Transaction, raw: &RawSpool, path: &Path) -> Result<Vec<RawEntry>> {
+    let wrap = |source| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut list = Vec::with_capacity(raw.files().len());
+    for file in raw.files() {
+        if !store::has_blob(tx, &file.sha256).map_err(wrap)? {
+            let mut writer = store::BlobWriter::new(tx);
+            let spooled = raw
+                .open(file)
+                .map_err(|e| Error::io(Path::new("<raw evidence spool>"), e))?;
+            std::io::copy(&mut { spooled }, &mut writer)
+                .map_err(|e| Error::io(Path::new("<raw evidence spool>"), e))?;
+            let (sha256, _) = writer.finish().map_err(wrap)?;
+            if sha256 != file.sha256 {
+                return Err(Error::SnapshotFormat {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "raw file {:?} changed in the spool before it was recorded",
+                        file.path
+                    ),
+                });
+            }
+        }
+        list.push(RawEntry {
+            path: file.path.clone(),
+            sha256: file.sha256.clone(),
+        });
+    }
+    Ok(list)
+}
+
+/// Records which blob holds each of the run's sections.
+fn insert_sections(
+    tx: &Transaction,
+    run_id: i64,
+    sections: &[(&'static str, String)],
+) -> rusqlite::Result<()> {
+    let mut insert =
+        tx.prepare_cached("INSERT INTO run_sections (run_id, name, blob) VALUES (?1, ?2, ?3)")?;
+    for (name, blob) in sections {
+        insert.execute(params![run_id, name, blob])?;
+    }
+    Ok(())
+}
+
+/// Inserts the run's row last: it carries the hash of its metadata and its sections (hash
+/// version 5). Gives the run as stored.
+fn insert_run(
+    tx: &Transaction,
+    path: &Path,
+    (run_id, prev_hash, status): (i64, &str, &str),
+    (recorded_at, as_of, source): (Timestamp, Timestamp, &str),
+    mut sections: Vec<(&'static str, String)>,
+) -> Result<RunMeta> {
+    let wrap = |source| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let order = |name: &str| canonical::TABLES.iter().position(|(t, _, _)| *t == name);
+    sections.sort_by_key(|(name, _)| order(name));
+    let header = vec![
+        Value::Text(prev_hash.to_string()),
+        Value::Integer(run_id),
+        Value::Text(ts(&recorded_at)),
+        Value::Text(ts(&as_of)),
+        Value::Text(source.to_string()),
+        Value::Text(env!("CARGO_PKG_VERSION").to_string()),
+        Value::Text(status.to_string()),
+        Value::Integer(canonical::HASH_VERSION),
+    ];
+    let content_hash = canonical::run_hash_v5(&header, &sections);
+    let placeholders = (1..=header.len() + 1)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tx.execute(
+        &format!(
+            "INSERT INTO runs ({}, content_hash) VALUES ({placeholders})",
+            canonical::RUN_COLUMNS.join(", ")
+        ),
+        params_from_iter(header.iter().chain([&Value::Text(content_hash)])),
+    )
+    .map_err(wrap)?;
+    // What verify will recompute from the stored row must be what was just hashed.
+    let stored_header = canonical::stored_header(tx, run_id).map_err(wrap)?;
+    let format_err = |message: String| Error::SnapshotFormat {
+        path: path.to_path_buf(),
+        message,
+    };
+    if stored_header != header {
+        return Err(format_err(format!(
+            "run {run_id} as stored does not hash to what was written"
+        )));
+    }
+    read_meta(tx, run_id)
+        .map_err(wrap)?
+        .ok_or_else(|| format_err("run vanished while being written".into()))
 }
 
 /// Hash version 1, kept so that runs recorded with it still verify: it covers the previous
@@ -835,14 +1023,6 @@ fn meta_from_row(r: &rusqlite::Row) -> rusqlite::Result<Result<RunMeta>> {
     }))
 }
 
-fn read_meta(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<RunMeta>> {
-    conn.query_row(&format!("{META_SELECT} WHERE id = ?1"), [run_id], |r| {
-        meta_from_row(r)
-    })
-    .optional()
-    .map(|o| o.and_then(|r| r.ok()))
-}
-
 fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -851,627 +1031,61 @@ fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
         })
 }
 
-fn parse_ts_opt(s: Option<String>) -> rusqlite::Result<Option<Timestamp>> {
-    s.as_deref().map(parse_ts).transpose()
-}
-
-fn json_err(e: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-}
-
-fn parse_enum<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T> {
-    s.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("unexpected value {s:?}").into(),
-        )
+fn read_meta(conn: &Connection, run_id: i64) -> rusqlite::Result<Option<RunMeta>> {
+    conn.query_row(&format!("{META_SELECT} WHERE id = ?1"), [run_id], |r| {
+        meta_from_row(r)
     })
-}
-
-fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO run_policy (run_id, policy_json) VALUES (?1, ?2)",
-        params![
-            run_id,
-            // Every rule option written out, in the stored layout (hash version 1 re-serialises
-            // the stored policy).
-            serde_json::to_string(
-                &RuleOptions::normalised(&facts.inventory.policy).map_err(json_err)?
-            )
-            .map_err(json_err)?
-        ],
-    )?;
-    write_observed(tx, run_id, facts)?;
-    write_declared(tx, run_id, facts)?;
-    write_owners(tx, run_id, facts)?;
-    write_events(tx, run_id, facts)?;
-    write_coverage(tx, run_id, facts)?;
-    write_usage_buckets(tx, run_id, facts)?;
-    write_auth_windows(tx, run_id, facts)?;
-    write_waivers(tx, run_id, facts)?;
-    write_users(tx, run_id, facts)?;
-    Ok(())
-}
-
-/// The observed credentials, in collection order.
-fn write_observed(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO observed_credentials (run_id, seq, id, kind, account, region, name, status, created_at,
-           last_rotated_at, last_used_at, last_used_region, last_used_service, rotation_enabled,
-           rotation_interval_days, schedule_expression, next_rotation_at, last_changed_at,
-           pending_version, tags_json, password_enabled)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-    )?;
-    for (seq, o) in facts.observed.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            o.id,
-            o.kind.as_str(),
-            o.account,
-            o.region,
-            o.name,
-            match o.status {
-                KeyStatus::Active => "active",
-                KeyStatus::Inactive => "inactive",
-            },
-            ts_opt(&o.created_at),
-            ts_opt(&o.last_rotated_at),
-            ts_opt(&o.last_used_at),
-            o.last_used_region,
-            o.last_used_service,
-            o.rotation_enabled,
-            o.rotation_interval_days,
-            o.schedule_expression,
-            ts_opt(&o.next_rotation_at),
-            ts_opt(&o.last_changed_at),
-            o.pending_version,
-            serde_json::to_string(&o.tags).map_err(json_err)?,
-            o.password_enabled,
-        ])?;
-    }
-    Ok(())
-}
-
-/// The declared credentials of the inventory, in file order.
-fn write_declared(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO declared_credentials (run_id, seq, id, kind, class, owner, consumers_json, automated,
-           interval_days, max_uses, account, description, line)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    for (seq, d) in facts.inventory.credentials.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            d.id,
-            d.kind.as_str(),
-            d.class.map(|c| c.as_str()),
-            d.owner,
-            serde_json::to_string(&d.consumers).map_err(json_err)?,
-            d.automated,
-            d.interval_days,
-            d.max_uses.map(|m| m as i64),
-            d.account,
-            d.description,
-            d.line as i64,
-        ])?;
-    }
-    Ok(())
-}
-
-/// The inventory's owners, in file order.
-fn write_owners(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO owners (run_id, seq, id, name, email, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (seq, o) in facts.inventory.owners.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            o.id,
-            o.name,
-            o.email,
-            o.status.as_str()
-        ])?;
-    }
-    Ok(())
-}
-
-/// The rotation events, in timeline order.
-fn write_events(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO rotation_events (run_id, seq, time, credential_id, type, trigger, fingerprint, details, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for (seq, e) in facts.events.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            ts(&e.time),
-            e.credential_id,
-            e.event_type.as_str(),
-            e.trigger.map(|t| t.as_str()),
-            e.fingerprint,
-            e.details,
-            e.source,
-        ])?;
-    }
-    Ok(())
-}
-
-/// What each collector read, per account, region and API.
-fn write_coverage(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO coverage (run_id, seq, account, region, api, ok, error, records)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    for (seq, c) in facts.coverage.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            c.account,
-            c.region,
-            c.api,
-            c.ok,
-            c.error,
-            c.records as i64
-        ])?;
-    }
-    Ok(())
-}
-
-/// The hourly CloudTrail usage buckets.
-fn write_usage_buckets(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO usage_buckets (run_id, credential_id, hour, calls, errors, auth_errors, detail_json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for u in &facts.usage {
-        let detail = UsageDetail {
-            source_ips: u.source_ips.clone(),
-            regions: u.regions.clone(),
-            operations: u.operations.clone(),
-            error_codes: u.error_codes.clone(),
-        };
-        stmt.execute(params![
-            run_id,
-            u.credential_id,
-            ts(&u.hour),
-            u.calls as i64,
-            u.errors as i64,
-            u.auth_errors as i64,
-            serde_json::to_string(&detail).map_err(json_err)?,
-        ])?;
-    }
-    Ok(())
-}
-
-/// The authentication-failure windows.
-fn write_auth_windows(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO auth_windows (run_id, credential_id, start, calls, auth_errors)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for w in &facts.auth_windows {
-        stmt.execute(params![
-            run_id,
-            w.credential_id,
-            ts(&w.start),
-            w.calls as i64,
-            w.auth_errors as i64
-        ])?;
-    }
-    Ok(())
-}
-
-/// The waivers, in file order.
-fn write_waivers(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO waivers (run_id, seq, rule, credential, reason, approver, ticket, expires, line)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for (seq, w) in facts.waivers.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            w.rule,
-            w.credential,
-            w.reason,
-            w.approver,
-            w.ticket,
-            ts(&w.expires),
-            w.line as i64
-        ])?;
-    }
-    Ok(())
-}
-
-/// The IAM users of the credential report.
-fn write_users(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {
-    // No statement without rows: the facts of a run without a credential report write as they
-    // did before the table existed (tests recreate older schemas with them).
-    if !facts.users.is_empty() {
-        let mut stmt = tx.prepare(
-            "INSERT INTO iam_users (run_id, seq, account, name, arn, created_at, password_enabled,
-               password_last_used_at, password_last_changed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for (seq, u) in facts.users.iter().enumerate() {
-            stmt.execute(params![
-                run_id,
-                seq as i64,
-                u.account,
-                u.name,
-                u.arn,
-                ts_opt(&u.created_at),
-                u.password_enabled,
-                ts_opt(&u.password_last_used_at),
-                ts_opt(&u.password_last_changed_at),
-            ])?;
-        }
-    }
-    Ok(())
-}
-
-/// A run's CloudTrail usage aggregates: hourly buckets and authentication-failure windows.
-fn read_usage(
-    conn: &Connection,
-    run_id: i64,
-) -> rusqlite::Result<(Vec<UsageBucket>, Vec<AuthWindow>)> {
-    let mut stmt = conn.prepare(
-        "SELECT credential_id, hour, calls, errors, auth_errors, detail_json
-         FROM usage_buckets WHERE run_id = ?1 ORDER BY credential_id, hour",
-    )?;
-    let usage = stmt
-        .query_map([run_id], |r| {
-            let detail: String = r.get(5)?;
-            let detail: UsageDetail = serde_json::from_str(&detail).map_err(json_err)?;
-            Ok(UsageBucket {
-                credential_id: r.get(0)?,
-                hour: parse_ts(&r.get::<_, String>(1)?)?,
-                calls: r.get::<_, i64>(2)? as u64,
-                errors: r.get::<_, i64>(3)? as u64,
-                auth_errors: r.get::<_, i64>(4)? as u64,
-                source_ips: detail.source_ips,
-                regions: detail.regions,
-                operations: detail.operations,
-                error_codes: detail.error_codes,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-
-    let mut stmt = conn.prepare(
-        "SELECT credential_id, start, calls, auth_errors
-         FROM auth_windows WHERE run_id = ?1 ORDER BY credential_id, start",
-    )?;
-    let auth_windows = stmt
-        .query_map([run_id], |r| {
-            Ok(AuthWindow {
-                credential_id: r.get(0)?,
-                start: parse_ts(&r.get::<_, String>(1)?)?,
-                calls: r.get::<_, i64>(2)? as u64,
-                auth_errors: r.get::<_, i64>(3)? as u64,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((usage, auth_windows))
-}
-
-/// The per-bucket maps, stored as one JSON column.
-#[derive(Serialize, serde::Deserialize)]
-struct UsageDetail {
-    source_ips: std::collections::BTreeMap<String, u64>,
-    regions: std::collections::BTreeMap<String, u64>,
-    operations: std::collections::BTreeMap<String, u64>,
-    error_codes: std::collections::BTreeMap<String, u64>,
-}
-
-fn read_facts(conn: &Connection, run_id: i64, path: &Path) -> Result<Facts> {
-    read_facts_inner(conn, run_id).map_err(|source| Error::Snapshot {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn read_facts_inner(conn: &Connection, run_id: i64) -> rusqlite::Result<Facts> {
-    let policy_json: String = conn.query_row(
-        "SELECT policy_json FROM run_policy WHERE run_id = ?1",
-        [run_id],
-        |r| r.get(0),
-    )?;
-    let policy: Policy = serde_json::from_str(&policy_json).map_err(json_err)?;
-    // Checks the rule options and fills those an older credaudit did not store with defaults.
-    let policy = RuleOptions::normalised(&policy).map_err(json_err)?;
-    let observed = read_observed(conn, run_id)?;
-    let credentials = read_declared(conn, run_id)?;
-    let owners = read_owners(conn, run_id)?;
-    let events = read_events(conn, run_id)?;
-    let coverage = read_coverage(conn, run_id)?;
-    let (usage, auth_windows) = read_usage(conn, run_id)?;
-    let waivers = read_waivers(conn, run_id)?;
-    let users = read_users(conn, run_id)?;
-
-    Ok(Facts {
-        users,
-        waivers,
-        usage,
-        auth_windows,
-        inventory: Inventory {
-            policy,
-            owners,
-            credentials,
-        },
-        observed,
-        events,
-        coverage,
-    })
-}
-
-/// The observed credentials of a run, in collection order.
-fn read_observed(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<ObservedCredential>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, kind, account, region, name, status, created_at, last_rotated_at, last_used_at,
-           last_used_region, last_used_service, rotation_enabled, rotation_interval_days,
-           schedule_expression, next_rotation_at, last_changed_at, pending_version, tags_json,
-           password_enabled
-         FROM observed_credentials WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let observed = stmt
-        .query_map([run_id], |r| {
-            let kind: String = r.get(1)?;
-            let status: String = r.get(5)?;
-            let tags: String = r.get(17)?;
-            Ok(ObservedCredential {
-                id: r.get(0)?,
-                kind: parse_enum(&kind)?,
-                account: r.get(2)?,
-                region: r.get(3)?,
-                name: r.get(4)?,
-                status: if status == "inactive" {
-                    KeyStatus::Inactive
-                } else {
-                    KeyStatus::Active
-                },
-                created_at: parse_ts_opt(r.get(6)?)?,
-                last_rotated_at: parse_ts_opt(r.get(7)?)?,
-                last_used_at: parse_ts_opt(r.get(8)?)?,
-                last_used_region: r.get(9)?,
-                last_used_service: r.get(10)?,
-                rotation_enabled: r.get(11)?,
-                rotation_interval_days: r.get(12)?,
-                schedule_expression: r.get(13)?,
-                next_rotation_at: parse_ts_opt(r.get(14)?)?,
-                last_changed_at: parse_ts_opt(r.get(15)?)?,
-                pending_version: r.get(16)?,
-                tags: serde_json::from_str(&tags).map_err(json_err)?,
-                password_enabled: r.get(18)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(observed)
-}
-
-/// The declared credentials of a run's inventory, in file order.
-fn read_declared(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<DeclaredCredential>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, kind, class, owner, consumers_json, automated, interval_days, max_uses, account,
-           description, line
-         FROM declared_credentials WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let credentials = stmt
-        .query_map([run_id], |r| {
-            let kind: String = r.get(1)?;
-            let class: Option<String> = r.get(2)?;
-            let consumers: String = r.get(4)?;
-            let max_uses: Option<i64> = r.get(7)?;
-            let line: i64 = r.get(10)?;
-            Ok(DeclaredCredential {
-                id: r.get(0)?,
-                kind: parse_enum(&kind)?,
-                class: class.as_deref().map(parse_enum).transpose()?,
-                owner: r.get(3)?,
-                consumers: serde_json::from_str(&consumers).map_err(json_err)?,
-                automated: r.get(5)?,
-                interval_days: r.get(6)?,
-                max_uses: max_uses.map(|m| m as u64),
-                account: r.get(8)?,
-                description: r.get(9)?,
-                line: line as usize,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(credentials)
-}
-
-/// The owners of a run's inventory, in file order.
-fn read_owners(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Owner>> {
-    let mut stmt =
-        conn.prepare("SELECT id, name, email, status FROM owners WHERE run_id = ?1 ORDER BY seq")?;
-    let owners = stmt
-        .query_map([run_id], |r| {
-            let status: String = r.get(3)?;
-            Ok(Owner {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                email: r.get(2)?,
-                status: if status == "departed" {
-                    OwnerStatus::Departed
-                } else {
-                    OwnerStatus::Active
-                },
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(owners)
-}
-
-/// The rotation events of a run, in timeline order.
-fn read_events(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<RotationEvent>> {
-    let mut stmt = conn.prepare(
-        "SELECT time, credential_id, type, trigger, fingerprint, details, source
-         FROM rotation_events WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let events = stmt
-        .query_map([run_id], |r| {
-            let event_type: String = r.get(2)?;
-            let trigger: Option<String> = r.get(3)?;
-            Ok(RotationEvent {
-                time: parse_ts(&r.get::<_, String>(0)?)?,
-                credential_id: r.get(1)?,
-                event_type: parse_enum(&event_type)?,
-                trigger: trigger.as_deref().map(parse_enum).transpose()?,
-                fingerprint: r.get(4)?,
-                details: r.get(5)?,
-                source: r.get(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(events)
-}
-
-/// What each collector of a run read.
-fn read_coverage(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<CoverageEntry>> {
-    let mut stmt = conn.prepare(
-        "SELECT account, region, api, ok, error, records FROM coverage WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let coverage = stmt
-        .query_map([run_id], |r| {
-            let records: i64 = r.get(5)?;
-            Ok(CoverageEntry {
-                account: r.get(0)?,
-                region: r.get(1)?,
-                api: r.get(2)?,
-                ok: r.get(3)?,
-                error: r.get(4)?,
-                records: records as u64,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(coverage)
-}
-
-/// The waivers of a run, in file order.
-fn read_waivers(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Waiver>> {
-    let mut stmt = conn.prepare(
-        "SELECT rule, credential, reason, approver, ticket, expires, line
-         FROM waivers WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let waivers = stmt
-        .query_map([run_id], |r| {
-            Ok(Waiver {
-                rule: r.get(0)?,
-                credential: r.get(1)?,
-                reason: r.get(2)?,
-                approver: r.get(3)?,
-                ticket: r.get(4)?,
-                expires: parse_ts(&r.get::<_, String>(5)?)?,
-                line: r.get::<_, i64>(6)? as usize,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(waivers)
-}
-
-/// The IAM users of a run's credential report.
-fn read_users(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<IamUser>> {
-    let mut stmt = conn.prepare(
-        "SELECT account, name, arn, created_at, password_enabled, password_last_used_at,
-           password_last_changed_at
-         FROM iam_users WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    let users = stmt
-        .query_map([run_id], |r| {
-            Ok(IamUser {
-                account: r.get(0)?,
-                name: r.get(1)?,
-                arn: r.get(2)?,
-                created_at: parse_ts_opt(r.get(3)?)?,
-                password_enabled: r.get(4)?,
-                password_last_used_at: parse_ts_opt(r.get(5)?)?,
-                password_last_changed_at: parse_ts_opt(r.get(6)?)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(users)
-}
-
-fn write_raw(tx: &Transaction, run_id: i64, raw: &[(String, Vec<u8>)]) -> rusqlite::Result<()> {
-    let mut stmt = tx
-        .prepare("INSERT INTO raw_files (run_id, path, sha256, content) VALUES (?1, ?2, ?3, ?4)")?;
-    for (path, bytes) in raw {
-        stmt.execute(params![run_id, path, sha256_hex(bytes), bytes])?;
-    }
-    Ok(())
-}
-
-fn write_findings(tx: &Transaction, run_id: i64, findings: &[Finding]) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO findings (run_id, seq, fingerprint, rule, severity, credential, kind, account, region, owner, message, evidence_json, waiver_json, principal)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
-    for (seq, f) in findings.iter().enumerate() {
-        stmt.execute(params![
-            run_id,
-            seq as i64,
-            f.fingerprint(),
-            f.rule,
-            f.severity.as_str(),
-            f.credential,
-            f.kind.as_str(),
-            f.account,
-            f.region,
-            f.owner,
-            f.message,
-            serde_json::to_string(&f.evidence).map_err(json_err)?,
-            f.waiver
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(json_err)?,
-            f.principal,
-        ])?;
-    }
-    Ok(())
-}
-
-fn read_findings(conn: &Connection, run_id: i64) -> rusqlite::Result<Vec<Finding>> {
-    let mut stmt = conn.prepare(
-        "SELECT rule, severity, credential, kind, account, region, owner, message, evidence_json,
-           waiver_json, principal
-         FROM findings WHERE run_id = ?1 ORDER BY seq",
-    )?;
-    stmt.query_map([run_id], |r| {
-        let severity: String = r.get(1)?;
-        let kind: String = r.get(3)?;
-        let evidence: String = r.get(8)?;
-        let waiver: Option<String> = r.get(9)?;
-        Ok(Finding {
-            rule: r.get(0)?,
-            severity: parse_enum(&severity)?,
-            credential: r.get(2)?,
-            kind: parse_enum(&kind)?,
-            account: r.get(4)?,
-            region: r.get(5)?,
-            owner: r.get(6)?,
-            principal: r.get(10)?,
-            message: r.get(7)?,
-            evidence: serde_json::from_str(&evidence).map_err(json_err)?,
-            waiver: waiver
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(json_err)?,
-        })
-    })?
-    .collect()
+    .optional()
+    .map(|o| o.and_then(|r| r.ok()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::testkit;
+    use crate::model::IamUser;
+    use crate::rules::{RuleOptions, testkit};
+
+    fn spool(files: &[(&str, &[u8])]) -> RawSpool {
+        let mut spool = RawSpool::new();
+        for (path, bytes) in files {
+            spool.add(*path, bytes).unwrap();
+        }
+        spool
+    }
+
+    fn no_raw() -> RawSpool {
+        RawSpool::new()
+    }
+
+    /// Rewrites run `run_id`'s facts with `change` as someone with write access could: new
+    /// blobs for the sections that change, the run pointed at them, the guards put back.
+    fn tamper_facts(conn: &Connection, run_id: i64, change: impl FnOnce(&mut Facts)) {
+        let mut facts = sections::read_facts(conn, run_id).unwrap();
+        change(&mut facts);
+        let rewritten = sections::write_facts(conn, &facts).unwrap();
+        repoint(conn, run_id, &rewritten);
+    }
+
+    /// Points run `run_id`'s sections at other blobs, past the append-only guard.
+    fn repoint(conn: &Connection, run_id: i64, sections: &[(&str, String)]) {
+        conn.execute_batch("DROP TRIGGER run_sections_no_update")
+            .unwrap();
+        for (name, blob) in sections {
+            conn.execute(
+                "UPDATE run_sections SET blob = ?3 WHERE run_id = ?1 AND name = ?2",
+                params![run_id, name, blob],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            schema::MIGRATIONS[5]
+                .sql
+                .lines()
+                .find(|l| l.contains("run_sections_no_update"))
+                .unwrap(),
+        )
+        .unwrap();
+    }
 
     fn sample_facts() -> Facts {
         let k = testkit::key("AKIATEST000000000001", "svc", 3);
@@ -1519,8 +1133,8 @@ mod tests {
                 "test",
                 testkit::as_of(),
                 testkit::as_of(),
-                &facts,
-                &[],
+                facts.clone(),
+                &no_raw(),
                 |f| crate::rules::evaluate(f, testkit::as_of()),
             )
             .unwrap();
@@ -1533,8 +1147,8 @@ mod tests {
                 "test",
                 testkit::as_of(),
                 testkit::as_of(),
-                &facts,
-                &[],
+                facts.clone(),
+                &no_raw(),
                 |_| vec![],
             )
             .unwrap();
@@ -1552,13 +1166,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let mut snap = Snapshot::open(&path).unwrap();
-        let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
+        let raw = spool(&[("aws/a.json", b"{}")]);
         let (_, _, findings) = snap
             .record_run(
                 "test",
                 testkit::as_of(),
                 testkit::as_of(),
-                &sample_facts(),
+                sample_facts(),
                 &raw,
                 |f| {
                     let mut f = f.clone();
@@ -1569,11 +1183,14 @@ mod tests {
             .unwrap();
         assert!(!findings.is_empty());
         for sql in [
-            "DELETE FROM raw_files",
+            "DELETE FROM chunks",
+            "UPDATE chunks SET size = 0",
+            "DELETE FROM blobs",
+            "UPDATE blobs SET size = 0",
             "UPDATE runs SET status = 'partial'",
             "DELETE FROM runs",
-            "UPDATE observed_credentials SET id = 'x'",
-            "DELETE FROM findings",
+            "UPDATE run_sections SET blob = 'x'",
+            "DELETE FROM run_sections",
         ] {
             let err = snap.conn.execute(sql, []).unwrap_err().to_string();
             assert!(err.contains("append-only"), "{sql}: {err}");
@@ -1589,22 +1206,19 @@ mod tests {
             "ok",
             testkit::as_of(),
             testkit::as_of(),
-            &sample_facts(),
-            &[],
+            sample_facts(),
+            &no_raw(),
             |_| vec![],
         )
         .unwrap();
         // The same raw path twice violates the primary key halfway through the write.
-        let raw = vec![
-            ("a.json".to_string(), b"{}".to_vec()),
-            ("a.json".to_string(), b"[]".to_vec()),
-        ];
+        let raw = spool(&[("a.json", b"{}"), ("a.json", b"[]")]);
         assert!(
             snap.record_run(
                 "broken",
                 testkit::as_of(),
                 testkit::as_of(),
-                &sample_facts(),
+                sample_facts(),
                 &raw,
                 |_| vec![]
             )
@@ -1614,12 +1228,14 @@ mod tests {
         let orphans: i64 = snap
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM observed_credentials WHERE run_id = 2",
+                "SELECT COUNT(*) FROM run_sections WHERE run_id = 2",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
         assert_eq!(orphans, 0);
+        // The raw file's blob went with the run.
+        assert!(!store::has_blob(&snap.conn, &crate::model::sha256_hex(b"[]")).unwrap());
     }
 
     #[test]
@@ -1632,8 +1248,8 @@ mod tests {
                 "t",
                 testkit::as_of(),
                 testkit::as_of(),
-                &sample_facts(),
-                &[],
+                sample_facts(),
+                &no_raw(),
                 |f| {
                     let mut f = f.clone();
                     f.inventory.credentials.clear();
@@ -1643,13 +1259,13 @@ mod tests {
             .unwrap();
         }
         assert_eq!(snap.verify_chain().unwrap().first_broken, None);
-        // Someone with write access drops the guard and rewrites history in run 2.
-        snap.conn
-            .execute_batch(
-                "DROP TRIGGER findings_no_update;
-                 UPDATE findings SET severity = 'low' WHERE run_id = 2;",
-            )
-            .unwrap();
+        // Someone with write access rewrites history in run 2: its findings downgraded.
+        let mut findings = snap.findings(2).unwrap();
+        for f in &mut findings {
+            f.severity = crate::model::Severity::Low;
+        }
+        let blob = sections::write_findings(&snap.conn, &findings).unwrap();
+        repoint(&snap.conn, 2, &[("findings", blob)]);
         let report = snap.verify_chain().unwrap();
         assert_eq!(report.runs, 3);
         assert_eq!(report.first_broken.map(|(id, _)| id), Some(2));
@@ -1702,8 +1318,8 @@ mod tests {
             "new",
             testkit::as_of(),
             testkit::as_of(),
-            &sample_facts(),
-            &[],
+            sample_facts(),
+            &no_raw(),
             |_| vec![],
         )
         .unwrap();
@@ -1721,10 +1337,9 @@ mod tests {
 
         // Version 1 still catches changed facts.
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "DROP TRIGGER owners_no_update; UPDATE owners SET email = 'x@example.com' WHERE run_id = 2;",
-        )
-        .unwrap();
+        tamper_facts(&conn, 2, |f| {
+            f.inventory.owners[0].email = Some("x@example.com".into())
+        });
         let snap = Snapshot::open_existing(&path).unwrap();
         assert_eq!(
             snap.verify_chain().unwrap().first_broken.map(|(id, _)| id),
@@ -1742,8 +1357,8 @@ mod tests {
                 "t",
                 testkit::as_of(),
                 testkit::as_of(),
-                &sample_facts(),
-                &[],
+                sample_facts(),
+                &no_raw(),
                 |_| vec![],
             )
             .unwrap();
@@ -1760,20 +1375,35 @@ mod tests {
 
     #[test]
     fn run_metadata_and_raw_files_are_in_the_hash() {
+        let deflated_zero = {
+            use std::io::Write;
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b"[]").unwrap();
+            hex(&e.finish().unwrap())
+        };
+        let raw_chunk = sha256_of(b"{}");
         let tampering = [
-            "UPDATE runs SET source = 'export:elsewhere' WHERE id = 2",
-            "UPDATE runs SET recorded_at = '2020-01-01T00:00:00Z' WHERE id = 2",
-            "UPDATE runs SET tool_version = '9.9.9' WHERE id = 2",
-            "UPDATE runs SET status = 'partial' WHERE id = 2",
-            "UPDATE raw_files SET content = x'00' WHERE run_id = 2",
-            "UPDATE raw_files SET sha256 = 'ab', content = x'00' WHERE run_id = 2",
-            "UPDATE usage_buckets SET calls = calls + 1 WHERE run_id = 2",
+            ("UPDATE runs SET source = 'export:elsewhere' WHERE id = 2".to_string(), 2),
+            ("UPDATE runs SET recorded_at = '2020-01-01T00:00:00Z' WHERE id = 2".into(), 2),
+            ("UPDATE runs SET tool_version = '9.9.9' WHERE id = 2".into(), 2),
+            ("UPDATE runs SET status = 'partial' WHERE id = 2".into(), 2),
+            // The raw file's bytes are shared by both runs: the first breaks.
+            (format!("UPDATE chunks SET data = x'{deflated_zero}' WHERE sha256 = '{raw_chunk}'"), 1),
+            (format!("UPDATE chunks SET sha256 = 'ab' WHERE sha256 = '{raw_chunk}'"), 1),
+            (format!("UPDATE chunks SET size = 3 WHERE sha256 = '{raw_chunk}'"), 1),
+            (format!("UPDATE blobs SET size = 3 WHERE sha256 = '{raw_chunk}'"), 1),
+            (format!("UPDATE blobs SET chunks = x'' WHERE sha256 = '{raw_chunk}'"), 1),
+            // A section pointed at another blob, or renamed.
+            ("UPDATE run_sections SET blob = (SELECT blob FROM run_sections WHERE run_id = 2 AND name = 'waivers') WHERE run_id = 2 AND name = 'owners'".into(), 2),
+            ("UPDATE run_sections SET name = 'extra' WHERE run_id = 2 AND name = 'waivers'".into(), 2),
+            ("DELETE FROM run_sections WHERE run_id = 2 AND name = 'waivers'".into(), 2),
         ];
-        for sql in tampering {
+        for (sql, broken_run) in tampering {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("s.db");
             let mut snap = Snapshot::open(&path).unwrap();
-            let raw = vec![("aws/a.json".to_string(), b"{}".to_vec())];
+            let raw = spool(&[("aws/a.json", b"{}")]);
             let mut facts = sample_facts();
             facts.usage = vec![UsageBucket {
                 credential_id: "AKIATEST000000000001".into(),
@@ -1786,7 +1416,7 @@ mod tests {
                     "t",
                     testkit::as_of(),
                     testkit::as_of(),
-                    &facts,
+                    facts.clone(),
                     &raw,
                     |_| vec![],
                 )
@@ -1795,13 +1425,43 @@ mod tests {
             assert_eq!(snap.verify_chain().unwrap().first_broken, None);
             snap.conn
                 .execute_batch(
-                    "DROP TRIGGER runs_no_update; DROP TRIGGER raw_no_update; DROP TRIGGER usage_no_update;",
+                    "DROP TRIGGER runs_no_update; DROP TRIGGER chunks_no_update;
+                     DROP TRIGGER blobs_no_update; DROP TRIGGER run_sections_no_update;
+                     DROP TRIGGER run_sections_no_delete;",
                 )
                 .unwrap();
-            snap.conn.execute(sql, []).unwrap();
+            assert_eq!(snap.conn.execute(&sql, []).unwrap(), 1, "{sql}");
             let broken = snap.verify_chain().unwrap().first_broken;
-            assert_eq!(broken.map(|(id, _)| id), Some(2), "{sql}");
+            assert_eq!(broken.map(|(id, _)| id), Some(broken_run), "{sql}");
         }
+        // Usage rewritten in run 2 alone.
+        let dir = tempfile::tempdir().unwrap();
+        let mut snap = Snapshot::open(&dir.path().join("s.db")).unwrap();
+        let mut facts = sample_facts();
+        facts.usage = vec![UsageBucket {
+            credential_id: "AKIATEST000000000001".into(),
+            hour: testkit::as_of(),
+            calls: 1,
+            ..Default::default()
+        }];
+        for _ in 0..2 {
+            snap.record_run(
+                "t",
+                testkit::as_of(),
+                testkit::as_of(),
+                facts.clone(),
+                &no_raw(),
+                |_| vec![],
+            )
+            .unwrap();
+        }
+        tamper_facts(&snap.conn, 2, |f| f.usage[0].calls += 1);
+        let broken = snap.verify_chain().unwrap().first_broken;
+        assert_eq!(broken.map(|(id, _)| id), Some(2));
+    }
+
+    fn sha256_of(bytes: &[u8]) -> String {
+        crate::model::sha256_hex(bytes)
     }
 
     fn assess(facts: &Facts) -> Assessment {
@@ -1822,9 +1482,14 @@ mod tests {
         let mut facts = sample_facts();
         facts.inventory.credentials.clear();
         let (run, _, recorded) = snap
-            .record_run("t", testkit::as_of(), testkit::as_of(), &facts, &[], |f| {
-                assess(f)
-            })
+            .record_run(
+                "t",
+                testkit::as_of(),
+                testkit::as_of(),
+                facts.clone(),
+                &no_raw(),
+                assess,
+            )
             .unwrap();
         assert!(!recorded.findings.is_empty());
         let stored = snap.assessment(run.id).unwrap().unwrap();
@@ -1833,23 +1498,29 @@ mod tests {
         assert_eq!(snap.verify_chain().unwrap().first_broken, None);
         // A run recorded with findings only has no assessment.
         let (old, _, _) = snap
-            .record_run("t", testkit::as_of(), testkit::as_of(), &facts, &[], |_| {
-                Vec::<Finding>::new()
-            })
+            .record_run(
+                "t",
+                testkit::as_of(),
+                testkit::as_of(),
+                facts,
+                &no_raw(),
+                |_| Vec::<Finding>::new(),
+            )
             .unwrap();
         assert_eq!(snap.assessment(old.id).unwrap(), None);
         // Rewriting a stored assessment breaks the chain at its run.
-        snap.conn
-            .execute_batch(
-                "DROP TRIGGER assessments_no_update;
-                 UPDATE assessments SET assessment_json = replace(assessment_json, '\"fail\"', '\"pass\"') WHERE run_id = 1;",
-            )
+        let json = sections::read_assessment_json(&snap.conn, 1)
+            .unwrap()
             .unwrap();
+        let passed = json.replace("\"fail\"", "\"pass\"");
+        assert_ne!(json, passed);
+        let blob = sections::write_assessment(&snap.conn, Some(&passed)).unwrap();
+        repoint(&snap.conn, 1, &[("assessments", blob)]);
         let (id, _) = snap.verify_chain().unwrap().first_broken.unwrap();
         assert_eq!(id, 1);
         let err = snap
             .conn
-            .execute("DELETE FROM assessments", [])
+            .execute("DELETE FROM run_sections WHERE name = 'assessments'", [])
             .unwrap_err()
             .to_string();
         assert!(err.contains("append-only"), "{err}");
@@ -1868,8 +1539,8 @@ mod tests {
                 "new",
                 testkit::as_of(),
                 testkit::as_of(),
-                &sample_facts(),
-                &[],
+                sample_facts(),
+                &no_raw(),
                 assess,
             )
             .unwrap();
@@ -1898,13 +1569,13 @@ mod tests {
     /// `tool_version` wrote it.
     fn old_schema_snapshot(path: &Path, schema: usize, hash_version: i64, tool_version: &str) {
         let mut conn = Connection::open(path).unwrap();
-        for sql in &schema::MIGRATIONS[..schema] {
-            conn.execute_batch(sql).unwrap();
+        for migration in &schema::MIGRATIONS[..schema] {
+            migration.apply(&conn).unwrap();
         }
         conn.pragma_update(None, "user_version", schema as i64)
             .unwrap();
         let tx = conn.transaction().unwrap();
-        write_facts(&tx, 1, &facts_without_users()).unwrap();
+        legacy::write_facts(&tx, 1, &facts_without_users()).unwrap();
         let header = vec![
             Value::Text(String::new()),
             Value::Integer(1),
@@ -1915,7 +1586,7 @@ mod tests {
             Value::Text("complete".into()),
             Value::Integer(hash_version),
         ];
-        let hash = canonical::run_hash(&tx, 1, &header).unwrap();
+        let hash = canonical::run_hash_of_tables(&tx, 1, &header);
         tx.execute(
             &format!(
                 "INSERT INTO runs ({}, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1939,8 +1610,8 @@ mod tests {
                 "new",
                 testkit::as_of(),
                 testkit::as_of(),
-                &facts,
-                &[],
+                facts.clone(),
+                &no_raw(),
                 assess,
             )
             .unwrap();
@@ -1950,23 +1621,20 @@ mod tests {
         );
         assert_eq!(snap.facts(run.id).unwrap().users, facts.users);
         assert_eq!(snap.facts(1).unwrap().users, []);
-        assert_eq!(hash_versions(&snap), [3, 4]);
-        assert_eq!(canonical::HASH_VERSION, 4);
+        assert_eq!(hash_versions(&snap), [3, 5]);
+        assert_eq!(canonical::HASH_VERSION, 5);
         assert_eq!(snap.verify_chain().unwrap().first_broken, None);
         let err = snap
             .conn
-            .execute("DELETE FROM iam_users", [])
+            .execute("DELETE FROM run_sections WHERE name = 'iam_users'", [])
             .unwrap_err()
             .to_string();
         assert!(err.contains("append-only"), "{err}");
 
         // Rewriting a stored user breaks the chain at its run.
-        snap.conn
-            .execute_batch(
-                "DROP TRIGGER iam_users_no_update;
-                 UPDATE iam_users SET password_last_used_at = '2026-10-31T00:00:00Z' WHERE run_id = 2;",
-            )
-            .unwrap();
+        tamper_facts(&snap.conn, 2, |f| {
+            f.users[0].password_last_used_at = Some(testkit::days_ago(1))
+        });
         let (id, _) = snap.verify_chain().unwrap().first_broken.unwrap();
         assert_eq!(id, 2);
 
@@ -1976,11 +1644,18 @@ mod tests {
         version_3_snapshot(&path);
         let snap = Snapshot::open(&path).unwrap();
         assert_eq!(snap.verify_chain().unwrap().first_broken, None);
+        let mut mallory = sample_facts();
+        mallory.users.truncate(1);
+        let users = sections::write_facts(&snap.conn, &mallory)
+            .unwrap()
+            .into_iter()
+            .find(|(name, _)| *name == "iam_users")
+            .unwrap()
+            .1;
         snap.conn
             .execute(
-                "INSERT INTO iam_users (run_id, seq, account, name, arn, password_enabled)
-                 VALUES (1, 0, '111122223333', 'mallory', 'arn:aws:iam::111122223333:user/mallory', 1)",
-                [],
+                "INSERT INTO run_sections (run_id, name, blob) VALUES (1, 'iam_users', ?1)",
+                [users],
             )
             .unwrap();
         let (id, why) = snap.verify_chain().unwrap().first_broken.unwrap();

@@ -6,9 +6,32 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+/// One schema migration: its SQL and, for one that moves data, the step that does it after the
+/// SQL, in the same transaction.
+pub struct Migration {
+    pub sql: &'static str,
+    pub convert: Option<fn(&Connection) -> rusqlite::Result<()>>,
+}
+
+impl Migration {
+    const fn sql(sql: &'static str) -> Self {
+        Migration { sql, convert: None }
+    }
+
+    /// Applies the migration to `conn` (the caller holds the transaction).
+    pub fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(self.sql)?;
+        match self.convert {
+            Some(convert) => convert(conn),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Migrations in order; index + 1 is the schema version each one produces.
-pub const MIGRATIONS: &[&str] = &[
-    r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::sql(
+        r#"
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY,
     recorded_at   TEXT NOT NULL,
@@ -151,8 +174,10 @@ CREATE TABLE raw_files (
     content  BLOB NOT NULL,
     PRIMARY KEY (run_id, path)
 );
-"#, // Runs are append-only: no table of a run may be updated or deleted.
-    r#"
+"#,
+    ), // Runs are append-only: no table of a run may be updated or deleted.
+    Migration::sql(
+        r#"
 CREATE TRIGGER runs_no_update BEFORE UPDATE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER run_policy_no_update BEFORE UPDATE ON run_policy BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
@@ -177,27 +202,33 @@ CREATE TRIGGER waivers_no_delete BEFORE DELETE ON waivers BEGIN SELECT RAISE(ABO
 CREATE TRIGGER raw_no_update BEFORE UPDATE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER raw_no_delete BEFORE DELETE ON raw_files BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER findings_no_delete BEFORE DELETE ON findings BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
-"#, // Which algorithm chained a run: 1 (serialised facts, before this migration) or 2 (the
+"#,
+    ), // Which algorithm chained a run: 1 (serialised facts, before this migration) or 2 (the
     // run's metadata and stored rows, see `canonical`). Adding a column recreates nothing, so
     // the append-only triggers above stay as they are. Findings name their principal (the IAM
     // user, the root user or the secret's name); runs before this have none.
-    r#"
+    Migration::sql(
+        r#"
 ALTER TABLE runs ADD COLUMN hash_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE findings ADD COLUMN principal TEXT;
-"#, // The assessment of a run (sources had, rules run and not run, control results, plan), as
+"#,
+    ), // The assessment of a run (sources had, rules run and not run, control results, plan), as
     // JSON; its findings stay in `findings`. Runs before this have none. Hashed from hash
     // version 3 on.
-    r#"
+    Migration::sql(
+        r#"
 CREATE TABLE assessments (
     run_id           INTEGER PRIMARY KEY,
     assessment_json  TEXT NOT NULL
 );
 CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
-"#, // The IAM users of the credential report (console password, its last use and change, the
+"#,
+    ), // The IAM users of the credential report (console password, its last use and change, the
     // user's creation), which CIS 1.11 and 1.12 judge. Runs before this have none. Hashed from
     // hash version 4 on.
-    r#"
+    Migration::sql(
+        r#"
 CREATE TABLE iam_users (
     run_id                    INTEGER NOT NULL,
     seq                       INTEGER NOT NULL,
@@ -213,6 +244,40 @@ CREATE TABLE iam_users (
 CREATE TRIGGER iam_users_no_update BEFORE UPDATE ON iam_users BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 CREATE TRIGGER iam_users_no_delete BEFORE DELETE ON iam_users BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
 "#,
+    ), // Content-addressed runs: every table of a run becomes one section (its canonical stream,
+    // see `canonical`), stored as a blob, and raw files are blobs too. A blob is cut into
+    // chunks by content; a chunk is stored once, deflated, under the SHA-256 of its bytes, and
+    // a blob lists its chunk ids (8 bytes big-endian each). A run refers to its sections by
+    // hash, so an unchanged table costs one row. The conversion writes every stored run's
+    // tables as sections (byte for byte what hash versions 2 to 4 hashed) and drops the tables.
+    Migration {
+        sql: r#"
+CREATE TABLE chunks (
+    id      INTEGER PRIMARY KEY,
+    sha256  TEXT NOT NULL UNIQUE,
+    size    INTEGER NOT NULL,
+    data    BLOB NOT NULL
+);
+CREATE TABLE blobs (
+    sha256  TEXT PRIMARY KEY,
+    size    INTEGER NOT NULL,
+    chunks  BLOB NOT NULL
+);
+CREATE TABLE run_sections (
+    run_id  INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    blob    TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TRIGGER chunks_no_update BEFORE UPDATE ON chunks BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER chunks_no_delete BEFORE DELETE ON chunks BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER run_sections_no_update BEFORE UPDATE ON run_sections BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+CREATE TRIGGER run_sections_no_delete BEFORE DELETE ON run_sections BEGIN SELECT RAISE(ABORT, 'runs are append-only'); END;
+"#,
+        convert: Some(super::sections::convert_tables),
+    },
 ];
 
 /// The schema objects of a database, keyed by (type, name), with their table and SQL text.
@@ -254,8 +319,8 @@ pub fn objects(conn: &Connection) -> rusqlite::Result<Objects> {
 /// The objects the first `version` migrations produce, built in a fresh in-memory database.
 pub fn expected(version: usize) -> rusqlite::Result<Objects> {
     let conn = Connection::open_in_memory()?;
-    for sql in MIGRATIONS.iter().take(version) {
-        conn.execute_batch(sql)?;
+    for migration in MIGRATIONS.iter().take(version) {
+        migration.apply(&conn)?;
     }
     objects(&conn)
 }
@@ -295,8 +360,8 @@ mod tests {
             assert_eq!(compare(&wanted, &wanted), vec![], "version {version}");
         }
         let conn = Connection::open_in_memory().unwrap();
-        for sql in MIGRATIONS {
-            conn.execute_batch(sql).unwrap();
+        for migration in MIGRATIONS {
+            migration.apply(&conn).unwrap();
         }
         conn.execute_batch(
             "DROP TRIGGER runs_no_delete;
