@@ -18,11 +18,23 @@ use crate::model::{CredentialKind, Facts, Finding, IamUser, KeyStatus, OwnerStat
 use crate::plan::{self, Plan, PlanConfig};
 use crate::rules::{RULES, Source};
 
-/// Version of the stored assessment's JSON shape; bumped on any incompatible change.
-pub const ASSESSMENT_VERSION: u32 = 1;
+/// Version of the stored assessment's JSON shape; bumped on any incompatible change. Version 2
+/// stores no `scope`, `console_passwords` or `credentials` (see [`Assessment::restore`]);
+/// version 1 stored them, and reads as version 2 does.
+pub const ASSESSMENT_VERSION: u32 = 2;
+
+/// The stored assessment versions this credaudit reads.
+pub const READS_VERSIONS: [u32; 2] = [1, ASSESSMENT_VERSION];
 
 /// Everything one evaluation of a run concluded. Stored with the run (the findings in their own
 /// table, the rest as JSON), so every report renders what was assessed.
+///
+/// What the run's facts say as of its as-of without judging anything (the credentials in
+/// scope, the console passwords, the reconciled inventory) is not stored a second time: those
+/// lists are one row per credential whose ages change every day, so storing them would make
+/// every nightly run of an unchanged fleet as large as the fleet. [`Assessment::restore`]
+/// derives them again from the stored facts, which the run's hash covers. The judgments (the
+/// findings, every control's result, the plan) are stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     pub version: u32,
@@ -37,13 +49,16 @@ pub struct Assessment {
     pub sources: Vec<SourceEntry>,
     /// Every rule, in catalogue order: whether it ran, and if not, why.
     pub rules: Vec<RuleRun>,
-    /// The credentials every control is judged over: the active ones of the run.
+    /// The credentials every control is judged over: the active ones of the run. Not stored.
+    #[serde(skip)]
     pub scope: Vec<ScopeItem>,
     /// The console passwords of IAM users, which controls that include them (CIS 1.12) judge
-    /// beside `scope`. Empty for a run recorded before they were read.
-    #[serde(default)]
+    /// beside `scope`. Empty for a run recorded before they were read. Not stored.
+    #[serde(skip)]
     pub console_passwords: Vec<ConsolePassword>,
-    /// Every credential, declared and observed, reconciled (the bundle's inventory).
+    /// Every credential, declared and observed, reconciled (the bundle's inventory). Not
+    /// stored.
+    #[serde(skip)]
     pub credentials: Vec<CredentialRecord>,
     /// Each framework's control results, in framework then file order.
     pub frameworks: Vec<FrameworkResult>,
@@ -63,6 +78,19 @@ pub struct UnmatchedWaiver {
     pub credential: String,
     pub ticket: String,
     pub expires: Timestamp,
+}
+
+impl Assessment {
+    /// Fills in what is not stored (the scope, the console passwords and the reconciled
+    /// credentials) from the facts of the run the assessment was read from, as of its as-of:
+    /// the same values the evaluation derived when it judged the run.
+    pub fn restore(&mut self, facts: &Facts) {
+        let ctx = EvalCtx::new(facts, self.as_of);
+        let users: BTreeMap<String, &IamUser> = facts.users.iter().map(|u| (u.key(), u)).collect();
+        self.scope = scope(&ctx, &users);
+        self.console_passwords = console_passwords(facts, self.as_of);
+        self.credentials = credentials(&ctx);
+    }
 }
 
 /// The waivers that match none of `findings` (findings indexed by rule first, so this is one

@@ -212,7 +212,7 @@ fn stored_assessment(
     facts: &Facts,
     controls_dir: Option<&Path>,
 ) -> Result<Assessment> {
-    if let Some(assessment) = snapshot.assessment(run.id)? {
+    if let Some(assessment) = snapshot.assessment(run.id, facts)? {
         if controls_dir.is_some() {
             eprintln!(
                 "note: --controls-dir is ignored: the controls of run {} were judged when it was recorded",

@@ -464,7 +464,7 @@ fn record(
     drop(raw);
     let raw = snapshot.raw_files(run.id)?;
     let assessment = snapshot
-        .assessment(run.id)?
+        .assessment(run.id, &facts)?
         .ok_or_else(|| Error::SnapshotFormat {
             path: options.db.clone(),
             message: format!("run {} was recorded without its assessment", run.id),

@@ -170,7 +170,7 @@ fn without_cloudtrail_its_controls_are_not_assessed_and_say_why() {
     // The snapshot records what ran and what did not, and the sources the run had.
     let snapshot = credaudit::snapshot::Snapshot::open_existing(&db).unwrap();
     let assessment = snapshot
-        .assessment(1)
+        .assessment(1, &snapshot.facts(1).unwrap())
         .unwrap()
         .expect("stored with the run");
     let anomalous = assessment
@@ -228,7 +228,10 @@ fn with_cloudtrail_the_same_controls_pass_or_fail_on_their_findings() {
         );
     }
     let snapshot = credaudit::snapshot::Snapshot::open_existing(&db).unwrap();
-    let assessment = snapshot.assessment(1).unwrap().unwrap();
+    let assessment = snapshot
+        .assessment(1, &snapshot.facts(1).unwrap())
+        .unwrap()
+        .unwrap();
     assert!(
         assessment.rules.iter().all(|r| r.complete()),
         "every rule ran"

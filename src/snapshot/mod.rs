@@ -688,9 +688,10 @@ impl Snapshot {
         sections::read_facts(&self.conn, run_id).map_err(|m| self.format_err(m))
     }
 
-    /// The assessment stored with a run, its findings read from its findings; `None` for a
-    /// run recorded before assessments were stored.
-    pub fn assessment(&self, run_id: i64) -> Result<Option<Assessment>> {
+    /// The assessment stored with a run, its findings read from its findings and what is not
+    /// stored restored from `facts`, the run's facts (see [`Assessment::restore`]); `None` for
+    /// a run recorded before assessments were stored.
+    pub fn assessment(&self, run_id: i64, facts: &Facts) -> Result<Option<Assessment>> {
         let json =
             sections::read_assessment_json(&self.conn, run_id).map_err(|m| self.format_err(m))?;
         let Some(json) = json else {
@@ -701,14 +702,15 @@ impl Snapshot {
                 "the assessment of run {run_id} is not one this credaudit reads: {e}"
             ))
         })?;
-        if assessment.version != crate::assess::ASSESSMENT_VERSION {
+        if !crate::assess::READS_VERSIONS.contains(&assessment.version) {
             return Err(self.format_err(format!(
-                "the assessment of run {run_id} has version {}, this credaudit reads version {}",
+                "the assessment of run {run_id} has version {}, this credaudit reads versions up to {}",
                 assessment.version,
                 crate::assess::ASSESSMENT_VERSION
             )));
         }
         assessment.findings = self.findings(run_id)?;
+        assessment.restore(facts);
         Ok(Some(assessment))
     }
 
@@ -1492,8 +1494,20 @@ mod tests {
             )
             .unwrap();
         assert!(!recorded.findings.is_empty());
-        let stored = snap.assessment(run.id).unwrap().unwrap();
+        let stored = snap
+            .assessment(run.id, &snap.facts(run.id).unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(stored, recorded, "what is read back is what was assessed");
+        assert!(!recorded.credentials.is_empty() && !recorded.scope.is_empty());
+        // The per-credential lists are restored from the facts, not stored a second time.
+        let json = sections::read_assessment_json(&snap.conn, run.id)
+            .unwrap()
+            .unwrap();
+        let stored_json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for derived in ["scope", "console_passwords", "credentials"] {
+            assert!(stored_json.get(derived).is_none(), "{derived} is stored");
+        }
         assert_eq!(hash_versions(&snap), [canonical::HASH_VERSION]);
         assert_eq!(snap.verify_chain().unwrap().first_broken, None);
         // A run recorded with findings only has no assessment.
@@ -1507,7 +1521,11 @@ mod tests {
                 |_| Vec::<Finding>::new(),
             )
             .unwrap();
-        assert_eq!(snap.assessment(old.id).unwrap(), None);
+        assert_eq!(
+            snap.assessment(old.id, &snap.facts(old.id).unwrap())
+                .unwrap(),
+            None
+        );
         // Rewriting a stored assessment breaks the chain at its run.
         let json = sections::read_assessment_json(&snap.conn, 1)
             .unwrap()
