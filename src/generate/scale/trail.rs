@@ -1,8 +1,8 @@
 //! CloudTrail logs of a scale fleet, as S3 delivers them: gzip files of `{"Records": […]}` under
-//! `cloudtrail/AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/`, a few thousand records
-//! each, one hour at a time. Each hour's calls are regenerated from the principals' compact
-//! patterns, sorted by (account, region, time) with compact keys, and written out before the next
-//! hour, so memory holds one hour of calls.
+//! `cloudtrail/AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/`, at most a few thousand
+//! records each, one day at a time. Each day's calls are regenerated hour by hour from the
+//! principals' compact patterns, sorted by (account, region, time) with compact keys, and written
+//! out before the next day, so memory holds one day of calls.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -14,7 +14,7 @@ use flate2::write::GzEncoder;
 
 use super::super::rng::Rng;
 use super::Progress;
-use super::cred::World;
+use super::cred::{DAY, World};
 use super::usage::{self, Call, FOREIGN, NEW_IP, OPS, Principal, RARE_BASE, RARE_OPS, SECRET_READ};
 use crate::error::{Error, Result};
 
@@ -38,6 +38,7 @@ const USER_AGENT: &str =
 struct Row {
     account: u16,
     region: u8,
+    hour: u32,
     second: u16,
     principal: u32,
     seq: u32,
@@ -63,26 +64,32 @@ pub(super) fn write(world: &World, principals: &[Principal], out: &Path, progres
     let mut calls = Vec::new();
     let hours = world.trail.hours;
     let mut records: u64 = 0;
+    let day_of = |hour: u32| world.trail.time(hour).div_euclid(DAY);
     for hour in 0..hours {
-        rows.clear();
         for (index, p) in principals.iter().enumerate() {
             usage::calls_in_hour(world, p, hour, &mut calls);
             rows.extend(calls.iter().enumerate().map(|(seq, &call)| Row {
                 account: p.account,
                 region: call.region,
+                hour,
                 second: call.second,
                 principal: index as u32,
                 seq: seq as u32,
                 call,
             }));
         }
-        rows.sort_unstable_by_key(|r| (r.account, r.region, r.second, r.principal, r.seq));
+        // A day of calls at a time, so files hold a few thousand records even in a small fleet.
+        if hour + 1 < hours && day_of(hour + 1) == day_of(hour) {
+            continue;
+        }
+        rows.sort_unstable_by_key(|r| (r.account, r.region, r.hour, r.second, r.principal, r.seq));
         for group in rows.chunk_by(|a, b| (a.account, a.region) == (b.account, b.region)) {
             for chunk in group.chunks(PER_FILE) {
-                writer.file(hour, chunk)?;
+                writer.file(chunk)?;
             }
         }
         records += rows.len() as u64;
+        rows.clear();
         progress.step("CloudTrail hours", u64::from(hour) + 1, u64::from(hours));
     }
     progress.note(&format!(
@@ -111,15 +118,14 @@ impl Writer<'_> {
     }
 
     /// One delivery file of `rows` (one account and region, sorted by time).
-    fn file(&mut self, hour: u32, rows: &[Row]) -> Result<()> {
+    fn file(&mut self, rows: &[Row]) -> Result<()> {
         let Some(last) = rows.last() else {
             return Ok(());
         };
         let spec = self.world.spec;
         let account = &spec.accounts[rows[0].account as usize];
         let region = self.region(rows[0].region).to_string();
-        let start = self.world.trail.time(hour);
-        let delivered = time(start + i64::from(last.second) + 5 * 60);
+        let delivered = time(self.world.trail.time(last.hour) + i64::from(last.second) + 5 * 60);
         let mut rng = Rng::stream(spec.seed ^ FILE_STREAM, self.files);
         self.files += 1;
         let dir = self
@@ -143,7 +149,7 @@ impl Writer<'_> {
             if n > 0 {
                 buffer.push(b',');
             }
-            self.record(&mut buffer, &mut rng, start, row);
+            self.record(&mut buffer, &mut rng, row);
             if buffer.len() >= 1 << 16 {
                 gz.write_all(&buffer).map_err(|e| Error::io(&path, e))?;
                 buffer.clear();
@@ -160,7 +166,7 @@ impl Writer<'_> {
 
     /// One record. Every string in it is generated: ids, names, fixed words, validated account
     /// ids and region names, so none needs escaping.
-    fn record(&self, out: &mut Vec<u8>, rng: &mut Rng, start: i64, row: &Row) {
+    fn record(&self, out: &mut Vec<u8>, rng: &mut Rng, row: &Row) {
         let p = &self.principals[row.principal as usize];
         let account = &self.world.spec.accounts[p.account as usize];
         let call = &row.call;
@@ -172,7 +178,7 @@ impl Writer<'_> {
             }
             op => OPS[op as usize],
         };
-        let when = time(start + i64::from(call.second)).format("%Y-%m-%dT%H:%M:%SZ");
+        let when = time(self.world.trail.time(row.hour) + i64::from(call.second)).format("%Y-%m-%dT%H:%M:%SZ");
         let _ = write!(out, "{{\"eventVersion\":\"1.09\",\"userIdentity\":");
         let caller = if p.secret {
             let role = format!("arn:aws:sts::{account}:assumed-role/agent-runtime/agent-{:08}", p.index);
