@@ -165,7 +165,9 @@ pub fn generate_scale(spec: &ScaleSpec, out: &Path) -> Result<GroundTruth> {
         trail::write(&world, &pass.principals, out, &progress)?;
     }
     let mut expected: Vec<(u8, Box<str>)> = pass.findings;
-    expected.sort_unstable_by(|a, b| (RULE_IDS[a.0 as usize], &a.1).cmp(&(RULE_IDS[b.0 as usize], &b.1)));
+    expected.sort_unstable_by(|a, b| {
+        (RULE_IDS[a.0 as usize], &a.1).cmp(&(RULE_IDS[b.0 as usize], &b.1))
+    });
     expected.dedup();
     let truth = GroundTruth {
         expected: expected

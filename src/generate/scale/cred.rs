@@ -177,8 +177,10 @@ impl<'a> World<'a> {
         // About 90 % of the credentials can be CloudTrail principals.
         let eligible = (spec.credentials as f64 * 0.9).max(1.0);
         let events = spec.cloudtrail_events as f64;
-        let calls_per_principal = (events / eligible).max(120.0);
-        let trail_share = (events / (calls_per_principal * eligible)).min(1.0);
+        // Weekends, young keys and the detection window's caps leave about 13 % of the
+        // nominal calls unmade.
+        let calls_per_principal = (1.15 * events / eligible).max(120.0);
+        let trail_share = (1.15 * events / (calls_per_principal * eligible)).min(1.0);
         World {
             spec,
             now,
@@ -424,15 +426,13 @@ pub(super) fn build(world: &World, index: u64) -> Cred {
     let kind = match rng.below(100) {
         0..40 => Kind::Key,
         40..90 => Kind::Secret,
-        _ => Kind::External(
-            *rng.pick(&[
-                CredentialKind::LlmApiKey,
-                CredentialKind::DbPassword,
-                CredentialKind::OauthClient,
-                CredentialKind::Certificate,
-                CredentialKind::Other,
-            ]),
-        ),
+        _ => Kind::External(*rng.pick(&[
+            CredentialKind::LlmApiKey,
+            CredentialKind::DbPassword,
+            CredentialKind::OauthClient,
+            CredentialKind::Certificate,
+            CredentialKind::Other,
+        ])),
     };
     let account = world.account_of(index);
     let region = rng.below(spec.regions.len() as u64) as usize;
@@ -642,7 +642,11 @@ fn secret_state(world: &World, cred: &mut Cred, d: u32, age: i64, rng: &mut Rng)
         cred.pending_since = Some(now - span(rng, 36 * HOUR, (age - HOUR).min(10 * DAY)));
     }
     if cred.declared {
-        let cycle = if cred.rotation_enabled { days } else { cred.interval };
+        let cycle = if cred.rotation_enabled {
+            days
+        } else {
+            cred.interval
+        };
         cred.schedule = Some(Schedule {
             last: cred.rotated,
             cycle: cycle * DAY,
@@ -764,7 +768,9 @@ impl Cred {
     pub fn last_rotation(&self) -> i64 {
         match self.kind {
             Kind::External(_) => self.history_latest().unwrap_or(self.rotated),
-            _ => self.history_latest().map_or(self.rotated, |h| h.max(self.rotated)),
+            _ => self
+                .history_latest()
+                .map_or(self.rotated, |h| h.max(self.rotated)),
         }
     }
 

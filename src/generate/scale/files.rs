@@ -73,7 +73,6 @@ impl JsonOut {
         self.count += 1;
         self.w
             .write_all(sep)
-            .map_err(std::io::Error::from)
             .and_then(|()| serde_json::to_writer(&mut self.w, item).map_err(Into::into))
             .map_err(|e| Error::io(&self.path, e))
     }
@@ -407,7 +406,9 @@ fn write_user(world: &World, c: &Cred, files: &mut AccountFiles) -> Result<()> {
             "AccessKeyId": id, "UserName": c.name, "AccessKeyLastUsed": last,
         }))?;
     }
-    files.tags.push(&serde_json::json!({ "UserName": c.name, "Tags": user_tags(c) }))
+    files
+        .tags
+        .push(&serde_json::json!({ "UserName": c.name, "Tags": user_tags(c) }))
 }
 
 fn secret_entry(world: &World, c: &Cred) -> serde_json::Value {
@@ -422,7 +423,12 @@ fn secret_entry(world: &World, c: &Cred) -> serde_json::Value {
     });
     tags.push(Tag {
         key: "managed-by",
-        value: if c.automated { "rotation-pipeline" } else { "manual" }.into(),
+        value: if c.automated {
+            "rotation-pipeline"
+        } else {
+            "manual"
+        }
+        .into(),
     });
     let mut versions = serde_json::Map::new();
     versions.insert(rng.uuid(), serde_json::json!(["AWSCURRENT"]));
@@ -433,7 +439,10 @@ fn secret_entry(world: &World, c: &Cred) -> serde_json::Value {
     let mut entry = serde_json::Map::new();
     entry.insert("ARN".into(), c.id.clone().into());
     entry.insert("Name".into(), c.name.clone().into());
-    entry.insert("Description".into(), format!("credential of agent-{:08}", c.index).into());
+    entry.insert(
+        "Description".into(),
+        format!("credential of agent-{:08}", c.index).into(),
+    );
     entry.insert("RotationEnabled".into(), c.rotation_enabled.into());
     if let (true, Some((days, as_rate))) = (c.rotation_enabled, c.rule) {
         let slug = c.name.rsplit('/').next().unwrap_or("secret");
@@ -447,7 +456,10 @@ fn secret_entry(world: &World, c: &Cred) -> serde_json::Value {
             serde_json::json!({ "AutomaticallyAfterDays": days })
         };
         entry.insert("RotationRules".into(), rules);
-        entry.insert("NextRotationDate".into(), iso(c.rotated + days * DAY).into());
+        entry.insert(
+            "NextRotationDate".into(),
+            iso(c.rotated + days * DAY).into(),
+        );
     }
     entry.insert("LastRotatedDate".into(), iso(c.rotated).into());
     let last_changed = c.pending_since.unwrap_or(c.rotated + 5);
@@ -455,7 +467,10 @@ fn secret_entry(world: &World, c: &Cred) -> serde_json::Value {
     if let Some(t) = c.last_used {
         entry.insert("LastAccessedDate".into(), iso(t).into());
     }
-    entry.insert("Tags".into(), serde_json::to_value(&tags).unwrap_or_default());
+    entry.insert(
+        "Tags".into(),
+        serde_json::to_value(&tags).unwrap_or_default(),
+    );
     entry.insert("SecretVersionsToStages".into(), versions.into());
     entry.insert("CreatedDate".into(), iso(c.created).into());
     entry.into()
@@ -535,9 +550,15 @@ impl Inventory {
             text.push_str(&format!("max_uses = {uses}\n"));
         }
         if matches!(c.kind, Kind::Key | Kind::Secret) {
-            text.push_str(&format!("account = \"{}\"\n", world.spec.accounts[c.account]));
+            text.push_str(&format!(
+                "account = \"{}\"\n",
+                world.spec.accounts[c.account]
+            ));
         }
-        text.push_str(&format!("description = \"{kind} of agent-{:08}\"\n", c.index));
+        text.push_str(&format!(
+            "description = \"{kind} of agent-{:08}\"\n",
+            c.index
+        ));
         self.write(&text)
     }
 

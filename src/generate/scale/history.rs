@@ -3,6 +3,11 @@
 //! before the moment AWS shows, `rotation.completed` 2 s after, with the new value's
 //! fingerprint) merged by a heap over the credentials' schedules with the few extra events the
 //! defects planted (failures, anomalies, access denials).
+//!
+//! A history that would pass the scanner's default file size limit (1 GiB: a million credentials
+//! over a year) records scheduled rotations by their completed events only, without details. No
+//! finding depends on those: an initiated event is never the latest attempt, and the completed
+//! event 42 s later matches the same AWS rotation.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,9 +50,27 @@ pub(super) fn write(
             heap.push(Reverse((first - 40, at as u32, 0)));
         }
     }
+    // A history over the scanner's default file size limit drops what no rule needs: the
+    // initiated events and details of scheduled rotations.
+    let limit = crate::collect::input::Limits::default().max_file_bytes;
+    let full = projected_bytes(world, &schedules, true) <= limit;
+    if !full {
+        progress.note(&format!(
+            "history.jsonl: scheduled rotations recorded by their completed events only, to stay within {}",
+            crate::collect::input::human_bytes(limit)
+        ));
+        if projected_bytes(world, &schedules, false) > limit {
+            progress.note(
+                "history.jsonl: still over the scanner's default limit; scan it with --max-file-size",
+            );
+        }
+    }
     let mut next_extra = 0;
     let mut written: u64 = 0;
-    let total: u64 = schedules.iter().map(|s| 2 * s.schedule.count() as u64).sum();
+    let total: u64 = schedules
+        .iter()
+        .map(|s| 2 * s.schedule.count() as u64)
+        .sum();
     while let Some(Reverse((time, at, step))) = heap.pop() {
         while next_extra < extras.len() && extras[next_extra].0 <= time {
             write_extra(&mut w, &schedules, extras[next_extra]).map_err(io)?;
@@ -58,12 +81,12 @@ pub(super) fn write(
         let k = i64::from(step / 2);
         let rotation = s.schedule.last - (s.schedule.first_k + count - 1 - k) * s.schedule.cycle;
         if step % 2 == 0 {
-            if time >= world.history_start {
-                write_rotation(&mut w, world, s, at, None, time).map_err(io)?;
+            if time >= world.history_start && full {
+                write_rotation(&mut w, world, s, at, None, time, full).map_err(io)?;
             }
             heap.push(Reverse((rotation + 2, at, step + 1)));
         } else {
-            write_rotation(&mut w, world, s, at, Some((k, count)), time).map_err(io)?;
+            write_rotation(&mut w, world, s, at, Some((k, count)), time, full).map_err(io)?;
             if k + 1 < count {
                 heap.push(Reverse((rotation + s.schedule.cycle - 40, at, step + 1)));
             }
@@ -85,6 +108,7 @@ fn write_rotation(
     at: u32,
     completed: Option<(i64, i64)>,
     time: i64,
+    full: bool,
 ) -> std::io::Result<()> {
     let trigger = s.schedule.trigger.as_str();
     let Some((k, count)) = completed else {
@@ -107,20 +131,48 @@ fn write_rotation(
         Kind::Secret => "RotateSecret by the rotation lambda",
         Kind::External(_) => "new credential issued by the provider",
     };
+    let details = if full {
+        format!(",\"details\":\"{details}\"")
+    } else {
+        String::new()
+    };
     writeln!(
         w,
-        "{{\"time\":\"{}\",\"type\":\"rotation.completed\",\"credential_id\":\"{}\",\"trigger\":\"{trigger}\",\"fingerprint\":\"sha256:{}\",\"details\":\"{details}\"}}",
+        "{{\"time\":\"{}\",\"type\":\"rotation.completed\",\"credential_id\":\"{}\",\"trigger\":\"{trigger}\",\"fingerprint\":\"sha256:{}\"{details}}}",
         zulu(time),
         s.id,
         rng.hex(32)
     )
 }
 
+/// The size of the history's rotation events, in full or without initiated events and details.
+fn projected_bytes(world: &World, schedules: &[Scheduled], full: bool) -> u64 {
+    let mut sample = Vec::new();
+    let mut total = 0;
+    for (at, s) in schedules.iter().enumerate() {
+        let count = s.schedule.count();
+        if count == 0 {
+            continue;
+        }
+        sample.clear();
+        let t = s.schedule.last;
+        let _ = write_rotation(&mut sample, world, s, at as u32, Some((0, count)), t, full);
+        if full {
+            let _ = write_rotation(&mut sample, world, s, at as u32, None, t, full);
+        }
+        total += sample.len() as u64 * count as u64;
+    }
+    total
+}
+
 fn write_extra(w: &mut impl Write, schedules: &[Scheduled], extra: Extra) -> std::io::Result<()> {
     let (time, at, kind) = extra;
     let id = &schedules[at as usize].id;
     let (kind, tail) = match kind {
-        ExtraKind::Initiated => ("rotation.initiated", ",\"trigger\":\"scheduled\"".to_string()),
+        ExtraKind::Initiated => (
+            "rotation.initiated",
+            ",\"trigger\":\"scheduled\"".to_string(),
+        ),
         ExtraKind::Failed => (
             "rotation.failed",
             ",\"trigger\":\"scheduled\",\"details\":\"rotation function timed out\"".to_string(),

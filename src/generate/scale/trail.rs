@@ -46,7 +46,12 @@ struct Row {
 }
 
 /// Writes the CloudTrail logs of `principals` under `out/cloudtrail`.
-pub(super) fn write(world: &World, principals: &[Principal], out: &Path, progress: &Progress) -> Result<()> {
+pub(super) fn write(
+    world: &World,
+    principals: &[Principal],
+    out: &Path,
+    progress: &Progress,
+) -> Result<()> {
     let foreign = FAR_REGIONS
         .iter()
         .find(|r| !world.spec.regions.iter().any(|s| s == *r))
@@ -171,17 +176,26 @@ impl Writer<'_> {
         let account = &self.world.spec.accounts[p.account as usize];
         let call = &row.call;
         let (source, name, read_only, data) = match call.op {
-            SECRET_READ => ("secretsmanager.amazonaws.com", "GetSecretValue", true, false),
+            SECRET_READ => (
+                "secretsmanager.amazonaws.com",
+                "GetSecretValue",
+                true,
+                false,
+            ),
             op if op >= RARE_BASE => {
                 let (source, name) = RARE_OPS[(op - RARE_BASE) as usize];
                 (source, name, false, false)
             }
             op => OPS[op as usize],
         };
-        let when = time(self.world.trail.time(row.hour) + i64::from(call.second)).format("%Y-%m-%dT%H:%M:%SZ");
+        let when = time(self.world.trail.time(row.hour) + i64::from(call.second))
+            .format("%Y-%m-%dT%H:%M:%SZ");
         let _ = write!(out, "{{\"eventVersion\":\"1.09\",\"userIdentity\":");
         let caller = if p.secret {
-            let role = format!("arn:aws:sts::{account}:assumed-role/agent-runtime/agent-{:08}", p.index);
+            let role = format!(
+                "arn:aws:sts::{account}:assumed-role/agent-runtime/agent-{:08}",
+                p.index
+            );
             let _ = write!(
                 out,
                 "{{\"type\":\"AssumedRole\",\"principalId\":\"AROA{}:agent-{:08}\",\"arn\":\"{role}\",\"accountId\":\"{account}\",\"accessKeyId\":\"{}\",\"sessionContext\":{{\"sessionIssuer\":{{\"type\":\"Role\",\"arn\":\"arn:aws:iam::{account}:role/agent-runtime\",\"accountId\":\"{account}\",\"userName\":\"agent-runtime\"}},\"attributes\":{{\"mfaAuthenticated\":\"false\"}}}}}}",

@@ -68,7 +68,13 @@ fn history(cred: &Cred, history_start: i64) -> History {
 }
 
 /// Every finding about `cred` (and its user's newer key), with its usage summary.
-pub(super) fn evaluate(world: &World, cred: &Cred, usage: Option<&Summary>, max_uses: Option<u64>, out: &mut Found) {
+pub(super) fn evaluate(
+    world: &World,
+    cred: &Cred,
+    usage: Option<&Summary>,
+    max_uses: Option<u64>,
+    out: &mut Found,
+) {
     let mut find = |rule: usize, id: &str| out.push((rule as u8, id.into()));
     one(world, cred, usage, &mut find);
     if let Some(newer) = &cred.newer {
@@ -154,7 +160,13 @@ fn declared_side(cred: &Cred, h: &History, world: &World, find: &mut impl FnMut(
     }
 }
 
-fn rotation(world: &World, id: &str, last: i64, interval_days: i64, find: &mut impl FnMut(usize, &str)) {
+fn rotation(
+    world: &World,
+    id: &str,
+    last: i64,
+    interval_days: i64,
+    find: &mut impl FnMut(usize, &str),
+) {
     let interval = interval_days * DAY;
     if world.now - last > interval {
         find(cred::OVERDUE, id);
@@ -163,7 +175,13 @@ fn rotation(world: &World, id: &str, last: i64, interval_days: i64, find: &mut i
     }
 }
 
-fn key(world: &World, cred: &Cred, h: &History, usage: Option<&Summary>, find: &mut impl FnMut(usize, &str)) {
+fn key(
+    world: &World,
+    cred: &Cred,
+    h: &History,
+    usage: Option<&Summary>,
+    find: &mut impl FnMut(usize, &str),
+) {
     let id = cred.id.as_str();
     let now = world.now;
     if !cred.declared {
@@ -206,7 +224,13 @@ fn key(world: &World, cred: &Cred, h: &History, usage: Option<&Summary>, find: &
     }
 }
 
-fn secret(world: &World, cred: &Cred, h: &History, usage: Option<&Summary>, find: &mut impl FnMut(usize, &str)) {
+fn secret(
+    world: &World,
+    cred: &Cred,
+    h: &History,
+    usage: Option<&Summary>,
+    find: &mut impl FnMut(usize, &str),
+) {
     let id = cred.id.as_str();
     let now = world.now;
     if !cred.declared {
@@ -248,8 +272,8 @@ fn secret(world: &World, cred: &Cred, h: &History, usage: Option<&Summary>, find
 /// rotation in history more than a day after AWS's.
 fn audit_gap(world: &World, h: &History, aws: Option<i64>) -> bool {
     let Some(aws) = aws else { return false };
-    let unmatched = aws >= world.history_start
-        && !h.rotations.iter().any(|&t| (t - aws).abs() <= AUDIT_MATCH);
+    let unmatched =
+        aws >= world.history_start && !h.rotations.iter().any(|&t| (t - aws).abs() <= AUDIT_MATCH);
     let ahead = h
         .completed
         .iter()
@@ -332,7 +356,13 @@ fn parse_tag_time(text: &str) -> Option<i64> {
 }
 
 /// usage-limit-exceeded, anomalous-usage and auth-failure-spike.
-fn usage_rules(world: &World, cred: &Cred, summary: &Summary, max_uses: Option<u64>, find: &mut impl FnMut(usize, &str)) {
+fn usage_rules(
+    world: &World,
+    cred: &Cred,
+    summary: &Summary,
+    max_uses: Option<u64>,
+    find: &mut impl FnMut(usize, &str),
+) {
     let id = cred.id.as_str();
     if let Some(limit) = max_uses
         && uses_since_rotation(cred, summary) > limit
@@ -345,9 +375,13 @@ fn usage_rules(world: &World, cred: &Cred, summary: &Summary, max_uses: Option<u
         find(cred::ANOMALOUS, id);
     }
     let detection_start = world.trail.detection_start;
-    if summary.failure_windows.iter().any(|(start, calls, errors)| {
-        *start >= detection_start && *start <= world.now && is_spike(*calls, *errors)
-    }) {
+    if summary
+        .failure_windows
+        .iter()
+        .any(|(start, calls, errors)| {
+            *start >= detection_start && *start <= world.now && is_spike(*calls, *errors)
+        })
+    {
         find(cred::AUTH_SPIKE, id);
     }
 }

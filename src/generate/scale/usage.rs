@@ -183,7 +183,10 @@ pub(super) fn plan(world: &World, cred: &mut Cred, d: u32, rng: &mut Rng) {
     let (p_active, c_max) = if per_hour <= 1.5 {
         ((per_hour / 2.0) as f32, 3)
     } else {
-        (1.0, (2.0 * per_hour - 1.0).round().clamp(1.0, 60_000.0) as u16)
+        (
+            1.0,
+            (2.0 * per_hour - 1.0).round().clamp(1.0, 60_000.0) as u16,
+        )
     };
     let n_ips = 2 + prng.below(2) as u8;
     let mut ips = [0u8; 3];
@@ -199,7 +202,11 @@ pub(super) fn plan(world: &World, cred: &mut Cred, d: u32, rng: &mut Rng) {
             *op = (first_op + 3 * k as u8) % OPS.len() as u8;
         }
     }
-    let first_time = if secret { cred.created } else { cred.created + 2 };
+    let first_time = if secret {
+        cred.created
+    } else {
+        cred.created + 2
+    };
     let mut p = Principal {
         index: cred.index,
         secret,
@@ -235,7 +242,8 @@ pub(super) fn plan(world: &World, cred: &mut Cred, d: u32, rng: &mut Rng) {
 fn plant(world: &World, cred: &mut Cred, p: &mut Principal, d: u32, rng: &mut Rng) {
     let has = |r: usize| d & (1 << r) != 0;
     let window = world.trail;
-    let working = |hod: u32| hod >= u32::from(p.start_hod) && hod < u32::from(p.start_hod + p.width);
+    let working =
+        |hod: u32| hod >= u32::from(p.start_hod) && hod < u32::from(p.start_hod + p.width);
     let detection: Vec<u32> = (0..window.hours)
         .filter(|&h| window.is_detection(h) && h >= p.first_hour)
         .collect();
