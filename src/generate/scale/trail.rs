@@ -52,6 +52,45 @@ pub(super) fn write(
     out: &Path,
     progress: &Progress,
 ) -> Result<()> {
+    // Records are formatted here and compressed by a second thread, a few files in flight.
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(4);
+        let compressor = scope.spawn(move || compress_all(receive));
+        let walked = walk(world, principals, out, send, progress);
+        let compressed = compressor.join().unwrap_or_else(|_| {
+            Err(Error::Usage(
+                "generate: the compressing thread failed".into(),
+            ))
+        });
+        compressed?;
+        let (records, files) = walked?;
+        progress.note(&format!("{records} CloudTrail records in {files} files"));
+        Ok(())
+    })
+}
+
+/// Writes each (path, JSON) it receives as a gzip file, until the sender hangs up.
+fn compress_all(receive: std::sync::mpsc::Receiver<(PathBuf, Vec<u8>)>) -> Result<()> {
+    for (path, bytes) in receive {
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut gz = GzEncoder::new(BufWriter::with_capacity(1 << 18, file), Compression::fast());
+        gz.write_all(&bytes)
+            .and_then(|()| gz.finish())
+            .and_then(|mut w| w.flush())
+            .map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Regenerates the calls a day at a time and hands each file to `send`; returns the numbers of
+/// records and files.
+fn walk(
+    world: &World,
+    principals: &[Principal],
+    out: &Path,
+    send: std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>,
+    progress: &Progress,
+) -> Result<(u64, u64)> {
     let foreign = FAR_REGIONS
         .iter()
         .find(|r| !world.spec.regions.iter().any(|s| s == *r))
@@ -63,7 +102,7 @@ pub(super) fn write(
         root: out.join("cloudtrail").join("AWSLogs"),
         foreign,
         files: 0,
-        buffer: Vec::with_capacity(1 << 16),
+        send,
     };
     let mut rows: Vec<Row> = Vec::new();
     let mut calls = Vec::new();
@@ -97,11 +136,7 @@ pub(super) fn write(
         rows.clear();
         progress.step("CloudTrail hours", u64::from(hour) + 1, u64::from(hours));
     }
-    progress.note(&format!(
-        "{records} CloudTrail records in {} files",
-        writer.files
-    ));
-    Ok(())
+    Ok((records, writer.files))
 }
 
 struct Writer<'a> {
@@ -110,7 +145,7 @@ struct Writer<'a> {
     root: PathBuf,
     foreign: &'a str,
     files: u64,
-    buffer: Vec<u8>,
+    send: std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>,
 }
 
 impl Writer<'_> {
@@ -145,27 +180,17 @@ impl Writer<'_> {
             delivered.format("%Y%m%dT%H%MZ"),
             rng.chars(ALNUM, 16)
         ));
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let mut gz = GzEncoder::new(BufWriter::with_capacity(1 << 18, file), Compression::fast());
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
+        let mut buffer = Vec::with_capacity(rows.len() * 900 + 16);
         buffer.extend_from_slice(b"{\"Records\":[");
         for (n, row) in rows.iter().enumerate() {
             if n > 0 {
                 buffer.push(b',');
             }
             self.record(&mut buffer, &mut rng, row);
-            if buffer.len() >= 1 << 16 {
-                gz.write_all(&buffer).map_err(|e| Error::io(&path, e))?;
-                buffer.clear();
-            }
         }
         buffer.extend_from_slice(b"]}\n");
-        gz.write_all(&buffer)
-            .and_then(|()| gz.finish())
-            .and_then(|mut w| w.flush())
-            .map_err(|e| Error::io(&path, e))?;
-        self.buffer = buffer;
+        // A closed channel means the compressor stopped on an error, which `write` reports.
+        let _ = self.send.send((path, buffer));
         Ok(())
     }
 
