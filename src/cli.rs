@@ -370,13 +370,46 @@ pub struct GenerateArgs {
     /// Directory to write the fleet into (must be empty or a previous fleet).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Number of agents.
+    /// Number of agents (the demo's 40 scenarios, repeated).
     #[arg(long, default_value_t = 40)]
     pub agents: usize,
+    /// Generate a fleet at scale instead: about N credentials with per-rule defect rates.
+    #[arg(long, value_name = "N", conflicts_with = "agents")]
+    pub credentials: Option<u64>,
+    /// With --credentials: the number of accounts (ids drawn from the seed) or a comma list
+    /// of 12-digit ids.
+    #[arg(long, value_name = "K|IDS", default_value = "2", requires = "credentials")]
+    pub accounts: String,
+    /// With --credentials: comma list of regions.
+    #[arg(
+        long,
+        value_name = "REGIONS",
+        default_value = "us-east-1,eu-west-1",
+        requires = "credentials"
+    )]
+    pub regions: String,
+    /// With --credentials: days of rotation history.
+    #[arg(long, value_name = "D", default_value_t = 365, requires = "credentials")]
+    pub days: u32,
+    /// With --credentials: a rule's defect rate, RULE=P (repeatable or comma separated; 0
+    /// switches the defect off).
+    #[arg(long, value_name = "RULE=P", requires = "credentials")]
+    pub rate: Vec<String>,
+    /// With --credentials: about this many CloudTrail records (0: no CloudTrail logs).
+    #[arg(
+        long,
+        value_name = "E",
+        default_value_t = 0,
+        requires = "credentials"
+    )]
+    pub cloudtrail_events: u64,
     /// Seed of the generator; the same seed gives the same fleet.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// The time the fleet's ages are relative to (RFC 3339).
     #[arg(long, value_name = "TIME", default_value = "2026-11-01T00:00:00Z")]
     pub as_of: String,
+    /// Print no progress.
+    #[arg(long, short)]
+    pub quiet: bool,
 }

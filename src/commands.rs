@@ -587,16 +587,36 @@ pub fn explain(id: &str, out: &mut impl Write) -> Result<Outcome> {
 /// `credaudit generate`.
 pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
     let as_of = as_of(Some(&args.as_of))?;
-    let mut spec = generate::FleetSpec::demo(as_of);
-    spec.agents = args.agents;
-    spec.seed = args.seed;
-    let truth = generate::generate(&spec, &args.out)?;
-    eprintln!(
-        "wrote a fleet of {} credentials ({} expected findings) to {}",
-        truth.credentials,
-        truth.expected.len(),
-        args.out.display()
-    );
+    let truth = match args.credentials {
+        Some(credentials) => {
+            let spec = generate::ScaleSpec {
+                seed: args.seed,
+                credentials,
+                accounts: generate::accounts_from(args.seed, &args.accounts)?,
+                regions: args.regions.split(',').map(|r| r.trim().to_string()).collect(),
+                days: args.days,
+                rates: generate::Rates::parse(&args.rate)?,
+                cloudtrail_events: args.cloudtrail_events,
+                as_of,
+                quiet: args.quiet,
+            };
+            generate::generate_scale(&spec, &args.out)?
+        }
+        None => {
+            let mut spec = generate::FleetSpec::demo(as_of);
+            spec.agents = args.agents;
+            spec.seed = args.seed;
+            generate::generate(&spec, &args.out)?
+        }
+    };
+    if !args.quiet {
+        eprintln!(
+            "wrote a fleet of {} credentials ({} expected findings) to {}",
+            truth.credentials,
+            truth.expected.len(),
+            args.out.display()
+        );
+    }
     Ok(Outcome::Ok)
 }
 

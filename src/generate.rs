@@ -20,8 +20,11 @@
 mod build;
 mod fleet;
 mod rng;
+mod scale;
 mod truth;
 mod write;
+
+pub use self::scale::{Rates, ScaleSpec, accounts_from, generate_scale};
 
 use std::fs;
 use std::path::Path;
@@ -128,8 +131,8 @@ pub struct ExpectedFinding {
 ///
 /// `out` is created if missing. A non-empty directory is written into only if it holds an
 /// `inventory.toml` (a previous fleet, or one's own fixture); if it also holds
-/// `expected-findings.json` it is taken to be a generated fleet and its `aws/` folder is
-/// replaced, so no account or region of an earlier spec lingers.
+/// `expected-findings.json` it is taken to be a generated fleet and its `aws/` and `cloudtrail/`
+/// folders are replaced, so no account, region or log of an earlier spec lingers.
 pub fn generate(spec: &FleetSpec, out: &Path) -> Result<GroundTruth> {
     spec.validate()?;
     prepare_out(out)?;
@@ -165,9 +168,13 @@ fn prepare_out(out: &Path) -> Result<()> {
                     write::INVENTORY
                 )));
             }
-            let stale = out.join("aws");
-            if out.join(write::EXPECTED).is_file() && stale.is_dir() {
-                fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+            if out.join(write::EXPECTED).is_file() {
+                for folder in ["aws", "cloudtrail"] {
+                    let stale = out.join(folder);
+                    if stale.is_dir() {
+                        fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+                    }
+                }
             }
             Ok(())
         }
