@@ -254,3 +254,26 @@ fn read_generated_cloudtrail_logs() {
         plain.2, plain.3, plain.4, plain.5
     );
 }
+
+/// Reads the files or folders named in `CLOUDTRAIL_BENCH_READ` (separated by `:`) once and
+/// prints one line for `scripts/bench-cloudtrail.sh`: seconds, records, bytes read and the peak
+/// resident memory of the process (reset before the read).
+#[test]
+#[ignore = "benchmark: reads the paths in CLOUDTRAIL_BENCH_READ; run scripts/bench-cloudtrail.sh"]
+fn read_given_paths() {
+    let Some(paths) = std::env::var_os("CLOUDTRAIL_BENCH_READ") else {
+        return;
+    };
+    let paths: Vec<PathBuf> = std::env::split_paths(&paths).collect();
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let started = Instant::now();
+    let data = read_paths(&paths).expect("read");
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes: u64 = data.sources.iter().map(|s| s.bytes).sum();
+    println!(
+        "credaudit-read seconds={seconds:.4} records={} files={} bytes={bytes} peak_kb={} reset={reset}",
+        data.records,
+        data.files.len(),
+        status_kb("VmHWM:").unwrap_or(0),
+    );
+}
