@@ -9,8 +9,7 @@
 //! parser reads it.
 //!
 //! This reader only takes the common road. Anything else (malformed or truncated JSON, a key
-//! spelled with escapes, a value over the record limit, nesting deeper than [`MAX_DEPTH`], a
-//! corrupt gzip stream, an I/O error) returns [`Bail`], and the caller reads the file again with
+//! spelled with escapes, a value over the record limit, a corrupt gzip stream, an I/O error) returns [`Bail`], and the caller reads the file again with
 //! the streaming parser, whose error (or result) is then the file's: error messages are the same
 //! as they always were.
 
@@ -27,10 +26,6 @@ pub(super) struct Bail;
 
 /// Bytes read from the stream per refill, at least.
 pub(super) const CHUNK: usize = 4 << 20;
-
-/// Nesting below which a value is left to the streaming parser (serde_json refuses 128 levels,
-/// counted from the top of the document; this reader counts from the record).
-const MAX_DEPTH: usize = 100;
 
 /// A window on a stream: `buf[pos..end]` is read and not yet consumed.
 struct Cursor<'b, R> {
@@ -151,6 +146,34 @@ impl<R: Read> Cursor<'_, R> {
         }
     }
 
+    /// Parses the next value as a record and folds it into `aggregator`. serde_json finds where
+    /// it ends; a value cut by the end of the buffer is parsed again once more is read.
+    fn record(&mut self, aggregator: &mut Aggregator) -> Result<(), Bail> {
+        self.peek()?;
+        loop {
+            let bytes = &self.buf[self.pos..self.end];
+            let mut stream =
+                serde_json::Deserializer::from_slice(bytes).into_iter::<Obj<RawRecord>>();
+            match stream.next() {
+                // A value that ends with the buffer may go on (a number, say): read more.
+                Some(Ok(_)) if stream.byte_offset() == bytes.len() && !self.eof => {}
+                Some(Ok(record)) => {
+                    let n = stream.byte_offset();
+                    self.check_span(self.pos + n)?;
+                    aggregator.add(record.0);
+                    self.pos += n;
+                    return Ok(());
+                }
+                Some(Err(e)) if e.is_eof() && !self.eof => {}
+                _ => return Err(Bail),
+            }
+            self.check_span(self.end)?;
+            if !self.refill()? {
+                return Err(Bail);
+            }
+        }
+    }
+
     /// Consumes the next value, which must be a valid JSON value; what it holds is not used.
     fn skip_value(&mut self) -> Result<(), Bail> {
         let range = self.value()?;
@@ -210,12 +233,7 @@ fn nested_end(bytes: &[u8]) -> Scan {
                 }
                 None => return Scan::Incomplete,
             },
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Scan::Invalid;
-                }
-            }
+            b'{' | b'[' => depth += 1,
             b'}' | b']' => {
                 depth -= 1;
                 if depth == 0 {
@@ -348,14 +366,12 @@ fn array<R: Read>(
         return Ok(());
     }
     loop {
-        let range = cursor.value()?;
-        let bytes = &cursor.buf[range];
         match kind {
-            Kind::Records => {
-                let record: Obj<RawRecord> = serde_json::from_slice(bytes).map_err(|_| Bail)?;
-                aggregator.add(record.0);
+            Kind::Records => cursor.record(aggregator)?,
+            Kind::Events => {
+                let range = cursor.value()?;
+                event(&cursor.buf[range], aggregator)?;
             }
-            Kind::Events => event(bytes, aggregator)?,
         }
         cursor.new_span();
         match cursor.peek()? {
@@ -405,8 +421,6 @@ mod tests {
         assert_eq!(scan(r#"{"a": "b"#), None);
         assert!(matches!(scan_value(br#""abc\"#), Scan::Incomplete));
         assert!(matches!(scan_value(b", 1"), Scan::Invalid));
-        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        assert!(matches!(scan_value(deep.as_bytes()), Scan::Invalid));
     }
 
     fn records(text: &str, chunk_reader: usize) -> Result<Aggregator, Bail> {

@@ -633,10 +633,9 @@ fn every_test_file() -> Vec<PathBuf> {
 /// (aggregates, SHA-256) of one file through `read`, as `CloudTrailData` to compare.
 fn one_file(
     path: &Path,
-    mut read: impl FnMut(&[u8]) -> Option<(Aggregator, String)>,
+    read: impl FnOnce() -> Option<(Aggregator, String)>,
 ) -> (CloudTrailData, String) {
-    let bytes = std::fs::read(path).expect("read");
-    let (aggregator, sha256) = read(&bytes).unwrap_or_else(|| panic!("{}", path.display()));
+    let (aggregator, sha256) = read().unwrap_or_else(|| panic!("{}", path.display()));
     (aggregator.finish(vec![path.to_path_buf()]), sha256)
 }
 
@@ -652,15 +651,15 @@ fn the_fast_road_reads_every_test_file_as_the_streaming_parser_does() {
             gzip(&std::fs::read(path).expect("read")),
         ] {
             let size = bytes.len() as u64;
-            let fast = one_file(path, |_| {
+            let fast = one_file(path, || {
                 read_fast(&bytes[..], size, &limits, &mut Vec::new())
             });
-            let streaming = one_file(path, |_| {
+            let streaming = one_file(path, || {
                 read_streaming(path, &bytes[..], size, &limits).ok()
             });
             assert_eq!(fast, streaming, "{}", path.display());
             // The window kept from file to file does not change what is read.
-            let again = one_file(path, |_| read_fast(&bytes[..], size, &limits, &mut buffer));
+            let again = one_file(path, || read_fast(&bytes[..], size, &limits, &mut buffer));
             assert_eq!(again, streaming, "{}", path.display());
         }
     }
@@ -778,5 +777,32 @@ fn with_several_bad_files_the_error_is_the_first_ones_in_path_order() {
             let error = read_paths_on(&paths, &ReadOptions::default(), threads).unwrap_err();
             assert_eq!(error.to_string(), expected, "{threads} threads");
         }
+    }
+}
+
+#[test]
+fn deep_nesting_reads_the_same_on_both_roads() {
+    // serde_json skips unused values without recursion and the record's own fields nest a few
+    // levels only, so no depth is refused, on either road.
+    let limits = Limits::default();
+    for depth in [90, 130, 10_000] {
+        let text = format!(
+            r#"{{"Other": {open}{close}, "Records": [{{"eventVersion": "1.08", "eventName": {open}1{close}, "x": {open}1{close}, "userIdentity": {{"accessKeyId": "AKIAX"}}, "eventTime": "2026-10-30T09:00:00Z"}}]}}"#,
+            open = "[".repeat(depth),
+            close = "]".repeat(depth)
+        );
+        let size = text.len() as u64;
+        let path = PathBuf::from(format!("{depth}.json"));
+        let fast = one_file(&path, || {
+            read_fast(text.as_bytes(), size, &limits, &mut Vec::new())
+        });
+        let streaming = one_file(&path, || {
+            read_streaming(&path, text.as_bytes(), size, &limits).ok()
+        });
+        assert_eq!(fast, streaming, "{depth}");
+        assert_eq!(
+            fast.0.usage[0].operations,
+            counts(&[("unknown:unknown", 1)])
+        );
     }
 }
