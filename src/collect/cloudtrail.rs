@@ -1,7 +1,7 @@
 //! Reader for CloudTrail log files: turns records into lifecycle evidence (rotation events),
 //! hourly usage per credential ([`UsageBucket`]) and 5-minute authentication-failure windows
-//! ([`AuthWindow`]), streaming, so memory grows with the number of credentials × hours seen and
-//! never with the size of the logs.
+//! ([`AuthWindow`]), streaming, so memory grows with the number of credentials × hours seen (and
+//! the files in flight: one read window per thread) and never with the size of the logs.
 //!
 //! # Formats
 //! Each file is sniffed, not trusted by its name:
@@ -15,10 +15,18 @@
 //! read; hidden entries, symlinked directories and CloudTrail digest files (`*CloudTrail-Digest*`)
 //! are left out. A file named explicitly is read whatever its name.
 //!
-//! The `Records`/`Events` array is walked one record at a time with a serde visitor; each record
-//! is deserialised into a small struct holding only the fields used here, whose fields tolerate
-//! any JSON type (a field of an unexpected type reads as absent), and is folded into hash maps
-//! keyed by (credential, hour) and (credential, 5-minute window) before the next one is read.
+//! Files are read in parallel, one thread per core ([`read_paths_on`] picks the number): a
+//! shared counter hands them out in path order and each thread folds its files into aggregates
+//! of its own, merged at the end, so the result is the same on any number of threads.
+//!
+//! Each record is deserialised into a small struct holding only the fields used here (strings
+//! borrowed where the input holds them unescaped), whose fields tolerate any JSON type (a field
+//! of an unexpected type reads as absent), and is folded into hash maps keyed by (credential,
+//! hour) and (credential, 5-minute window) before the next one is read. A file is read in
+//! chunks, each record parsed from its bytes as soon as it is whole (the fast road, in
+//! `cloudtrail/split.rs`); a file off that road (malformed, over a limit, unusual) is read again
+//! from its start by the streaming parser (a serde visitor over a `Read`), whose result or error
+//! is the file's.
 //!
 //! # Errors and skips
 //! - A truncated or corrupt gzip stream, or JSON that ends early or is malformed, stops the read
