@@ -425,7 +425,7 @@ fn read_streaming<R: Read>(
             path,
             e,
             aggregator.in_array.then_some(aggregator.file_records),
-            gzip.then(|| (counting.count, size)),
+            gzip.then_some((counting.count, size)),
         )
     })?;
     check_read_whole(path, counting.count, size, limits)?;
