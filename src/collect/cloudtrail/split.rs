@@ -1,17 +1,18 @@
-//! The fast reader of one CloudTrail stream: finds where each record begins and ends in a
-//! buffer, then parses each record from its bytes (strings borrowed, unused fields skipped).
+//! The fast reader of one CloudTrail stream: reads it in chunks into one buffer and parses each
+//! record from the buffer's bytes (strings borrowed, unused fields skipped) as soon as it is
+//! whole, so memory holds one chunk plus at most one record (`--max-record-size`), whatever the
+//! size of the file.
 //!
-//! The stream is read in chunks into one buffer; a record is parsed as soon as it is whole, so
-//! memory holds one chunk plus at most one record (`--max-record-size`), whatever the size of
-//! the file. The structure around the records (`{"Records": [`, commas, other top-level members,
-//! `]}`) is checked here byte by byte; every record and every other member is checked by
-//! serde_json, so a stream accepted here is a valid JSON document read exactly as the streaming
-//! parser reads it.
+//! serde_json parses each record and finds where it ends (a record cut by the end of the buffer
+//! is parsed again once more is read). The structure around the records (`{"Records": [`,
+//! commas, other top-level members, `]}`) is checked here byte by byte, and every other member
+//! is checked by serde_json: a stream accepted here is a valid JSON document, read exactly as
+//! the streaming parser reads it.
 //!
 //! This reader only takes the common road. Anything else (malformed or truncated JSON, a key
-//! spelled with escapes, a value over the record limit, a corrupt gzip stream, an I/O error) returns [`Bail`], and the caller reads the file again with
-//! the streaming parser, whose error (or result) is then the file's: error messages are the same
-//! as they always were.
+//! spelled with escapes, a span near or over the record limit, a corrupt gzip stream, an I/O
+//! error) returns [`Bail`], and the caller reads the file again with the streaming parser, whose
+//! error (or result) is then the file's: error messages are the same as they always were.
 
 use std::io::Read;
 use std::ops::Range;
