@@ -18,7 +18,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use credaudit::collect::cloudtrail::{CloudTrailData, read_paths};
+use credaudit::collect::cloudtrail::{CloudTrailData, ReadOptions, read_paths, read_paths_on};
 
 const KEYS: u64 = 100;
 const SECRETS: u64 = 20;
@@ -252,5 +252,34 @@ fn read_generated_cloudtrail_logs() {
     println!(
         "aggregates: {} usage buckets ({} calls), {} auth errors in windows, {} lifecycle events",
         plain.2, plain.3, plain.4, plain.5
+    );
+}
+
+/// Reads the files or folders named in `CLOUDTRAIL_BENCH_READ` (separated by `:`) once, on
+/// `CLOUDTRAIL_BENCH_THREADS` threads (default: one per core), and prints one line for
+/// `scripts/bench-cloudtrail.sh`: seconds, records, bytes read and the peak resident memory of
+/// the process (reset before the read).
+#[test]
+#[ignore = "benchmark: reads the paths in CLOUDTRAIL_BENCH_READ; run scripts/bench-cloudtrail.sh"]
+fn read_given_paths() {
+    let Some(paths) = std::env::var_os("CLOUDTRAIL_BENCH_READ") else {
+        return;
+    };
+    let paths: Vec<PathBuf> = std::env::split_paths(&paths).collect();
+    let threads = std::env::var("CLOUDTRAIL_BENCH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let started = Instant::now();
+    let data = read_paths_on(&paths, &ReadOptions::default(), threads).expect("read");
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes: u64 = data.sources.iter().map(|s| s.bytes).sum();
+    println!(
+        "credaudit-read seconds={seconds:.4} records={} files={} bytes={bytes} peak_kb={} \
+         threads={threads} reset={reset}",
+        data.records,
+        data.files.len(),
+        status_kb("VmHWM:").unwrap_or(0),
     );
 }

@@ -1,7 +1,7 @@
 //! Reader for CloudTrail log files: turns records into lifecycle evidence (rotation events),
 //! hourly usage per credential ([`UsageBucket`]) and 5-minute authentication-failure windows
-//! ([`AuthWindow`]), streaming, so memory grows with the number of credentials × hours seen and
-//! never with the size of the logs.
+//! ([`AuthWindow`]), streaming, so memory grows with the number of credentials × hours seen (and
+//! the files in flight: one read window per thread) and never with the size of the logs.
 //!
 //! # Formats
 //! Each file is sniffed, not trusted by its name:
@@ -15,10 +15,18 @@
 //! read; hidden entries, symlinked directories and CloudTrail digest files (`*CloudTrail-Digest*`)
 //! are left out. A file named explicitly is read whatever its name.
 //!
-//! The `Records`/`Events` array is walked one record at a time with a serde visitor; each record
-//! is deserialised into a small struct holding only the fields used here, whose fields tolerate
-//! any JSON type (a field of an unexpected type reads as absent), and is folded into hash maps
-//! keyed by (credential, hour) and (credential, 5-minute window) before the next one is read.
+//! Files are read in parallel, one thread per core ([`read_paths_on`] picks the number): a
+//! shared counter hands them out in path order and each thread folds its files into aggregates
+//! of its own, merged at the end, so the result is the same on any number of threads.
+//!
+//! Each record is deserialised into a small struct holding only the fields used here (strings
+//! borrowed where the input holds them unescaped), whose fields tolerate any JSON type (a field
+//! of an unexpected type reads as absent), and is folded into hash maps keyed by (credential,
+//! hour) and (credential, 5-minute window) before the next one is read. A file is read in
+//! chunks, each record parsed from its bytes as soon as it is whole (the fast road, in
+//! `cloudtrail/split.rs`); a file off that road (malformed, over a limit, unusual) is read again
+//! from its start by the streaming parser (a serde visitor over a `Read`), whose result or error
+//! is the file's.
 //!
 //! # Errors and skips
 //! - A truncated or corrupt gzip stream, or JSON that ends early or is malformed, stops the read
@@ -58,10 +66,10 @@
 //! code. Per (credential, 5-minute window): all calls and authentication errors, kept only for
 //! windows with at least one authentication error.
 
-use std::cell::{Cell, RefCell};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -72,6 +80,9 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use sha2::{Digest, Sha256};
 
 use super::input::{self, Budgeted, Capped, LimitExceeded, Limits, RecordBudget};
+
+mod parallel;
+mod split;
 
 use crate::error::{Error, Result};
 use crate::model::{AuthWindow, EventType, RotationEvent, Timestamp, UsageBucket};
@@ -142,7 +153,33 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<CloudTrailData> {
 /// [`read_paths`] with limits and the choice to keep the files' bytes. A file found by walking
 /// a folder must be a regular file inside that folder (a symlink may point only inside it); a
 /// file named explicitly must be a regular file. Each is read once, within `options.limits`.
+///
+/// Files are read in parallel, one thread per core (see [`read_paths_on`]).
 pub fn read_paths_with(paths: &[PathBuf], options: &ReadOptions) -> Result<CloudTrailData> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    read_paths_on(paths, options, threads)
+}
+
+/// [`read_paths_with`] on `threads` threads (at least one, at most one per file). The result
+/// does not depend on the number of threads: each thread folds the files it takes into its own
+/// aggregates, which are merged into sorted output at the end; when files are malformed, the
+/// error is the first one's in path order, as a single thread reading them in order would have
+/// stopped at it.
+pub fn read_paths_on(
+    paths: &[PathBuf],
+    options: &ReadOptions,
+    threads: usize,
+) -> Result<CloudTrailData> {
+    let files = list_files(paths, options)?;
+    let (aggregator, sources) = parallel::read_all(&files, options, threads)?;
+    let mut data = aggregator.finish(files.into_iter().map(|(f, _)| f).collect());
+    data.sources = sources;
+    Ok(data)
+}
+
+/// The files to read, each with the folder it must stay inside (for files found by walking),
+/// sorted and each once.
+fn list_files(paths: &[PathBuf], options: &ReadOptions) -> Result<Vec<(PathBuf, Option<PathBuf>)>> {
     let mut files: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     // Canonicalized at most once, when the first folder needs it.
     let mut export_root: Option<Option<PathBuf>> = None;
@@ -175,14 +212,7 @@ pub fn read_paths_with(paths: &[PathBuf], options: &ReadOptions) -> Result<Cloud
     files.retain(|(file, _)| {
         seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone()))
     });
-    let mut aggregator = Aggregator::default();
-    let mut sources = Vec::with_capacity(files.len());
-    for (file, root) in &files {
-        sources.push(read_file(file, root.as_deref(), options, &mut aggregator)?);
-    }
-    let mut data = aggregator.finish(files.into_iter().map(|(f, _)| f).collect());
-    data.sources = sources;
-    Ok(data)
+    Ok(files)
 }
 
 /// Buckets of `new` replace those of `previous` with the same (credential, hour); the others of
@@ -251,36 +281,50 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// raw evidence can name the file by its SHA-256 without reading it again.
 struct Counting<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
-    hasher: Rc<RefCell<Sha256>>,
+    count: u64,
+    hasher: Sha256,
+}
+
+impl<R> Counting<R> {
+    fn new(inner: R) -> Self {
+        Counting {
+            inner,
+            count: 0,
+            hasher: Sha256::new(),
+        }
+    }
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
-        self.hasher.borrow_mut().update(&buf[..n]);
+        self.count += n as u64;
+        self.hasher.update(&buf[..n]);
         Ok(n)
     }
 }
 
 const BUFFER: usize = 256 * 1024;
 
+/// Reads one file into aggregates of its own: on the fast road ([`split`]) when it takes it,
+/// else with the streaming parser, which reads the same descriptor (or kept bytes) again from
+/// the start and whose result, or error, is then the file's. `buffer` is the fast road's
+/// window, kept from file to file.
 fn read_file(
     path: &Path,
     root: Option<&Path>,
     options: &ReadOptions,
-    aggregator: &mut Aggregator,
-) -> Result<TrailSource> {
+    buffer: &mut Vec<u8>,
+) -> Result<(Aggregator, TrailSource)> {
     let limits = &options.limits;
     let opened = input::open_regular(path, root, limits)?;
     let size = opened.size;
-    let (source, content): (Box<dyn Read>, Option<Vec<u8>>) = if options.keep {
+    let mut file = opened.file;
+    let content = if options.keep {
         // The descriptor already opened (and checked against the root) is what is read.
         let mut bytes = Vec::with_capacity(size as usize);
         // Never past the limit, even if the file grows while it is read.
-        opened
-            .file
+        (&file)
             .take(limits.max_file_bytes + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
@@ -291,42 +335,101 @@ fn read_file(
                 limits.max_file_bytes,
             ));
         }
-        (Box::new(io::Cursor::new(bytes.clone())), Some(bytes))
+        Some(bytes)
     } else {
-        // Never past the limit, even if the file grows while it is read.
-        (Box::new(opened.file.take(limits.max_file_bytes + 1)), None)
+        None
     };
-    let count = Rc::new(Cell::new(0));
-    let hasher = Rc::new(RefCell::new(Sha256::new()));
-    let mut reader = BufReader::with_capacity(
-        BUFFER,
-        Counting {
-            inner: source,
-            count: Rc::clone(&count),
-            hasher: Rc::clone(&hasher),
+    let fast = match &content {
+        Some(bytes) => read_fast(&bytes[..], size, limits, buffer),
+        None => read_fast(
+            (&file).take(limits.max_file_bytes + 1),
+            size,
+            limits,
+            buffer,
+        ),
+    };
+    let (aggregator, sha256) = match fast {
+        Some(done) => done,
+        None => match &content {
+            Some(bytes) => read_streaming(path, &bytes[..], size, limits)?,
+            None => {
+                file.seek(io::SeekFrom::Start(0))
+                    .map_err(|e| Error::io(path, e))?;
+                read_streaming(path, file.take(limits.max_file_bytes + 1), size, limits)?
+            }
         },
-    );
+    };
+    Ok((
+        aggregator,
+        TrailSource {
+            path: path.to_path_buf(),
+            bytes: size,
+            sha256,
+            content,
+        },
+    ))
+}
+
+/// The fast road: the file's aggregates and SHA-256, or `None` when the file must be read by
+/// the streaming parser (see [`split`]).
+fn read_fast<R: Read>(
+    source: R,
+    size: u64,
+    limits: &Limits,
+    buffer: &mut Vec<u8>,
+) -> Option<(Aggregator, String)> {
+    let mut counting = Counting::new(source);
+    let mut reader = BufReader::with_capacity(BUFFER, &mut counting);
+    let gzip = reader.fill_buf().ok()?.starts_with(&[0x1f, 0x8b]);
+    // Within the streaming parser's record budget even with its read buffers full (see
+    // split::read_stream): what is accepted here is accepted there.
+    let max_span = limits.max_record_bytes.saturating_sub(2 * BUFFER as u64);
+    let mut aggregator = Aggregator::default();
+    let outcome = if gzip {
+        let decoded = Capped::new(
+            flate2::read::MultiGzDecoder::new(reader),
+            limits.max_decompressed_bytes,
+            "the decompressed stream",
+            input::MAX_DECOMPRESSED_FLAG,
+        );
+        split::read_stream(decoded, buffer, max_span, &mut aggregator)
+    } else {
+        split::read_stream(reader, buffer, max_span, &mut aggregator)
+    };
+    if outcome.is_err() || counting.count > limits.max_file_bytes || counting.count != size {
+        return None;
+    }
+    Some((aggregator, crate::model::hex(&counting.hasher.finalize())))
+}
+
+/// The streaming parser: reads `source` (a file's bytes from its start) into aggregates of its
+/// own, each record within the record budget and a gzip stream within its limit, and returns
+/// them with the file's SHA-256; any failure is an [`Error::Input`] naming the file and the
+/// record (or the compressed byte offset).
+fn read_streaming<R: Read>(
+    path: &Path,
+    source: R,
+    size: u64,
+    limits: &Limits,
+) -> Result<(Aggregator, String)> {
+    let mut counting = Counting::new(source);
+    let mut reader = BufReader::with_capacity(BUFFER, &mut counting);
     let gzip = reader
         .fill_buf()
         .map_err(|e| Error::io(path, e))?
         .starts_with(&[0x1f, 0x8b]);
-    let outcome = parse_file(reader, gzip, limits, aggregator);
+    let mut aggregator = Aggregator::default();
+    let outcome = parse_file(reader, gzip, limits, &mut aggregator);
     outcome.map_err(|e| {
         json_error(
             path,
             e,
             aggregator.in_array.then_some(aggregator.file_records),
-            gzip.then(|| (count.get(), size)),
+            gzip.then_some((counting.count, size)),
         )
     })?;
-    check_read_whole(path, count.get(), size, limits)?;
-    let sha256 = crate::model::hex(&hasher.borrow().clone().finalize());
-    Ok(TrailSource {
-        path: path.to_path_buf(),
-        bytes: size,
-        sha256,
-        content,
-    })
+    check_read_whole(path, counting.count, size, limits)?;
+    Ok((aggregator, crate::model::hex(&counting.hasher.finalize())))
 }
 
 /// Parses one file's stream (gzip or not) into the aggregator, each record within the record
@@ -340,8 +443,7 @@ fn parse_file<R: Read>(
     aggregator.file_records = 0;
     aggregator.in_array = false;
     let budget = RecordBudget::new(limits.max_record_bytes);
-    aggregator.budget = Some(Rc::clone(&budget));
-    let outcome = if gzip {
+    if gzip {
         let decoded = Capped::new(
             flate2::read::MultiGzDecoder::new(reader),
             limits.max_decompressed_bytes,
@@ -353,10 +455,11 @@ fn parse_file<R: Read>(
                 BUFFER,
                 Budgeted {
                     inner: decoded,
-                    budget,
+                    budget: Rc::clone(&budget),
                 },
             ),
             aggregator,
+            &budget,
         )
     } else {
         parse(
@@ -364,14 +467,13 @@ fn parse_file<R: Read>(
                 BUFFER,
                 Budgeted {
                     inner: reader,
-                    budget,
+                    budget: Rc::clone(&budget),
                 },
             ),
             aggregator,
+            &budget,
         )
-    };
-    aggregator.budget = None;
-    outcome
+    }
 }
 
 /// The whole file was read (`read` of its `size` bytes), and no more than the limit: anything
@@ -394,9 +496,13 @@ fn check_read_whole(path: &Path, read: u64, size: u64, limits: &input::Limits) -
     Ok(())
 }
 
-fn parse<R: Read>(reader: R, aggregator: &mut Aggregator) -> serde_json::Result<()> {
+fn parse<R: Read>(
+    reader: R,
+    aggregator: &mut Aggregator,
+    budget: &RecordBudget,
+) -> serde_json::Result<()> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
-    TopLevel { aggregator }.deserialize(&mut deserializer)?;
+    TopLevel { aggregator, budget }.deserialize(&mut deserializer)?;
     deserializer.end()
 }
 
@@ -457,6 +563,7 @@ fn json_error(
 /// The top-level value: `{"Records": […]}`, `{"Events": […]}` or `[…]`.
 struct TopLevel<'a> {
     aggregator: &'a mut Aggregator,
+    budget: &'a RecordBudget,
 }
 
 const EXPECTED: &str = "a CloudTrail log file ({\"Records\": [...]}), a JSON array of records, or \
@@ -479,24 +586,27 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         Records {
             aggregator: self.aggregator,
+            budget: self.budget,
         }
         .visit_seq(seq)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut found = false;
-        while let Some(key) = map.next_key::<Text>()? {
+        while let Some(key) = map.next_key::<Text<'de>>()? {
             match key.0.as_deref() {
                 Some("Records") => {
                     found = true;
                     map.next_value_seed(Records {
                         aggregator: &mut *self.aggregator,
+                        budget: self.budget,
                     })?;
                 }
                 Some("Events") => {
                     found = true;
                     map.next_value_seed(Events {
                         aggregator: &mut *self.aggregator,
+                        budget: self.budget,
                     })?;
                 }
                 _ => {
@@ -517,6 +627,7 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// The `Records` array (or a bare array): each element one record.
 struct Records<'a> {
     aggregator: &'a mut Aggregator,
+    budget: &'a RecordBudget,
 }
 
 impl<'de> DeserializeSeed<'de> for Records<'_> {
@@ -539,10 +650,10 @@ impl<'de> Visitor<'de> for Records<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.aggregator.in_array = true;
-        self.aggregator.record_starts();
-        while let Some(record) = seq.next_element::<Obj<RawRecord>>()? {
+        self.budget.start();
+        while let Some(record) = seq.next_element::<Obj<RawRecord<'de>>>()? {
             self.aggregator.add(record.0);
-            self.aggregator.record_starts();
+            self.budget.start();
         }
         self.aggregator.in_array = false;
         Ok(())
@@ -552,6 +663,7 @@ impl<'de> Visitor<'de> for Records<'_> {
 /// The `Events` array of lookup-events output: each element holds its record as a JSON string.
 struct Events<'a> {
     aggregator: &'a mut Aggregator,
+    budget: &'a RecordBudget,
 }
 
 impl<'de> DeserializeSeed<'de> for Events<'_> {
@@ -574,9 +686,9 @@ impl<'de> Visitor<'de> for Events<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.aggregator.in_array = true;
-        self.aggregator.record_starts();
-        while let Some(event) = seq.next_element::<Obj<LookupEvent>>()? {
-            self.aggregator.record_starts();
+        self.budget.start();
+        while let Some(event) = seq.next_element::<Obj<LookupEvent<'de>>>()? {
+            self.budget.start();
             let Some(text) = event.0.and_then(|e| e.cloud_trail_event.0) else {
                 self.aggregator.records += 1;
                 self.aggregator.file_records += 1;
@@ -598,117 +710,146 @@ impl<'de> Visitor<'de> for Events<'_> {
 /// One element of lookup-events' `Events`.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct LookupEvent {
-    #[serde(rename = "CloudTrailEvent")]
-    cloud_trail_event: Text,
+struct LookupEvent<'a> {
+    #[serde(rename = "CloudTrailEvent", borrow)]
+    cloud_trail_event: Text<'a>,
 }
 
-/// The fields of a CloudTrail record this reader uses.
+/// The fields of a CloudTrail record this reader uses; strings are borrowed from the input
+/// where it holds them unescaped.
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-struct RawRecord {
-    event_version: Text,
-    user_identity: Obj<UserIdentity>,
-    event_time: Text,
-    event_source: Text,
-    event_name: Text,
-    aws_region: Text,
-    #[serde(rename = "sourceIPAddress")]
-    source_ip_address: Text,
-    error_code: Text,
-    request_parameters: Obj<RequestParameters>,
-    response_elements: Obj<ResponseElements>,
-    recipient_account_id: Text,
+struct RawRecord<'a> {
+    #[serde(borrow)]
+    event_version: Text<'a>,
+    #[serde(borrow)]
+    user_identity: Obj<UserIdentity<'a>>,
+    #[serde(borrow)]
+    event_time: Text<'a>,
+    #[serde(borrow)]
+    event_source: Text<'a>,
+    #[serde(borrow)]
+    event_name: Text<'a>,
+    #[serde(borrow)]
+    aws_region: Text<'a>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    source_ip_address: Text<'a>,
+    #[serde(borrow)]
+    error_code: Text<'a>,
+    #[serde(borrow)]
+    request_parameters: Obj<RequestParameters<'a>>,
+    #[serde(borrow)]
+    response_elements: Obj<ResponseElements<'a>>,
+    #[serde(borrow)]
+    recipient_account_id: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-struct UserIdentity {
-    #[serde(rename = "type")]
-    identity_type: Text,
-    arn: Text,
-    access_key_id: Text,
-    invoked_by: Text,
-    principal_id: Text,
-    account_id: Text,
+struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    identity_type: Text<'a>,
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(borrow)]
+    access_key_id: Text<'a>,
+    #[serde(borrow)]
+    invoked_by: Text<'a>,
+    #[serde(borrow)]
+    principal_id: Text<'a>,
+    #[serde(borrow)]
+    account_id: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-struct RequestParameters {
-    access_key_id: Text,
-    status: Text,
-    secret_id: Text,
-    secret_id_list: TextList,
-    name: Text,
-    version_stage: Text,
-    version_stages: TextList,
-    move_to_version_id: Text,
+struct RequestParameters<'a> {
+    #[serde(borrow)]
+    access_key_id: Text<'a>,
+    #[serde(borrow)]
+    status: Text<'a>,
+    #[serde(borrow)]
+    secret_id: Text<'a>,
+    #[serde(borrow)]
+    secret_id_list: TextList<'a>,
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow)]
+    version_stage: Text<'a>,
+    #[serde(borrow)]
+    version_stages: TextList<'a>,
+    #[serde(borrow)]
+    move_to_version_id: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct ResponseElements {
-    #[serde(rename = "accessKey")]
-    access_key: Obj<AccessKey>,
-    arn: Text,
-    #[serde(rename = "aRN")]
-    a_rn: Text,
+struct ResponseElements<'a> {
+    #[serde(rename = "accessKey", borrow)]
+    access_key: Obj<AccessKey<'a>>,
+    #[serde(borrow)]
+    arn: Text<'a>,
+    #[serde(rename = "aRN", borrow)]
+    a_rn: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct AccessKey {
-    #[serde(rename = "accessKeyId")]
-    access_key_id: Text,
+struct AccessKey<'a> {
+    #[serde(rename = "accessKeyId", borrow)]
+    access_key_id: Text<'a>,
 }
 
-/// A string field; any other JSON value (number, object, null, …) reads as absent, so one odd
-/// field of some service's `requestParameters` cannot fail a whole file.
+/// A string field, borrowed when the input holds it unescaped; any other JSON value (number,
+/// object, null, …) reads as absent, so one odd field of some service's `requestParameters`
+/// cannot fail a whole file.
 #[derive(Default)]
-struct Text(Option<String>);
+struct Text<'a>(Option<Cow<'a, str>>);
 
-impl Text {
+impl Text<'_> {
     /// The value when it is a non-empty string.
     fn get(&self) -> Option<&str> {
         self.0.as_deref().filter(|s| !s.is_empty())
     }
 }
 
-impl<'de> Deserialize<'de> for Text {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TextVisitor;
         impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(Some(v.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-                Ok(Text(Some(v)))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_owned()))))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<Text<'de>, E> {
                 Ok(Text(None))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text<'de>, A::Error> {
                 IgnoredAny.visit_seq(seq)?;
                 Ok(Text(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Text<'de>, A::Error> {
                 IgnoredAny.visit_map(map)?;
                 Ok(Text(None))
             }
@@ -719,42 +860,45 @@ impl<'de> Deserialize<'de> for Text {
 
 /// A list of strings; a single string is a list of one, anything else an empty list.
 #[derive(Default)]
-struct TextList(Vec<String>);
+struct TextList<'a>(Vec<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for TextList {
+impl<'de: 'a, 'a> Deserialize<'de> for TextList<'a> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ListVisitor;
         impl<'de> Visitor<'de> for ListVisitor {
-            type Value = TextList;
+            type Value = TextList<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextList, E> {
-                Ok(TextList(vec![v.to_owned()]))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<TextList<'de>, E> {
+                Ok(TextList(vec![Cow::Borrowed(v)]))
             }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextList, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextList<'de>, E> {
+                Ok(TextList(vec![Cow::Owned(v.to_owned())]))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextList<'de>, E> {
                 Ok(TextList::default())
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextList, E> {
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextList<'de>, E> {
                 Ok(TextList::default())
             }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextList, E> {
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextList<'de>, E> {
                 Ok(TextList::default())
             }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextList, E> {
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextList<'de>, E> {
                 Ok(TextList::default())
             }
-            fn visit_unit<E: de::Error>(self) -> Result<TextList, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<TextList<'de>, E> {
                 Ok(TextList::default())
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TextList<'de>, A::Error> {
                 let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Text>()? {
+                while let Some(item) = seq.next_element::<Text<'de>>()? {
                     items.extend(item.0);
                 }
                 Ok(TextList(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextList, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TextList<'de>, A::Error> {
                 IgnoredAny.visit_map(map)?;
                 Ok(TextList::default())
             }
@@ -832,6 +976,17 @@ fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     }
 }
 
+/// Adds the counts of `other` to those of `map`.
+fn add_counts(map: &mut BTreeMap<String, u64>, other: BTreeMap<String, u64>) {
+    if map.is_empty() {
+        *map = other;
+        return;
+    }
+    for (key, count) in other {
+        *map.entry(key).or_default() += count;
+    }
+}
+
 /// Everything read so far, folded record by record.
 #[derive(Default)]
 struct Aggregator {
@@ -851,8 +1006,6 @@ struct Aggregator {
     in_array: bool,
     /// Scratch space for `eventSource:eventName`.
     operation: String,
-    /// The byte budget of the record being read, for the file being read.
-    budget: Option<Rc<RecordBudget>>,
     /// Records used per account and region (account → region → records) they were logged for.
     covered: BTreeMap<String, BTreeMap<String, u64>>,
     /// Records used that name no account or region.
@@ -869,16 +1022,55 @@ struct Call<'r> {
 }
 
 impl Aggregator {
-    /// A record (or the rest of the file after the record list) begins: its byte budget starts.
-    fn record_starts(&self) {
-        if let Some(budget) = &self.budget {
-            budget.start();
-        }
-    }
-
     fn skip(&mut self, reason: &str) {
         self.skipped += 1;
         bump(&mut self.skip_reasons, reason);
+    }
+
+    /// Adds what `other` read (another file, or another thread's files) to this.
+    fn absorb(&mut self, other: Aggregator) {
+        if self.records == 0 && self.names.is_empty() && self.events.is_empty() {
+            // Nothing read yet: take `other` whole.
+            *self = other;
+            return;
+        }
+        let index: Vec<u32> = other.names.iter().map(|name| self.intern(name)).collect();
+        for ((id, hour), counts) in other.hours {
+            let mine = self.hours.entry((index[id as usize], hour)).or_default();
+            mine.calls += counts.calls;
+            mine.errors += counts.errors;
+            mine.auth_errors += counts.auth_errors;
+            add_counts(&mut mine.source_ips, counts.source_ips);
+            add_counts(&mut mine.regions, counts.regions);
+            add_counts(&mut mine.operations, counts.operations);
+            add_counts(&mut mine.error_codes, counts.error_codes);
+        }
+        for ((id, start), (calls, auth_errors)) in other.windows {
+            let mine = self.windows.entry((index[id as usize], start)).or_default();
+            mine.0 += calls;
+            mine.1 += auth_errors;
+        }
+        self.events.extend(other.events);
+        self.records += other.records;
+        self.skipped += other.skipped;
+        add_counts(&mut self.skip_reasons, other.skip_reasons);
+        for (account, regions) in other.covered {
+            add_counts(self.covered.entry(account).or_default(), regions);
+        }
+        self.unattributed += other.unattributed;
+    }
+
+    /// The index of a credential id, added the first time it is seen.
+    fn intern(&mut self, credential: &str) -> u32 {
+        match self.ids.get(credential) {
+            Some(&index) => index,
+            None => {
+                let index = self.names.len() as u32;
+                self.ids.insert(credential.to_owned(), index);
+                self.names.push(credential.to_owned());
+                index
+            }
+        }
     }
 
     fn add(&mut self, record: Option<RawRecord>) {
@@ -978,15 +1170,7 @@ impl Aggregator {
     }
 
     fn count(&mut self, credential: &str, call: &Call) {
-        let index = match self.ids.get(credential) {
-            Some(&index) => index,
-            None => {
-                let index = self.names.len() as u32;
-                self.ids.insert(credential.to_owned(), index);
-                self.names.push(credential.to_owned());
-                index
-            }
-        };
+        let index = self.intern(credential);
         let auth = call.error_code.is_some_and(is_auth_error);
         let hour = self
             .hours
@@ -1128,14 +1312,14 @@ impl Aggregator {
 
 /// The event a successful lifecycle call records (see the mapping in the module docs): its
 /// type, the credential it is about and a note, or `None` for a call that records none.
-fn lifecycle_event(
-    record: &RawRecord,
+fn lifecycle_event<'a>(
+    record: &RawRecord<'a>,
     source: &str,
     name: &str,
 ) -> Option<(EventType, Option<String>, Option<String>)> {
     let request = record.request_parameters.0.as_ref();
     let response = record.response_elements.0.as_ref();
-    let request_text = |field: fn(&RequestParameters) -> &Text| {
+    let request_text = |field: for<'r> fn(&'r RequestParameters<'a>) -> &'r Text<'a>| {
         request.and_then(|r| field(r).get()).map(str::to_owned)
     };
     let mapped = match (source, name) {

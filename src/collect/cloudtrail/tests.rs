@@ -615,3 +615,194 @@ fn reads_every_record_of_the_invictus_data_set() {
         ]
     );
 }
+
+// ---- The fast road and the threads: the same result as the streaming parser on one thread.
+
+/// Every CloudTrail file of the tests, plain.
+fn every_test_file() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data(""))
+        .expect("test data")
+        .chain(std::fs::read_dir(invictus().join("CloudTrail")).expect("invictus"))
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// (aggregates, SHA-256) of one file through `read`, as `CloudTrailData` to compare.
+fn one_file(
+    path: &Path,
+    read: impl FnOnce() -> Option<(Aggregator, String)>,
+) -> (CloudTrailData, String) {
+    let (aggregator, sha256) = read().unwrap_or_else(|| panic!("{}", path.display()));
+    (aggregator.finish(vec![path.to_path_buf()]), sha256)
+}
+
+#[test]
+fn the_fast_road_reads_every_test_file_as_the_streaming_parser_does() {
+    let limits = Limits::default();
+    let files = every_test_file();
+    assert!(files.len() > 55, "{}", files.len());
+    let mut buffer = Vec::new();
+    for path in &files {
+        for bytes in [
+            std::fs::read(path).expect("read"),
+            gzip(&std::fs::read(path).expect("read")),
+        ] {
+            let size = bytes.len() as u64;
+            let fast = one_file(path, || {
+                read_fast(&bytes[..], size, &limits, &mut Vec::new())
+            });
+            let streaming = one_file(path, || {
+                read_streaming(path, &bytes[..], size, &limits).ok()
+            });
+            assert_eq!(fast, streaming, "{}", path.display());
+            // The window kept from file to file does not change what is read.
+            let again = one_file(path, || read_fast(&bytes[..], size, &limits, &mut buffer));
+            assert_eq!(again, streaming, "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn a_record_near_the_limit_is_left_to_the_streaming_parser_which_decides() {
+    let record = |name: &str| {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2026-10-30T09:00:00Z","eventName":"{name}","userIdentity":{{"accessKeyId":"AKIAX"}}}}"#
+        )
+    };
+    let text = format!("[{}, {}]", record("Small"), record(&"A".repeat(700 << 10)));
+    let limits = |record: u64| Limits {
+        max_record_bytes: record,
+        ..Limits::default()
+    };
+    let size = text.len() as u64;
+    // 1 MiB: within the streaming parser's budget, but too close to it for the fast road.
+    assert!(read_fast(text.as_bytes(), size, &limits(1 << 20), &mut Vec::new()).is_none());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "big.json", text.as_bytes());
+    let options = |record: u64| ReadOptions {
+        limits: limits(record),
+        ..ReadOptions::default()
+    };
+    let d = read_paths_with(std::slice::from_ref(&path), &options(1 << 20)).expect("read");
+    assert_eq!((d.records, d.usage[0].calls), (2, 2));
+    // 2 MiB: the fast road takes it, with the same result.
+    let fast = read_fast(text.as_bytes(), size, &limits(2 << 20), &mut Vec::new()).expect("fast");
+    assert_eq!(fast.0.finish(vec![path.clone()]), {
+        let mut d = d.clone();
+        d.sources.clear();
+        d
+    });
+    // 256 KiB: the record is over it (by more than the streaming parser's read buffer), and
+    // the error names it.
+    let Err(error) = read_paths_with(std::slice::from_ref(&path), &options(256 << 10)) else {
+        panic!("a 700 KiB record read within a 256 KiB limit");
+    };
+    let (file, location, message) = input_error(error);
+    assert_eq!((file, location.as_str()), (path, "record 2"));
+    assert!(
+        message.starts_with("one record over the 256 KiB limit"),
+        "{message}"
+    );
+}
+
+/// A folder of many CloudTrail files: the invictus logs twice (plain and gzipped) and the test
+/// files, in sub-folders, so that threads interleave.
+fn many_files(dir: &Path) {
+    for (index, path) in every_test_file().into_iter().enumerate() {
+        let bytes = std::fs::read(&path).expect("read");
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        write(dir, &format!("{:02}/{name}", index % 7), &bytes);
+        write(
+            dir,
+            &format!("gz/{:02}/{name}.gz", index % 5),
+            &gzip(&bytes),
+        );
+    }
+}
+
+#[test]
+fn any_number_of_threads_gives_the_same_result_as_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    many_files(dir.path());
+    let paths = [dir.path().to_path_buf()];
+    let options = ReadOptions {
+        keep: true,
+        ..ReadOptions::default()
+    };
+    let one = read_paths_on(&paths, &options, 1).expect("read");
+    assert!(one.files.len() > 110, "{}", one.files.len());
+    assert_eq!(one.records, 2 * (2900 + 10 + 2 + 1 + 3));
+    assert!(one.sources.iter().all(|s| s.content.is_some()));
+    for threads in [2, 3, 8, 1000] {
+        let many = read_paths_on(&paths, &options, threads).expect("read");
+        assert_eq!(many, one, "{threads} threads");
+    }
+}
+
+#[test]
+fn with_several_bad_files_the_error_is_the_first_ones_in_path_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    many_files(dir.path());
+    let plain = std::fs::read(data("s3-delivery.json")).expect("read");
+    let compressed = gzip(&plain);
+    // Three bad files; the first in path order is 03/cut.json.
+    write(
+        dir.path(),
+        "05/bad.json",
+        b"{\"Records\": [{\"eventVersion\": \"1.08\"} oops]}",
+    );
+    let first = write(dir.path(), "03/cut.json", &plain[..plain.len() / 2]);
+    write(
+        dir.path(),
+        "gz/01/cut.json.gz",
+        &compressed[..compressed.len() / 2],
+    );
+    let paths = [dir.path().to_path_buf()];
+    let expected = read_paths_on(&paths, &ReadOptions::default(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        expected.starts_with(&format!("{}: record ", first.display())),
+        "{expected}"
+    );
+    for threads in [2, 3, 8] {
+        for _ in 0..5 {
+            let error = read_paths_on(&paths, &ReadOptions::default(), threads).unwrap_err();
+            assert_eq!(error.to_string(), expected, "{threads} threads");
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_reads_the_same_on_both_roads() {
+    // serde_json skips unused values without recursion and the record's own fields nest a few
+    // levels only, so no depth is refused, on either road.
+    let limits = Limits::default();
+    for depth in [90, 130, 10_000] {
+        let text = format!(
+            r#"{{"Other": {open}{close}, "Records": [{{"eventVersion": "1.08", "eventName": {open}1{close}, "x": {open}1{close}, "userIdentity": {{"accessKeyId": "AKIAX"}}, "eventTime": "2026-10-30T09:00:00Z"}}]}}"#,
+            open = "[".repeat(depth),
+            close = "]".repeat(depth)
+        );
+        let size = text.len() as u64;
+        let path = PathBuf::from(format!("{depth}.json"));
+        let fast = one_file(&path, || {
+            read_fast(text.as_bytes(), size, &limits, &mut Vec::new())
+        });
+        let streaming = one_file(&path, || {
+            read_streaming(&path, text.as_bytes(), size, &limits).ok()
+        });
+        assert_eq!(fast, streaming, "{depth}");
+        assert_eq!(
+            fast.0.usage[0].operations,
+            counts(&[("unknown:unknown", 1)])
+        );
+    }
+}
