@@ -148,24 +148,126 @@ pub fn load(path: &Path) -> Result<Inventory> {
 }
 
 /// Parses inventory TOML; `path` names the file in errors.
+///
+/// A large inventory is parsed in slices of [`SLICE_ENTRIES`] `[[credentials]]` entries (see
+/// [`slices`]): a TOML parser's document takes many times the text's size, so one slice at a
+/// time keeps that bounded. A slice that does not parse on its own sends the whole text through
+/// the one-piece parse, so errors are those of the whole file.
 pub fn parse(text: &str, path: &Path) -> Result<Inventory> {
     let lines = crate::error::LineIndex::new(text);
-    let raw: RawInventory = toml::from_str(text).map_err(|e| {
-        let location = e
-            .span()
-            .map(|s| format!("line {}", lines.line(s.start)))
-            .unwrap_or_else(|| "document".to_string());
-        Error::input(path, location, e.message().trim().to_string())
-    })?;
-
+    if let Some(slices) = slices(text)
+        && let Some(inventory) = parse_slices(text, &slices, path, &lines)?
+    {
+        return Ok(inventory);
+    }
+    let raw = parse_toml(text, 0, path, &lines)?;
     let policy = build_policy(raw.policy, path, &lines)?;
     let owners = build_owners(raw.owners, path, &lines)?;
-    let credentials = build_credentials(raw.credentials, path, &lines)?;
+    let mut credentials = Vec::with_capacity(raw.credentials.len());
+    build_credentials(
+        raw.credentials,
+        0,
+        path,
+        &lines,
+        &mut HashSet::new(),
+        &mut credentials,
+    )?;
     Ok(Inventory {
         policy,
         owners,
         credentials,
     })
+}
+
+/// `[[credentials]]` entries per slice of a large inventory.
+const SLICE_ENTRIES: usize = 2_000;
+
+/// `text` parsed as a [`RawInventory`]; `offset` is where it starts in the file, for the line
+/// of an error.
+fn parse_toml(
+    text: &str,
+    offset: usize,
+    path: &Path,
+    lines: &crate::error::LineIndex,
+) -> Result<RawInventory> {
+    toml::from_str(text).map_err(|e| {
+        let location = e
+            .span()
+            .map(|s| format!("line {}", lines.line(offset + s.start)))
+            .unwrap_or_else(|| "document".to_string());
+        Error::input(path, location, e.message().trim().to_string())
+    })
+}
+
+/// Where a large inventory can be cut: the byte offsets of every [`SLICE_ENTRIES`]th
+/// `[[credentials]]` header, the first header first. Only for a text in which every table
+/// header from the first `[[credentials]]` on is exactly `[[credentials]]` and that holds no
+/// multi-line string (so a line that reads `[[credentials]]` is a header and nothing else):
+/// then each slice is a run of whole entries, and everything else (`[policy]`, `[[owners]]`)
+/// comes before the first. `None` for a small text or one of any other shape.
+fn slices(text: &str) -> Option<Vec<usize>> {
+    if text.len() < 1 << 20 || text.contains("\"\"\"") || text.contains("'''") {
+        return None;
+    }
+    let mut cuts = Vec::new();
+    let mut entries = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            if trimmed != "[[credentials]]" {
+                if entries > 0 {
+                    return None;
+                }
+            } else {
+                if entries % SLICE_ENTRIES == 0 {
+                    cuts.push(offset);
+                }
+                entries += 1;
+            }
+        }
+        offset += line.len();
+    }
+    (cuts.len() > 1).then_some(cuts)
+}
+
+/// The inventory parsed slice by slice (see [`slices`]); `None` when a slice does not parse on
+/// its own or the part before the first entry declares credentials too.
+fn parse_slices(
+    text: &str,
+    cuts: &[usize],
+    path: &Path,
+    lines: &crate::error::LineIndex,
+) -> Result<Option<Inventory>> {
+    let Ok(head) = toml::from_str::<RawInventory>(&text[..cuts[0]]) else {
+        return Ok(None);
+    };
+    if !head.credentials.is_empty() {
+        return Ok(None);
+    }
+    let policy = build_policy(head.policy, path, lines)?;
+    let owners = build_owners(head.owners, path, lines)?;
+    let mut credentials = Vec::new();
+    let mut ids = HashSet::new();
+    for (index, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(index + 1).copied().unwrap_or(text.len());
+        let Ok(slice) = toml::from_str::<RawInventory>(&text[start..end]) else {
+            return Ok(None);
+        };
+        build_credentials(
+            slice.credentials,
+            start,
+            path,
+            lines,
+            &mut ids,
+            &mut credentials,
+        )?;
+    }
+    Ok(Some(Inventory {
+        policy,
+        owners,
+        credentials,
+    }))
 }
 
 /// The `[[owners]]` as written, checked: ids present and unique, a known status.
@@ -207,17 +309,20 @@ fn build_owners(
     Ok(owners)
 }
 
-/// The `[[credentials]]` as written, checked: ids present and unique, a known kind and class,
-/// bounds, and account ids.
+/// The `[[credentials]]` as written, checked and appended to `credentials`: ids present and
+/// unique (`ids` holds those of earlier slices), a known kind and class, bounds, and account
+/// ids. `offset` is where the text they were parsed from starts in the file.
 fn build_credentials(
     raw: Vec<toml::Spanned<RawCredential>>,
+    offset: usize,
     path: &Path,
     lines: &crate::error::LineIndex,
-) -> Result<Vec<DeclaredCredential>> {
-    let mut credentials = Vec::with_capacity(raw.len());
-    let mut ids = HashSet::new();
+    ids: &mut HashSet<String>,
+    credentials: &mut Vec<DeclaredCredential>,
+) -> Result<()> {
+    credentials.reserve(raw.len());
     for spanned in raw {
-        let line = lines.line(spanned.span().start);
+        let line = lines.line(offset + spanned.span().start);
         let c = spanned.into_inner();
         let at = || format!("line {line} (credential \"{}\")", c.id);
         if c.id.trim().is_empty() {
@@ -271,7 +376,7 @@ fn build_credentials(
             line,
         });
     }
-    Ok(credentials)
+    Ok(())
 }
 
 /// `value` of `key` as a `T`; the error names what was found.
@@ -672,6 +777,83 @@ max_uses = 3
             err.contains("class \"E\": expected one of A, B, C, D"),
             "{err}"
         );
+    }
+
+    /// An inventory of `n` credentials (over 1 MiB from about 10,000), with a policy and an
+    /// owner before them; `bad` replaces the text of credential `bad.0` with `bad.1`.
+    fn large(n: usize, bad: Option<(usize, &str)>) -> String {
+        let mut text = String::from(
+            "[policy.classes]\nB = 45\n\n[[owners]]\nid = \"team\"\nstatus = \"active\"\n\n",
+        );
+        for i in 0..n {
+            match bad {
+                Some((at, entry)) if at == i => text.push_str(entry),
+                _ => text.push_str(&format!(
+                    "[[credentials]]\nid = \"cred-{i:06}\"\nkind = \"secret\"\nclass = \"B\"\nowner = \"team\"\nconsumers = [\"agent-{i}\", \"agent-x\"]\ndescription = \"a credential of a large fleet, number {i}\"\n\n"
+                )),
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn a_large_inventory_parses_in_slices_to_what_one_piece_gives() {
+        let text = large(12_000, None);
+        let cuts = slices(&text).expect("cut into slices");
+        assert_eq!(cuts.len(), 6);
+        assert!(text[cuts[1]..].starts_with("[[credentials]]\nid = \"cred-002000\""));
+        let sliced = parse_str(&text).unwrap();
+        // The one-piece parse of the same text, for comparison.
+        let lines = crate::error::LineIndex::new(&text);
+        let raw = parse_toml(&text, 0, Path::new("inventory.toml"), &lines).unwrap();
+        let mut whole = Vec::new();
+        build_credentials(
+            raw.credentials,
+            0,
+            Path::new("inventory.toml"),
+            &lines,
+            &mut HashSet::new(),
+            &mut whole,
+        )
+        .unwrap();
+        assert_eq!(sliced.credentials, whole);
+        assert_eq!(sliced.credentials.len(), 12_000);
+        assert_eq!(sliced.credentials[11_999].line, 8 + 11_999 * 8);
+        assert_eq!(sliced.owners.len(), 1);
+        assert_eq!(sliced.policy, parse_str(&large(1, None)).unwrap().policy);
+    }
+
+    #[test]
+    fn errors_in_a_late_slice_name_the_line_in_the_file() {
+        // A duplicate id across slices, a bad class and a TOML syntax error, all past 10,000.
+        let duplicate = "[[credentials]]\nid = \"cred-000001\"\nkind = \"secret\"\n\n";
+        let err = parse_str(&large(12_000, Some((10_500, duplicate))))
+            .unwrap_err()
+            .to_string();
+        let line = 8 + 10_500 * 8;
+        assert!(
+            err.contains(&format!("line {line} (credential \"cred-000001\")"))
+                && err.contains("duplicate credential id"),
+            "{err}"
+        );
+        let class = "[[credentials]]\nid = \"c\"\nkind = \"secret\"\nclass = \"E\"\n\n";
+        let err = parse_str(&large(12_000, Some((10_500, class))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("line {line} (credential \"c\")")),
+            "{err}"
+        );
+        let syntax = "[[credentials]]\nid = \"c\"\nkind = = \"secret\"\n\n";
+        let err = parse_str(&large(12_000, Some((10_500, syntax))))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("line {}", line + 2)), "{err}");
+        // [policy.classes] again after the entries is refused as in one piece, not merged.
+        let mut twice = large(12_000, None);
+        twice.push_str("[policy.classes]\nC = 100\n");
+        assert!(slices(&twice).is_none());
+        assert!(parse_str(&twice).is_err());
     }
 
     #[test]
