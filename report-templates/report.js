@@ -1,10 +1,60 @@
-/* credaudit evidence page: pages, filters and sorts the tables held in the JSON blocks.
+/* credaudit evidence page: pages, filters and sorts the tables held in the data blocks (JSON,
+   deflated and base64-encoded; inflated here by the browser's DecompressionStream).
    Every string from the data is inserted with textContent / createTextNode, never as markup.
    The Content-Security-Policy names this script by its SHA-256: it is inserted verbatim. */
 (function () {
   "use strict";
 
+  var BLOCKS = ["data-strings", "data-findings", "data-actions", "data-inventory", "data-events",
+    "data-controls"];
+
+  /** The data of one block: base64 of zlib-deflated JSON; null when the page has no such block. */
+  function readBlock(id) {
+    var node = document.getElementById(id);
+    if (!node) return Promise.resolve(null);
+    var text = atob(node.textContent);
+    var bytes = new Uint8Array(text.length);
+    for (var k = 0; k < text.length; k++) bytes[k] = text.charCodeAt(k);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).json();
+  }
+
+  function showError(error) {
+    // Say so on the page rather than leave empty tables; the data files beside it still hold
+    // everything.
+    document.body.dataset.ready = "error";
+    var banner = document.createElement("div");
+    banner.className = "banner error";
+    banner.setAttribute("role", "alert");
+    banner.textContent = "The interactive tables could not be shown (" + String(error) +
+      "). The same data is in the CSV and JSON files beside this page.";
+    var main = document.querySelector("main");
+    if (main) main.insertBefore(banner, main.firstChild);
+  }
+
+  var loaded;
   try {
+    loaded = Promise.all(BLOCKS.map(readBlock));
+  } catch (error) {
+    showError(error);
+    throw error;
+  }
+  loaded.then(function (blocks) {
+    var data = {};
+    BLOCKS.forEach(function (id, k) { data[id] = blocks[k]; });
+    try {
+      start(data);
+    } catch (error) {
+      showError(error);
+      throw error;
+    }
+  }, function (error) {
+    showError(error);
+    throw error;
+  });
+
+  /** Builds the tables from the inflated data blocks. */
+  function start(DATA) {
     var PAGE_SIZE = 100;
     var SEVERITIES = ["critical", "high", "medium", "low", "info"];
 
@@ -13,8 +63,7 @@
     }
 
     function readJson(id) {
-      var node = byId(id);
-      return node ? JSON.parse(node.textContent) : null;
+      return DATA[id] || null;
     }
 
     function el(tag, cls, text) {
@@ -685,17 +734,5 @@
     inventory.refresh();
     history_.refresh();
     document.body.dataset.ready = "1";
-  } catch (error) {
-    // Say so on the page rather than leave empty tables; the data files beside it still hold
-    // everything.
-    document.body.dataset.ready = "error";
-    var banner = document.createElement("div");
-    banner.className = "banner error";
-    banner.setAttribute("role", "alert");
-    banner.textContent = "The interactive tables could not be shown (" + String(error) +
-      "). The same data is in the CSV and JSON files beside this page.";
-    var main = document.querySelector("main");
-    if (main) main.insertBefore(banner, main.firstChild);
-    throw error;
   }
 })();

@@ -5,14 +5,20 @@
 //! Two paths carry untrusted text (user and secret names, tag values, messages, evidence):
 //! - server-rendered parts go through minijinja's HTML auto-escaping;
 //! - the large tables (findings, remediation plan, inventory, rotation history) travel as compact
-//!   JSON in `<script type="application/json">` blocks, with `<`, `>` and `&` written as `\u003c`,
-//!   `\u003e`, `\u0026` so no string can end the element, and the script pages through them
-//!   inserting text with `textContent` only.
+//!   columnar JSON, deflated (zlib) and base64-encoded in `<script type="application/octet-stream">`
+//!   blocks (base64 holds no character that could end the element); the script inflates them with
+//!   the browser's `DecompressionStream`, pages through them 100 rows at a time and inserts text
+//!   with `textContent` only.
+//!
+//! The page is streamed to its file: the template (everything but the data) is rendered, and the
+//! data blocks are serialised, deflated and encoded straight into the file where the template
+//! has its data marker.
 //!
 //! A Content-Security-Policy allows nothing but the inline styles, images from `data:` URLs, and
 //! the one inline script, by its SHA-256.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 
 use base64::Engine as _;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
@@ -34,8 +40,31 @@ const STYLE: &str = include_str!("../../report-templates/report.css");
 /// Severities worst first; the JSON carries a finding's severity as an index into this list.
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
 
+/// Where the data blocks go in the rendered template (a comment no escaped string can forge:
+/// every `<` from the view is escaped).
+const DATA_MARKER: &str = "<!--credaudit:data-->";
+
 /// Renders `index.html` for `view`.
 pub fn render_html(view: &ReportView) -> Result<String> {
+    let mut bytes = Vec::new();
+    write_html(view, &mut bytes).map_err(|e| Error::io(std::path::Path::new("index.html"), e))?;
+    Ok(String::from_utf8(bytes).expect("the page is UTF-8"))
+}
+
+/// Writes `index.html` for `view` into `out`: the rendered template, with the data blocks
+/// streamed in at its data marker.
+pub fn write_html(view: &ReportView, out: &mut impl Write) -> std::io::Result<()> {
+    let page = render_template(view).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (head, tail) = page
+        .split_once(DATA_MARKER)
+        .ok_or_else(|| std::io::Error::other("the report template has no data marker"))?;
+    out.write_all(head.as_bytes())?;
+    write_data_blocks(view, out)?;
+    out.write_all(tail.as_bytes())
+}
+
+/// The page without its data blocks (their place is marked with [`DATA_MARKER`]).
+fn render_template(view: &ReportView) -> Result<String> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     // Every template of this page is HTML, whatever its name.
@@ -84,29 +113,26 @@ fn template_error(e: minijinja::Error) -> Error {
     )
 }
 
-/// Serialises `value` as JSON that is safe inside a `<script>` element: `<`, `>` and `&` only
-/// occur inside JSON strings, where `\u003c`, `\u003e`, `\u0026` mean the same characters.
-fn script_json<T: Serialize>(value: &T) -> Result<String> {
-    let json = serde_json::to_string(value).map_err(|e| {
-        Error::io(
-            std::path::Path::new("index.html"),
-            std::io::Error::other(format!("serialising report data: {e}")),
-        )
-    })?;
-    let mut out = String::with_capacity(json.len() + json.len() / 64);
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            // Valid JSON, but not valid in older JavaScript string literals; keep them inert too.
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    Ok(out)
+/// Writes `value` as one data block: `<script type="application/octet-stream" id=…>` holding
+/// its JSON, deflated (zlib format, which `DecompressionStream("deflate")` reads) and base64
+/// encoded, streamed through both encoders. Base64 has no `<`, `>`, `&` or quote, so no string
+/// of the data can end the element or be read as markup.
+fn write_block<T: Serialize>(out: &mut impl Write, id: &str, value: &T) -> std::io::Result<()> {
+    write!(
+        out,
+        "<script type=\"application/octet-stream\" id=\"{id}\">"
+    )?;
+    let base64 =
+        base64::write::EncoderWriter::new(&mut *out, &base64::engine::general_purpose::STANDARD);
+    let mut deflate = flate2::write::ZlibEncoder::new(base64, BLOCK_COMPRESSION);
+    serde_json::to_writer(&mut deflate, value)?;
+    deflate.finish()?.finish()?;
+    out.write_all(b"</script>\n")
 }
+
+/// Deflate level of the data blocks: fast; the JSON is repetitive (indexes, small numbers), so
+/// a higher level gains little for much more time.
+const BLOCK_COMPRESSION: flate2::Compression = flate2::Compression::new(3);
 
 /// One table of unique strings shared by every JSON block; rows refer to strings by index. The
 /// most used strings come first (ties in text order), so the common values (rule, kind, region,
@@ -226,29 +252,44 @@ fn severity_rank(severity: &str) -> i64 {
         .unwrap_or(SEVERITIES.len() - 1) as i64
 }
 
-/// The JSON blocks of the page, by element id.
-fn data_blocks(view: &ReportView) -> Result<Vec<(&'static str, String)>> {
+/// Writes the data blocks of the page (see [`data_blocks`]).
+fn write_data_blocks(view: &ReportView, out: &mut impl Write) -> std::io::Result<()> {
+    // Controls, for the drill-down from the control matrix to the findings table.
+    let controls = control_rows(view);
+    let (strings, blocks) = data_blocks(view, &controls);
+    write_block(out, "data-strings", &strings)?;
+    for (id, block) in &blocks {
+        write_block(out, id, block)?;
+    }
+    Ok(())
+}
+
+/// The string table and the columnar blocks of the page, by element id.
+fn data_blocks<'a>(
+    view: &'a ReportView,
+    controls: &'a [(String, &'a str, &'a super::view::ControlView)],
+) -> (Vec<&'a str>, [(&'static str, Block); 5]) {
     let mut table = Interner::default();
     let mut f = findings_block(view, &mut table);
     let mut a = actions_block(view, &mut table);
     let mut i = inventory_block(view, &mut table);
     let mut e = events_block(view, &mut table);
-    // Controls, for the drill-down from the control matrix to the findings table.
-    let controls = control_rows(view);
-    let mut c = controls_block(&controls, &mut table);
+    let mut c = controls_block(controls, &mut table);
 
     let (strings, remap) = table.finish();
     for block in [&mut f, &mut a, &mut i, &mut e, &mut c] {
         block.remap(&remap);
     }
-    Ok(vec![
-        ("data-strings", script_json(&strings)?),
-        ("data-findings", script_json(&f)?),
-        ("data-actions", script_json(&a)?),
-        ("data-inventory", script_json(&i)?),
-        ("data-events", script_json(&e)?),
-        ("data-controls", script_json(&c)?),
-    ])
+    (
+        strings,
+        [
+            ("data-findings", f),
+            ("data-actions", a),
+            ("data-inventory", i),
+            ("data-events", e),
+            ("data-controls", c),
+        ],
+    )
 }
 
 /// The findings table.
@@ -403,14 +444,6 @@ fn controls_block<'a>(
         .collect();
     c.columns.insert("failing", Column::StringLists(failing));
     c
-}
-
-/// One `<script type="application/json">` block.
-#[derive(Serialize)]
-struct DataBlock {
-    id: &'static str,
-    /// Already safe inside a script element (see [`script_json`]).
-    json: Value,
 }
 
 /// One horizontal bar.
@@ -735,7 +768,6 @@ struct Page<'a> {
     csp: String,
     style: Value,
     script: Value,
-    data: Vec<DataBlock>,
     run: &'a super::view::RunView,
     partial: bool,
     /// Changes since the previous run, with at most [`DIFF_LISTED`] findings of each side.
@@ -774,13 +806,6 @@ struct Page<'a> {
 
 impl<'a> Page<'a> {
     fn new(view: &'a ReportView) -> Result<Self> {
-        let data = data_blocks(view)?
-            .into_iter()
-            .map(|(id, json)| DataBlock {
-                id,
-                json: Value::from_safe_string(json),
-            })
-            .collect();
         let severity_counts = severity_counts(view);
         let severity_chart = BarChart::new(
             90,
@@ -796,7 +821,6 @@ impl<'a> Page<'a> {
             csp: content_security_policy(),
             style: Value::from_safe_string(STYLE.to_string()),
             script: Value::from_safe_string(SCRIPT.to_string()),
-            data,
             run: &view.run,
             partial: view.run.status != "complete",
             diff: view.diff.as_ref().map(DiffSummary::new),
@@ -1248,9 +1272,29 @@ mod tests {
         render_html(&sample_view()).expect("renders")
     }
 
-    /// The text of each `<script type="application/json" id=…>` element, by id.
+    /// The JSON of each data block, by id: its text base64-decoded and inflated, as the page's
+    /// script reads it.
     fn json_blocks(html: &str) -> Vec<(String, String)> {
-        let open = "<script type=\"application/json\" id=\"";
+        raw_blocks(html)
+            .into_iter()
+            .map(|(id, body)| {
+                let deflated = base64::engine::general_purpose::STANDARD
+                    .decode(&body)
+                    .unwrap_or_else(|e| panic!("{id} is base64: {e}"));
+                let mut json = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::ZlibDecoder::new(deflated.as_slice()),
+                    &mut json,
+                )
+                .unwrap_or_else(|e| panic!("{id} inflates to UTF-8: {e}"));
+                (id, json)
+            })
+            .collect()
+    }
+
+    /// The text of each `<script type="application/octet-stream" id=…>` element, by id.
+    fn raw_blocks(html: &str) -> Vec<(String, String)> {
+        let open = "<script type=\"application/octet-stream\" id=\"";
         let mut blocks = Vec::new();
         let mut rest = html;
         while let Some(at) = rest.find(open) {
@@ -1287,8 +1331,8 @@ mod tests {
         let mut view = sample_view();
         view.findings[0].message = "see https://example.com/runbook".into();
         let html = render_html(&view).expect("renders");
-        // The one URL is the data's own, inside the JSON string table.
-        assert_eq!(html.matches("https://").count(), 1);
+        // The one URL is the data's own, inside the deflated string table.
+        assert_eq!(html.matches("https://").count(), 0);
         let (_, strings) = json_blocks(&html)
             .into_iter()
             .find(|(id, _)| id == "data-strings")
@@ -1323,6 +1367,13 @@ mod tests {
     #[test]
     fn data_cannot_close_the_json_blocks() {
         let html = render();
+        for (id, body) in raw_blocks(&html) {
+            assert!(
+                body.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+                "{id} holds nothing but base64"
+            );
+        }
         let blocks = json_blocks(&html);
         let ids: Vec<&str> = blocks.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(
@@ -1340,10 +1391,6 @@ mod tests {
         assert_eq!(html.matches("</script>").count(), 7);
         assert_eq!(html.matches("<script").count(), 7);
         for (id, body) in &blocks {
-            assert!(
-                !body.contains('<') && !body.contains('>') && !body.contains('&'),
-                "{id}"
-            );
             serde_json::from_str::<serde_json::Value>(body).unwrap_or_else(|e| panic!("{id}: {e}"));
         }
         // The payloads survive the round trip exactly.
@@ -1356,6 +1403,21 @@ mod tests {
         assert!(strings.iter().any(|s| s == &format!("svc-{ATTR_PAYLOAD}")));
         let unique: std::collections::BTreeSet<&String> = strings.iter().collect();
         assert_eq!(unique.len(), strings.len(), "each string once");
+    }
+
+    #[test]
+    fn data_go_where_the_template_marks_them_once() {
+        let mut view = sample_view();
+        // A marker in a server-rendered string is escaped, so it cannot move the data.
+        view.run.source = DATA_MARKER.into();
+        assert!(!SCRIPT.contains(DATA_MARKER) && !STYLE.contains(DATA_MARKER));
+        let page = render_template(&view).expect("renders");
+        assert_eq!(page.matches(DATA_MARKER).count(), 1);
+        let html = render_html(&view).expect("renders");
+        assert!(!html.contains(DATA_MARKER));
+        assert!(html.contains("&lt;!--credaudit:data--&gt;"));
+        let ids: Vec<String> = raw_blocks(&html).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), 6);
     }
 
     #[test]
