@@ -124,9 +124,24 @@
       return value ? value.split(",").map(function (s) { return s.trim(); }).filter(Boolean) : [];
     }
 
+    /** Each row's position in text order for a column holding its text ("text" columns); equal
+        texts share a position. */
+    function textRanks(values) {
+      var order = new Array(values.length);
+      for (var k = 0; k < values.length; k++) order[k] = k;
+      order.sort(function (a, b) { return values[a] < values[b] ? -1 : values[a] > values[b] ? 1 : a - b; });
+      var keys = new Float64Array(values.length);
+      for (var r = 0; r < order.length; r++) {
+        var same = r > 0 && values[order[r]] === values[order[r - 1]];
+        keys[order[r]] = same ? keys[order[r - 1]] : r;
+      }
+      return keys;
+    }
+
     /**
      * A paged, filterable, sortable table over one columnar block.
-     * columns: {label, key, type: "str"|"int"|"dec"|"sev"|"bool", cls, cell(td, i)}
+     * columns: {label, key, type: "str"|"text"|"int"|"dec"|"sev"|"bool", cls, cell(td, i)}
+     * ("str" values are indexes into the string table, "text" values the text itself)
      */
     function Table(opts) {
       this.o = opts;
@@ -141,6 +156,8 @@
       this.open = new Set();
       this.textCols = (opts.text || []).map(function (k) { return opts.data[k]; });
       this.listCols = (opts.lists || []).map(function (k) { return opts.data[k]; });
+      this.plainCols = (opts.plain || []).map(function (k) { return opts.data[k]; });
+      this.plainLower = null;
       this.table = byId(opts.id + "-table");
       this.pager = byId(opts.id + "-pager");
       this.countEl = byId(opts.id + "-count");
@@ -199,6 +216,7 @@
 
     Table.prototype.sortKeys = function (col) {
       var values = this.d[col.key];
+      if (col.type === "text") return textRanks(values);
       var rank = col.type === "str" ? stringRanks() : null;
       var keys = new Float64Array(this.n);
       for (var i = 0; i < this.n; i++) {
@@ -227,7 +245,15 @@
       return order;
     };
 
-    Table.prototype.matchesText = function (i, hit) {
+    Table.prototype.matchesText = function (i, hit, q) {
+      if (!this.plainLower) {
+        this.plainLower = this.plainCols.map(function (col) {
+          return col.map(function (s) { return s.toLowerCase(); });
+        });
+      }
+      for (var p = 0; p < this.plainLower.length; p++) {
+        if (this.plainLower[p][i].indexOf(q) !== -1) return true;
+      }
       for (var c = 0; c < this.textCols.length; c++) {
         if (hit[this.textCols[c][i]]) return true;
       }
@@ -241,12 +267,13 @@
     Table.prototype.refresh = function () {
       var order = this.sorted();
       var hit = this.q ? textHits(this.q) : null;
+      var q = this.q.toLowerCase();
       var filter = this.o.filter ? this.o.filter() : null;
       var rows = [];
       for (var k = 0; k < order.length; k++) {
         var i = order[k];
         if (filter && !filter(i)) continue;
-        if (hit && !this.matchesText(i, hit)) continue;
+        if (hit && !this.matchesText(i, hit, q)) continue;
         rows.push(i);
       }
       this.rows = rows;
@@ -261,6 +288,8 @@
         col.cell(td, i, v);
       } else if (col.type === "str") {
         td.textContent = S[v];
+      } else if (col.type === "text") {
+        td.textContent = v;
       } else if (col.type === "sev") {
         td.appendChild(badge("sev-" + SEVERITIES[v], SEVERITIES[v]));
       } else if (col.type === "bool") {
@@ -712,15 +741,16 @@
       id: "history",
       data: E,
       noun: "events",
-      text: ["time", "credential", "event_type", "trigger", "fingerprint", "details", "source"],
+      text: ["credential", "event_type", "trigger", "source"],
+      plain: ["time", "fingerprint", "details"],
       columns: [
-        { label: "Time", key: "time", type: "str", cls: "mono nowrap" },
+        { label: "Time", key: "time", type: "text", cls: "mono nowrap" },
         { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
         { label: "Event", key: "event_type", type: "str", cls: "nowrap" },
         { label: "Trigger", key: "trigger", type: "str" },
-        { label: "Fingerprint", key: "fingerprint", type: "str", cls: "mono breakall" },
+        { label: "Fingerprint", key: "fingerprint", type: "text", cls: "mono breakall" },
         { label: "Source", key: "source", type: "str" },
-        { label: "Details", key: "details", type: "str" }
+        { label: "Details", key: "details", type: "text" }
       ]
     });
     wireText(byId("history-q"), history_);

@@ -568,10 +568,11 @@ fn fill_bundle(dir: &Path, view: &ReportView, raw: &[RawFile]) -> Result<Manifes
 }
 
 /// Streams one report file of the bundle into the writer it is given.
-type Fill<'a> = Box<dyn Fn(&mut output::Sink) -> std::io::Result<()> + 'a>;
+pub type Fill<'a> = Box<dyn Fn(&mut output::Sink) -> std::io::Result<()> + 'a>;
 
-/// The report files of the bundle (everything but `raw/` and the manifest), by name.
-fn report_files(view: &ReportView) -> Vec<(&'static str, Fill<'_>)> {
+/// The report files of the bundle (everything but `raw/` and the manifest), by name, in the
+/// order they are written.
+pub fn report_files(view: &ReportView) -> Vec<(&'static str, Fill<'_>)> {
     let header = ReportHeader {
         tool: view.tool,
         version: view.version,

@@ -124,9 +124,15 @@ fn write_block<T: Serialize>(out: &mut impl Write, id: &str, value: &T) -> std::
     )?;
     let base64 =
         base64::write::EncoderWriter::new(&mut *out, &base64::engine::general_purpose::STANDARD);
-    let mut deflate = flate2::write::ZlibEncoder::new(base64, BLOCK_COMPRESSION);
-    serde_json::to_writer(&mut deflate, value)?;
-    deflate.finish()?.finish()?;
+    let deflate = flate2::write::ZlibEncoder::new(base64, BLOCK_COMPRESSION);
+    // The encoder gets large writes: each write to it prepares a whole output buffer, so the
+    // serialiser's many small writes go through a buffer first.
+    let mut json = std::io::BufWriter::with_capacity(1 << 16, deflate);
+    serde_json::to_writer(&mut json, value)?;
+    json.into_inner()
+        .map_err(|e| e.into_error())?
+        .finish()?
+        .finish()?;
     out.write_all(b"</script>\n")
 }
 
@@ -134,10 +140,10 @@ fn write_block<T: Serialize>(out: &mut impl Write, id: &str, value: &T) -> std::
 /// a higher level gains little for much more time.
 const BLOCK_COMPRESSION: flate2::Compression = flate2::Compression::new(3);
 
-/// One table of unique strings shared by every JSON block; rows refer to strings by index. The
-/// most used strings come first (ties in text order), so the common values (rule, kind, region,
-/// owner, account) get the shortest indexes; the script sorts the table once when a column is
-/// first sorted.
+/// One table of unique strings shared by every data block; rows refer to strings by index. The
+/// most used strings come first (ties in order of first use), so the common values (rule, kind,
+/// region, owner, account) get the shortest indexes; the script sorts the table once when a
+/// column is first sorted.
 #[derive(Default)]
 struct Interner<'a> {
     ids: HashMap<&'a str, u32>,
@@ -160,13 +166,16 @@ impl<'a> Interner<'a> {
 
     /// The final table, and for each provisional id its final one.
     fn finish(self) -> (Vec<&'a str>, Vec<u32>) {
-        let mut order: Vec<u32> = (0..self.strings.len() as u32).collect();
-        order.sort_by(|a, b| {
-            let (a, b) = (*a as usize, *b as usize);
-            self.uses[b]
-                .cmp(&self.uses[a])
-                .then_with(|| self.strings[a].cmp(self.strings[b]))
-        });
+        // Most used first, ties in order of first use: one integer key per string, so sorting
+        // millions of strings never compares their text.
+        let mut order: Vec<u64> = self
+            .uses
+            .iter()
+            .enumerate()
+            .map(|(id, uses)| (u64::from(u32::MAX - uses) << 32) | id as u64)
+            .collect();
+        order.sort_unstable();
+        let order: Vec<u32> = order.into_iter().map(|key| key as u32).collect();
         let mut remap = vec![0u32; order.len()];
         for (new, old) in order.iter().enumerate() {
             remap[*old as usize] = new as u32;
@@ -179,7 +188,10 @@ impl<'a> Interner<'a> {
 /// One column of a JSON block.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Column {
+enum Column<'a> {
+    /// The text itself, for columns whose values are nearly all different (times, fingerprints
+    /// of events): a table entry would cost more than it saves.
+    Text(Vec<&'a str>),
     /// Indexes into the string table.
     Strings(Vec<u32>),
     /// Lists of indexes into the string table (evidence pairs, rule lists).
@@ -190,7 +202,7 @@ enum Column {
     Decimals(Vec<Option<f64>>),
 }
 
-impl Column {
+impl Column<'_> {
     fn remap(&mut self, remap: &[u32]) {
         match self {
             Column::Strings(ids) => ids.iter_mut().for_each(|id| *id = remap[*id as usize]),
@@ -198,20 +210,20 @@ impl Column {
                 .iter_mut()
                 .flatten()
                 .for_each(|id| *id = remap[*id as usize]),
-            Column::Ints(_) | Column::Decimals(_) => {}
+            Column::Text(_) | Column::Ints(_) | Column::Decimals(_) => {}
         }
     }
 }
 
 /// A table in columnar form: `{"n": rows, "<column>": [...], ...}`.
 #[derive(Serialize)]
-struct Block {
+struct Block<'a> {
     n: usize,
     #[serde(flatten)]
-    columns: BTreeMap<&'static str, Column>,
+    columns: BTreeMap<&'static str, Column<'a>>,
 }
 
-impl Block {
+impl<'a> Block<'a> {
     fn new(n: usize) -> Self {
         Block {
             n,
@@ -219,7 +231,7 @@ impl Block {
         }
     }
 
-    fn strings<'a, T: 'a>(
+    fn strings<T: 'a>(
         &mut self,
         name: &'static str,
         rows: impl IntoIterator<Item = &'a T>,
@@ -230,7 +242,18 @@ impl Block {
         self.columns.insert(name, Column::Strings(ids));
     }
 
-    fn ints<'a, T: 'a>(
+    /// A column of text kept in the rows (see [`Column::Text`]).
+    fn text<T: 'a>(
+        &mut self,
+        name: &'static str,
+        rows: impl IntoIterator<Item = &'a T>,
+        get: impl Fn(&'a T) -> &'a str,
+    ) {
+        self.columns
+            .insert(name, Column::Text(rows.into_iter().map(get).collect()));
+    }
+
+    fn ints<T: 'a>(
         &mut self,
         name: &'static str,
         rows: impl IntoIterator<Item = &'a T>,
@@ -268,7 +291,7 @@ fn write_data_blocks(view: &ReportView, out: &mut impl Write) -> std::io::Result
 fn data_blocks<'a>(
     view: &'a ReportView,
     controls: &'a [(String, &'a str, &'a super::view::ControlView)],
-) -> (Vec<&'a str>, [(&'static str, Block); 5]) {
+) -> (Vec<&'a str>, [(&'static str, Block<'a>); 5]) {
     let mut table = Interner::default();
     let mut f = findings_block(view, &mut table);
     let mut a = actions_block(view, &mut table);
@@ -293,7 +316,7 @@ fn data_blocks<'a>(
 }
 
 /// The findings table.
-fn findings_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
+fn findings_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a> {
     let findings = &view.findings;
     let mut f = Block::new(findings.len());
     f.ints("severity", findings, |x| severity_rank(x.severity.as_str()));
@@ -332,7 +355,7 @@ fn findings_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
 }
 
 /// The remediation plan's actions.
-fn actions_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
+fn actions_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a> {
     let actions = &view.plan.actions;
     let mut a = Block::new(actions.len());
     a.ints("priority", actions, |x| i64::from(x.priority));
@@ -362,7 +385,7 @@ fn actions_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
 }
 
 /// The inventory table.
-fn inventory_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
+fn inventory_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a> {
     let inventory = &view.inventory;
     let mut i = Block::new(inventory.len());
     i.strings("credential", inventory, table, |x| &x.credential);
@@ -391,15 +414,15 @@ fn inventory_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block 
 }
 
 /// The rotation events.
-fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block {
+fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a> {
     let events = &view.events;
     let mut e = Block::new(events.len());
-    e.strings("time", events, table, |x| &x.time);
+    e.text("time", events, |x| &x.time);
     e.strings("credential", events, table, |x| &x.credential);
     e.strings("event_type", events, table, |x| &x.event_type);
     e.strings("trigger", events, table, |x| &x.trigger);
-    e.strings("fingerprint", events, table, |x| &x.fingerprint);
-    e.strings("details", events, table, |x| &x.details);
+    e.text("fingerprint", events, |x| &x.fingerprint);
+    e.text("details", events, |x| &x.details);
     e.strings("source", events, table, |x| &x.source);
     e
 }
@@ -420,7 +443,7 @@ fn control_rows(view: &ReportView) -> Vec<(String, &str, &super::view::ControlVi
 fn controls_block<'a>(
     controls: &'a [(String, &'a str, &'a super::view::ControlView)],
     table: &mut Interner<'a>,
-) -> Block {
+) -> Block<'a> {
     let mut c = Block::new(controls.len());
     c.strings("key", controls, table, |x| &x.0);
     c.strings("framework", controls, table, |x| x.1);
@@ -1418,6 +1441,26 @@ mod tests {
         assert!(html.contains("&lt;!--credaudit:data--&gt;"));
         let ids: Vec<String> = raw_blocks(&html).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids.len(), 6);
+    }
+
+    #[test]
+    fn event_times_fingerprints_and_details_travel_as_text() {
+        let view = sample_view();
+        assert!(!view.events.is_empty());
+        let blocks = json_blocks(&render_html(&view).expect("renders"));
+        let (id, events) = &blocks[4];
+        assert_eq!(id, "data-events");
+        let events: serde_json::Value = serde_json::from_str(events).expect("events");
+        assert_eq!(events["n"], view.events.len());
+        for (k, e) in view.events.iter().enumerate() {
+            assert_eq!(events["time"][k], e.time.as_str());
+            assert_eq!(events["fingerprint"][k], e.fingerprint.as_str());
+            assert_eq!(events["details"][k], e.details.as_str());
+            assert!(
+                events["credential"][k].is_u64(),
+                "credentials stay in the table"
+            );
+        }
     }
 
     #[test]
