@@ -8,11 +8,13 @@
   var BLOCKS = ["data-strings", "data-findings", "data-actions", "data-inventory", "data-events",
     "data-controls"];
 
-  /** The data of one block: base64 of zlib-deflated JSON; null when the page has no such block. */
+  /** The data of one block: base64 of zlib-deflated JSON; null when the page has no such block.
+      The element is removed once read, so the page does not keep its text twice. */
   function readBlock(id) {
     var node = document.getElementById(id);
     if (!node) return Promise.resolve(null);
     var text = atob(node.textContent);
+    node.remove();
     var bytes = new Uint8Array(text.length);
     for (var k = 0; k < text.length; k++) bytes[k] = text.charCodeAt(k);
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
