@@ -1,10 +1,62 @@
-/* credaudit evidence page: pages, filters and sorts the tables held in the JSON blocks.
+/* credaudit evidence page: pages, filters and sorts the tables held in the data blocks (JSON,
+   deflated and base64-encoded; inflated here by the browser's DecompressionStream).
    Every string from the data is inserted with textContent / createTextNode, never as markup.
    The Content-Security-Policy names this script by its SHA-256: it is inserted verbatim. */
 (function () {
   "use strict";
 
+  var BLOCKS = ["data-strings", "data-findings", "data-actions", "data-inventory", "data-events",
+    "data-controls"];
+
+  /** The data of one block: base64 of zlib-deflated JSON; null when the page has no such block.
+      The element is removed once read, so the page does not keep its text twice. */
+  function readBlock(id) {
+    var node = document.getElementById(id);
+    if (!node) return Promise.resolve(null);
+    var text = atob(node.textContent);
+    node.remove();
+    var bytes = new Uint8Array(text.length);
+    for (var k = 0; k < text.length; k++) bytes[k] = text.charCodeAt(k);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).json();
+  }
+
+  function showError(error) {
+    // Say so on the page rather than leave empty tables; the data files beside it still hold
+    // everything.
+    document.body.dataset.ready = "error";
+    var banner = document.createElement("div");
+    banner.className = "banner error";
+    banner.setAttribute("role", "alert");
+    banner.textContent = "The interactive tables could not be shown (" + String(error) +
+      "). The same data is in the CSV and JSON files beside this page.";
+    var main = document.querySelector("main");
+    if (main) main.insertBefore(banner, main.firstChild);
+  }
+
+  var loaded;
   try {
+    loaded = Promise.all(BLOCKS.map(readBlock));
+  } catch (error) {
+    showError(error);
+    throw error;
+  }
+  loaded.then(function (blocks) {
+    var data = {};
+    BLOCKS.forEach(function (id, k) { data[id] = blocks[k]; });
+    try {
+      start(data);
+    } catch (error) {
+      showError(error);
+      throw error;
+    }
+  }, function (error) {
+    showError(error);
+    throw error;
+  });
+
+  /** Builds the tables from the inflated data blocks. */
+  function start(DATA) {
     var PAGE_SIZE = 100;
     var SEVERITIES = ["critical", "high", "medium", "low", "info"];
 
@@ -13,8 +65,7 @@
     }
 
     function readJson(id) {
-      var node = byId(id);
-      return node ? JSON.parse(node.textContent) : null;
+      return DATA[id] || null;
     }
 
     function el(tag, cls, text) {
@@ -75,9 +126,24 @@
       return value ? value.split(",").map(function (s) { return s.trim(); }).filter(Boolean) : [];
     }
 
+    /** Each row's position in text order for a column holding its text ("text" columns); equal
+        texts share a position. */
+    function textRanks(values) {
+      var order = new Array(values.length);
+      for (var k = 0; k < values.length; k++) order[k] = k;
+      order.sort(function (a, b) { return values[a] < values[b] ? -1 : values[a] > values[b] ? 1 : a - b; });
+      var keys = new Float64Array(values.length);
+      for (var r = 0; r < order.length; r++) {
+        var same = r > 0 && values[order[r]] === values[order[r - 1]];
+        keys[order[r]] = same ? keys[order[r - 1]] : r;
+      }
+      return keys;
+    }
+
     /**
      * A paged, filterable, sortable table over one columnar block.
-     * columns: {label, key, type: "str"|"int"|"dec"|"sev"|"bool", cls, cell(td, i)}
+     * columns: {label, key, type: "str"|"text"|"int"|"dec"|"sev"|"bool", cls, cell(td, i)}
+     * ("str" values are indexes into the string table, "text" values the text itself)
      */
     function Table(opts) {
       this.o = opts;
@@ -92,6 +158,8 @@
       this.open = new Set();
       this.textCols = (opts.text || []).map(function (k) { return opts.data[k]; });
       this.listCols = (opts.lists || []).map(function (k) { return opts.data[k]; });
+      this.plainCols = (opts.plain || []).map(function (k) { return opts.data[k]; });
+      this.plainLower = null;
       this.table = byId(opts.id + "-table");
       this.pager = byId(opts.id + "-pager");
       this.countEl = byId(opts.id + "-count");
@@ -150,6 +218,7 @@
 
     Table.prototype.sortKeys = function (col) {
       var values = this.d[col.key];
+      if (col.type === "text") return textRanks(values);
       var rank = col.type === "str" ? stringRanks() : null;
       var keys = new Float64Array(this.n);
       for (var i = 0; i < this.n; i++) {
@@ -178,7 +247,15 @@
       return order;
     };
 
-    Table.prototype.matchesText = function (i, hit) {
+    Table.prototype.matchesText = function (i, hit, q) {
+      if (!this.plainLower) {
+        this.plainLower = this.plainCols.map(function (col) {
+          return col.map(function (s) { return s.toLowerCase(); });
+        });
+      }
+      for (var p = 0; p < this.plainLower.length; p++) {
+        if (this.plainLower[p][i].indexOf(q) !== -1) return true;
+      }
       for (var c = 0; c < this.textCols.length; c++) {
         if (hit[this.textCols[c][i]]) return true;
       }
@@ -192,12 +269,13 @@
     Table.prototype.refresh = function () {
       var order = this.sorted();
       var hit = this.q ? textHits(this.q) : null;
+      var q = this.q.toLowerCase();
       var filter = this.o.filter ? this.o.filter() : null;
       var rows = [];
       for (var k = 0; k < order.length; k++) {
         var i = order[k];
         if (filter && !filter(i)) continue;
-        if (hit && !this.matchesText(i, hit)) continue;
+        if (hit && !this.matchesText(i, hit, q)) continue;
         rows.push(i);
       }
       this.rows = rows;
@@ -212,6 +290,8 @@
         col.cell(td, i, v);
       } else if (col.type === "str") {
         td.textContent = S[v];
+      } else if (col.type === "text") {
+        td.textContent = v;
       } else if (col.type === "sev") {
         td.appendChild(badge("sev-" + SEVERITIES[v], SEVERITIES[v]));
       } else if (col.type === "bool") {
@@ -663,15 +743,16 @@
       id: "history",
       data: E,
       noun: "events",
-      text: ["time", "credential", "event_type", "trigger", "fingerprint", "details", "source"],
+      text: ["credential", "event_type", "trigger", "source"],
+      plain: ["time", "fingerprint", "details"],
       columns: [
-        { label: "Time", key: "time", type: "str", cls: "mono nowrap" },
+        { label: "Time", key: "time", type: "text", cls: "mono nowrap" },
         { label: "Credential", key: "credential", type: "str", cls: "mono breakall" },
         { label: "Event", key: "event_type", type: "str", cls: "nowrap" },
         { label: "Trigger", key: "trigger", type: "str" },
-        { label: "Fingerprint", key: "fingerprint", type: "str", cls: "mono breakall" },
+        { label: "Fingerprint", key: "fingerprint", type: "text", cls: "mono breakall" },
         { label: "Source", key: "source", type: "str" },
-        { label: "Details", key: "details", type: "str" }
+        { label: "Details", key: "details", type: "text" }
       ]
     });
     wireText(byId("history-q"), history_);
@@ -685,17 +766,5 @@
     inventory.refresh();
     history_.refresh();
     document.body.dataset.ready = "1";
-  } catch (error) {
-    // Say so on the page rather than leave empty tables; the data files beside it still hold
-    // everything.
-    document.body.dataset.ready = "error";
-    var banner = document.createElement("div");
-    banner.className = "banner error";
-    banner.setAttribute("role", "alert");
-    banner.textContent = "The interactive tables could not be shown (" + String(error) +
-      "). The same data is in the CSV and JSON files beside this page.";
-    var main = document.querySelector("main");
-    if (main) main.insertBefore(banner, main.firstChild);
-    throw error;
   }
 })();

@@ -64,6 +64,69 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<(
     Ok(())
 }
 
+/// A writer that passes every byte through to `inner` and keeps their SHA-256 and count, so a
+/// file's manifest entry comes from the stream that wrote it, never from a copy in memory.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: sha2::Digest::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The SHA-256 (lowercase hex) and the number of the bytes written so far.
+    pub fn finish(self) -> (String, u64) {
+        let digest = sha2::Digest::finalize(self.hasher);
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        (hex, self.bytes)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What a streamed file's writer is: a buffer in front of the hashing of the bytes that reach
+/// the file.
+pub type Sink<'a> = std::io::BufWriter<HashingWriter<&'a mut File>>;
+
+/// Size of the buffer of a streamed file.
+const SINK_BUFFER: usize = 256 * 1024;
+
+/// Writes a file at `path` atomically and owner-only (see [`write_with`]) with what `fill`
+/// streams into it through a buffer; gives the SHA-256 (lowercase hex) and size of what was
+/// written. Nothing of the file is held in memory beyond the buffer.
+pub fn write_streamed(
+    path: &Path,
+    fill: impl FnOnce(&mut Sink) -> std::io::Result<()>,
+) -> Result<(String, u64)> {
+    let mut written = None;
+    write_with(path, |file| {
+        let mut sink = std::io::BufWriter::with_capacity(SINK_BUFFER, HashingWriter::new(file));
+        fill(&mut sink)?;
+        let hashing = sink.into_inner().map_err(|e| e.into_error())?;
+        written = Some(hashing.finish());
+        Ok(())
+    })?;
+    Ok(written.expect("the fill ran"))
+}
+
 /// Writes `bytes` to `path` atomically and owner-only (see [`write_with`]).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |file| file.write_all(bytes))
@@ -111,22 +174,35 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
 
 /// Writes rows (the first is the header) as RFC 4180 CSV with CRLF line ends. A cell is quoted
 /// when it holds a comma, a quote, a line break or a `;` (spreadsheets in locales whose list
-/// separator is `;` would otherwise split it).
+/// separator is `;` would otherwise split it). Every cell is [`neutralise`]d.
 pub fn to_csv<'a>(rows: impl IntoIterator<Item = Vec<std::borrow::Cow<'a, str>>>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_csv(&mut bytes, rows).expect("writing to memory cannot fail");
+    bytes
+}
+
+/// [`to_csv`], streamed into `out` row by row.
+pub fn write_csv<'a, W: Write>(
+    out: W,
+    rows: impl IntoIterator<Item = Vec<std::borrow::Cow<'a, str>>>,
+) -> std::io::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .quote_style(csv::QuoteStyle::Necessary)
         // With `Necessary` quoting, the writer quotes every field that holds the comment byte:
         // that is how `;` gets quoted (nothing reads these files with comments).
         .comment(Some(b';'))
-        .from_writer(Vec::new());
+        .from_writer(out);
     for row in rows {
-        let cells: Vec<std::borrow::Cow<str>> = row.iter().map(|c| neutralise(c)).collect();
-        writer
-            .write_record(cells.iter().map(|c| c.as_ref()))
-            .expect("writing to memory cannot fail");
+        writer.write_record(
+            row.iter()
+                .map(|c| neutralise(c))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|c| c.as_bytes()),
+        )?;
     }
-    writer.into_inner().expect("writing to memory cannot fail")
+    writer.flush()
 }
 
 // Markdown

@@ -40,6 +40,19 @@ impl Bundle {
         json["findings"].as_array().expect("findings array").clone()
     }
 
+    /// (time, fingerprint) of every rotation event, from rotation-events.csv.
+    fn events(&self) -> Vec<(String, String)> {
+        let mut reader = csv::Reader::from_path(self.out.join("rotation-events.csv"))
+            .expect("rotation-events.csv");
+        reader
+            .records()
+            .map(|r| {
+                let r = r.expect("rotation-events.csv record");
+                (r[0].to_string(), r[4].to_string())
+            })
+            .collect()
+    }
+
     /// (framework:control, rules, failing credentials) of every control, from controls.csv.
     fn controls(&self) -> Vec<(String, BTreeSet<String>, usize)> {
         let mut reader =
@@ -67,10 +80,14 @@ impl Bundle {
 }
 
 fn scan_fixture() -> Bundle {
+    scan(FIXTURE, AS_OF)
+}
+
+fn scan(fixture: &str, as_of: &str) -> Bundle {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bundle");
     let status = Command::new(env!("CARGO_BIN_EXE_credaudit"))
-        .args(["scan", "--quiet", "--from", FIXTURE, "--as-of", AS_OF])
+        .args(["scan", "--quiet", "--from", fixture, "--as-of", as_of])
         .arg("--db")
         .arg(dir.path().join("snapshot.db"))
         .arg("--out")
@@ -156,6 +173,34 @@ fn page_renders_offline_without_console_messages() {
         "{}",
         loaded.title()
     );
+}
+
+#[test]
+fn rotation_history_shows_its_times_and_fingerprints() {
+    // Times, fingerprints and details travel as text in the events block, not as indexes.
+    let bundle = scan(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/short-history"),
+        "2026-09-01T00:00:00Z",
+    );
+    let events = bundle.events();
+    assert!(!events.is_empty(), "the fixture has rotation events");
+    let loaded = chromium::load(&bundle.index(), "");
+    assert_clean(&loaded);
+    assert_eq!(
+        loaded.text_of("history-count"),
+        Some(format!("{n} of {n} events", n = events.len()).as_str())
+    );
+    let history = loaded.element("history-table", "table").expect("history");
+    for (time, fingerprint) in events.iter().take(100) {
+        assert!(
+            history.contains(&format!("<td class=\"mono nowrap\">{time}</td>")),
+            "{time}: {history}"
+        );
+        assert!(
+            history.contains(&format!("<td class=\"mono breakall\">{fingerprint}</td>")),
+            "{fingerprint}: {history}"
+        );
+    }
 }
 
 #[test]

@@ -262,7 +262,7 @@ fn rule_views(assessment: &Assessment, policy: &Policy) -> Vec<RuleView> {
         .collect()
 }
 
-fn controls_csv(view: &ReportView) -> Vec<u8> {
+fn controls_csv(view: &ReportView, out: impl Write) -> std::io::Result<()> {
     let header = [
         "framework",
         "framework_version",
@@ -277,11 +277,10 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
         // Last, so the columns before it keep their places: why it is not assessed.
         "status_reason",
     ];
-    let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
-        vec![header.iter().map(|h| (*h).into()).collect()];
-    for fw in &view.frameworks {
-        for c in &fw.controls {
-            rows.push(vec![
+    let header = header.iter().map(|h| (*h).into()).collect();
+    let rows = view.frameworks.iter().flat_map(|fw| {
+        fw.controls.iter().map(move |c| {
+            vec![
                 fw.id.as_str().into(),
                 fw.version.as_str().into(),
                 c.id.as_str().into(),
@@ -293,13 +292,13 @@ fn controls_csv(view: &ReportView) -> Vec<u8> {
                 c.rules.join(" ").into(),
                 c.reason.as_str().into(),
                 c.status_reason.as_str().into(),
-            ]);
-        }
-    }
-    crate::output::to_csv(rows)
+            ]
+        })
+    });
+    output::write_csv(out, std::iter::once(header).chain(rows))
 }
 
-fn inventory_csv(view: &ReportView) -> Vec<u8> {
+fn inventory_csv(view: &ReportView, out: impl Write) -> std::io::Result<()> {
     let header = [
         "credential",
         "kind",
@@ -321,10 +320,9 @@ fn inventory_csv(view: &ReportView) -> Vec<u8> {
         "interval_days",
         "findings",
     ];
-    let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
-        vec![header.iter().map(|h| (*h).into()).collect()];
-    for r in &view.inventory {
-        rows.push(vec![
+    let header = header.iter().map(|h| (*h).into()).collect();
+    let rows = view.inventory.iter().map(|r| {
+        vec![
             r.credential.as_str().into(),
             r.kind.as_str().into(),
             r.reconciliation.as_str().into(),
@@ -347,12 +345,12 @@ fn inventory_csv(view: &ReportView) -> Vec<u8> {
                 .into(),
             r.interval_days.to_string().into(),
             r.findings.to_string().into(),
-        ]);
-    }
-    crate::output::to_csv(rows)
+        ]
+    });
+    output::write_csv(out, std::iter::once(header).chain(rows))
 }
 
-fn events_csv(view: &ReportView) -> Vec<u8> {
+fn events_csv(view: &ReportView, out: impl Write) -> std::io::Result<()> {
     let header = [
         "time",
         "credential",
@@ -362,10 +360,9 @@ fn events_csv(view: &ReportView) -> Vec<u8> {
         "source",
         "details",
     ];
-    let mut rows: Vec<Vec<std::borrow::Cow<str>>> =
-        vec![header.iter().map(|h| (*h).into()).collect()];
-    for e in &view.events {
-        rows.push(vec![
+    let header = header.iter().map(|h| (*h).into()).collect();
+    let rows = view.events.iter().map(|e| {
+        vec![
             e.time.as_str().into(),
             e.credential.as_str().into(),
             e.event_type.as_str().into(),
@@ -373,9 +370,9 @@ fn events_csv(view: &ReportView) -> Vec<u8> {
             e.fingerprint.as_str().into(),
             e.source.as_str().into(),
             e.details.as_str().into(),
-        ]);
-    }
-    crate::output::to_csv(rows)
+        ]
+    });
+    output::write_csv(out, std::iter::once(header).chain(rows))
 }
 
 /// One file in the manifest.
@@ -543,6 +540,14 @@ pub trait RawEvidence {
     fn each_raw(&self, write: &mut dyn FnMut(&str, &mut dyn Read) -> Result<()>) -> Result<()>;
 }
 
+/// Raw files held in memory, as (path, bytes): small bundles built without a snapshot.
+impl RawEvidence for Vec<(String, Vec<u8>)> {
+    fn each_raw(&self, write: &mut dyn FnMut(&str, &mut dyn Read) -> Result<()>) -> Result<()> {
+        self.iter()
+            .try_for_each(|(path, bytes)| write(path, &mut bytes.as_slice()))
+    }
+}
+
 /// Streams each raw file whose path stays inside `raw/` into `dir/raw/`; gives their manifest
 /// entries.
 fn write_raw(dir: &Path, raw: &dyn RawEvidence) -> Result<Vec<ManifestFile>> {
@@ -582,47 +587,8 @@ fn write_raw(dir: &Path, raw: &dyn RawEvidence) -> Result<Vec<ManifestFile>> {
 
 /// Writes every file of the bundle into the new folder `dir`, then `manifest.json`.
 fn fill_bundle(dir: &Path, view: &ReportView, raw: &dyn RawEvidence) -> Result<Manifest> {
-    let header = ReportHeader {
-        tool: view.tool,
-        version: view.version,
-        as_of: view.run.as_of.clone(),
-    };
-    let files: Vec<(String, Vec<u8>)> = vec![
-        (
-            "index.html".into(),
-            super::html::render_html(view)?.into_bytes(),
-        ),
-        (
-            "findings.json".into(),
-            json::findings_json(&header, &view.summary, &view.findings),
-        ),
-        ("findings.csv".into(), csv::findings_csv(&view.findings)),
-        ("controls.csv".into(), controls_csv(view)),
-        ("inventory.csv".into(), inventory_csv(view)),
-        ("rotation-events.csv".into(), events_csv(view)),
-        (
-            "remediation-plan.csv".into(),
-            plan_files::plan_csv(&view.plan),
-        ),
-        (
-            "remediation-plan.json".into(),
-            plan_files::plan_json(&view.plan, &view.run.as_of),
-        ),
-        ("findings.sarif".into(), sarif::findings_sarif(view)),
-        ("junit.xml".into(), junit::controls_junit(view)),
-        ("summary.md".into(), markdown::summary_markdown(view)),
-    ];
-    let mut entries = write_raw(dir, raw)?;
-    for (name, bytes) in &files {
-        let path = dir.join(name);
-        output::create_private_dir_all(output::parent_of(&path))?;
-        output::write_file(&path, bytes)?;
-        entries.push(ManifestFile {
-            path: name.clone(),
-            sha256: sha256_hex(bytes),
-            bytes: bytes.len() as u64,
-        });
-    }
+    let mut entries = write_reports(dir, view)?;
+    entries.extend(write_raw(dir, raw)?);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let regions: BTreeSet<String> = view.coverage.iter().map(|c| c.region.clone()).collect();
     let apis: BTreeSet<String> = view.coverage.iter().map(|c| c.api.clone()).collect();
@@ -649,6 +615,69 @@ fn fill_bundle(dir: &Path, view: &ReportView, raw: &dyn RawEvidence) -> Result<M
     bytes.push(b'\n');
     output::write_atomic(dir, "manifest.json", &bytes)?;
     Ok(manifest)
+}
+
+/// Streams one report file of the bundle into the writer it is given.
+pub type Fill<'a> = Box<dyn Fn(&mut output::Sink) -> std::io::Result<()> + 'a>;
+
+/// The report files of the bundle (everything but `raw/` and the manifest), by name, in the
+/// order they are written.
+pub fn report_files(view: &ReportView) -> Vec<(&'static str, Fill<'_>)> {
+    let header = ReportHeader {
+        tool: view.tool,
+        version: view.version,
+        as_of: view.run.as_of.clone(),
+    };
+    vec![
+        ("index.html", Box::new(|w| super::html::write_html(view, w))),
+        (
+            "findings.json",
+            Box::new(move |w| json::write_findings_json(&header, &view.summary, &view.findings, w)),
+        ),
+        (
+            "findings.csv",
+            Box::new(|w| csv::write_findings_csv(&view.findings, w)),
+        ),
+        ("controls.csv", Box::new(|w| controls_csv(view, w))),
+        ("inventory.csv", Box::new(|w| inventory_csv(view, w))),
+        ("rotation-events.csv", Box::new(|w| events_csv(view, w))),
+        (
+            "remediation-plan.csv",
+            Box::new(|w| plan_files::write_plan_csv(&view.plan, w)),
+        ),
+        (
+            "remediation-plan.json",
+            Box::new(|w| plan_files::write_plan_json(&view.plan, &view.run.as_of, w)),
+        ),
+        (
+            "findings.sarif",
+            Box::new(|w| sarif::write_findings_sarif(view, w)),
+        ),
+        (
+            "junit.xml",
+            Box::new(|w| junit::write_controls_junit(view, w)),
+        ),
+        (
+            "summary.md",
+            Box::new(|w| markdown::write_summary_markdown(view, w)),
+        ),
+    ]
+}
+
+/// Writes the report files of the bundle into `dir`, each streamed to its file and hashed as
+/// it is written; gives their manifest entries.
+pub fn write_reports(dir: &Path, view: &ReportView) -> Result<Vec<ManifestFile>> {
+    report_files(view)
+        .into_iter()
+        .map(|(name, fill)| {
+            let (sha256, bytes) = output::write_streamed(&dir.join(name), |w| fill(w))?;
+            Ok(ManifestFile {
+                path: name.to_string(),
+                sha256,
+                bytes,
+            })
+        })
+        .collect()
 }
 
 /// Mode of the files in the archive (owner-only, as in the bundle folder).

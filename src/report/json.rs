@@ -1,5 +1,7 @@
 //! findings.json: the header, a summary, and every finding with its evidence.
 
+use std::io::Write;
+
 use serde::Serialize;
 
 use super::{FindingView, ReportHeader, SCHEMA_VERSION, Summary};
@@ -15,13 +17,24 @@ struct FindingsDocument<'a> {
 
 /// The findings document, pretty-printed, ending in a newline.
 pub fn findings_json(header: &ReportHeader, summary: &Summary, views: &[FindingView]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_findings_json(header, summary, views, &mut bytes).expect("writing to memory cannot fail");
+    bytes
+}
+
+/// [`findings_json`], serialised straight into `out` (no document held in memory).
+pub fn write_findings_json(
+    header: &ReportHeader,
+    summary: &Summary,
+    views: &[FindingView],
+    mut out: impl Write,
+) -> std::io::Result<()> {
     let doc = FindingsDocument {
         schema_version: SCHEMA_VERSION,
         header,
         summary,
         findings: views,
     };
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("view model serialises: plain data");
-    bytes.push(b'\n');
-    bytes
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")
 }

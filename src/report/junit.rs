@@ -37,17 +37,21 @@ pub const FAILURE_TYPE: &str = "control-failed";
 /// Renders the control matrix of `view` as a JUnit XML document (UTF-8, two-space indent,
 /// trailing newline).
 pub fn controls_junit(view: &ReportView) -> Vec<u8> {
-    let mut xml = Writer::new_with_indent(Vec::new(), b' ', 2);
-    // Writing to a Vec cannot fail.
-    let _ = write_document(&mut xml, view);
-    let mut bytes = xml.into_inner();
-    bytes.push(b'\n');
+    let mut bytes = Vec::new();
+    write_controls_junit(view, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
-type Xml = Writer<Vec<u8>>;
+/// [`controls_junit`], streamed into `out`.
+pub fn write_controls_junit(view: &ReportView, out: impl std::io::Write) -> std::io::Result<()> {
+    let mut xml = Writer::new_with_indent(out, b' ', 2);
+    write_document(&mut xml, view)?;
+    xml.into_inner().write_all(b"\n")
+}
 
-fn write_document(xml: &mut Xml, view: &ReportView) -> std::io::Result<()> {
+type Xml<W> = Writer<W>;
+
+fn write_document<W: std::io::Write>(xml: &mut Xml<W>, view: &ReportView) -> std::io::Result<()> {
     let tests: usize = view.frameworks.iter().map(|f| f.controls.len()).sum();
     let failures: usize = view.frameworks.iter().map(|f| f.fail).sum();
     let skipped: usize = view
@@ -85,8 +89,8 @@ fn open_by_credential(view: &ReportView) -> OpenFindings<'_> {
     open
 }
 
-fn write_suite(
-    xml: &mut Xml,
+fn write_suite<W: std::io::Write>(
+    xml: &mut Xml<W>,
     view: &ReportView,
     framework: &FrameworkView,
     open: &OpenFindings,
@@ -129,8 +133,8 @@ fn write_suite(
     xml.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
-fn write_case(
-    xml: &mut Xml,
+fn write_case<W: std::io::Write>(
+    xml: &mut Xml<W>,
     framework: &FrameworkView,
     control: &ControlView,
     open: &OpenFindings,

@@ -24,6 +24,14 @@ pub const ACTION_LIMIT: usize = 10;
 
 const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
 
+/// [`summary_markdown`] written to `out` (the summary is short: its lists are capped).
+pub fn write_summary_markdown(
+    view: &ReportView,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    out.write_all(&summary_markdown(view))
+}
+
 /// Renders the CI summary of `view` as Markdown (UTF-8, trailing newline).
 pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     let mut md = String::new();

@@ -3,11 +3,12 @@
 //! pipeline).
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use serde::Serialize;
 
 use super::SCHEMA_VERSION;
-use crate::output::to_csv;
+use crate::output::write_csv;
 use crate::plan::{Action, Job, Plan};
 
 /// Columns of `remediation-plan.csv`, in order.
@@ -31,6 +32,13 @@ pub const PLAN_CSV_HEADER: [&str; 14] = [
 /// `remediation-plan.csv`: one row per action in plan order; list cells are joined with a
 /// space. Every cell is neutralised against formula injection.
 pub fn plan_csv(plan: &Plan) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_plan_csv(plan, &mut bytes).expect("writing to memory cannot fail");
+    bytes
+}
+
+/// [`plan_csv`], streamed into `out` one row at a time.
+pub fn write_plan_csv(plan: &Plan, out: impl Write) -> std::io::Result<()> {
     let header = PLAN_CSV_HEADER.iter().map(|h| Cow::Borrowed(*h)).collect();
     let rows = plan.actions.iter().map(|a| {
         vec![
@@ -50,7 +58,7 @@ pub fn plan_csv(plan: &Plan) -> Vec<u8> {
             a.fingerprints.join(" ").into(),
         ]
     });
-    to_csv(std::iter::once(header).chain(rows))
+    write_csv(out, std::iter::once(header).chain(rows))
 }
 
 /// `remediation-plan.json`: the plan as a rotation pipeline reads it. A view of the plan, so
@@ -62,7 +70,7 @@ pub struct PlanDocument<'a> {
     /// RFC 3339.
     pub as_of: &'a str,
     /// One job per credential, worst first.
-    pub jobs: Vec<JobView<'a>>,
+    pub jobs: Jobs<'a>,
 }
 
 /// One job of `remediation-plan.json`: every action for one credential.
@@ -147,14 +155,31 @@ impl<'a> From<&'a Action> for ActionView<'a> {
 /// `remediation-plan.json`: `{"schema_version": 1, "as_of": …, "jobs": […]}`, one job per
 /// credential (worst first) with its actions, pretty-printed and ending in a newline.
 pub fn plan_json(plan: &Plan, as_of: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_plan_json(plan, as_of, &mut bytes).expect("writing to memory cannot fail");
+    bytes
+}
+
+/// [`plan_json`], serialised straight into `out`: each job's view is made as it is written,
+/// so no copy of the plan is held in memory.
+pub fn write_plan_json(plan: &Plan, as_of: &str, mut out: impl Write) -> std::io::Result<()> {
     let doc = PlanDocument {
         schema_version: SCHEMA_VERSION,
         as_of,
-        jobs: plan.jobs.iter().map(JobView::from).collect(),
+        jobs: Jobs(&plan.jobs),
     };
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("plan serialises: plain data");
-    bytes.push(b'\n');
-    bytes
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")
+}
+
+/// The jobs of a plan, serialised as a list of [`JobView`]s made one at a time.
+#[derive(Debug)]
+pub struct Jobs<'a>(pub &'a [Job]);
+
+impl Serialize for Jobs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(JobView::from))
+    }
 }
 
 #[cfg(test)]

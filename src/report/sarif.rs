@@ -7,8 +7,11 @@
 //! points at its line in the inventory file, where the fix usually starts; any other finding
 //! names the credential as a logical location (`aws/<account>/<region>/<credential>`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::FindingView;
@@ -50,6 +53,14 @@ pub fn security_severity(severity: Severity) -> &'static str {
 /// Renders the findings of `view` as a pretty-printed SARIF 2.1.0 log with a trailing newline.
 /// The output depends only on the view, so the same run always gives the same bytes.
 pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    write_findings_sarif(view, &mut bytes).expect("writing to memory cannot fail");
+    bytes
+}
+
+/// [`findings_sarif`], serialised straight into `out`: each result is made as it is written,
+/// so the log is never held in memory whole.
+pub fn write_findings_sarif(view: &ReportView, mut out: impl Write) -> std::io::Result<()> {
     // A waived finding is accepted risk, not an open result: it stays in findings.json and
     // findings.csv with its waiver, and out of code-scanning dashboards.
     let open: Vec<&FindingView> = view
@@ -58,36 +69,52 @@ pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
         .filter(|f| f.waiver.is_none())
         .collect();
     let (rules, rule_index) = rule_descriptors(view, &open);
-    let results = open_results(view, &open, &rule_index);
+    let results = OpenResults::new(view, &open, &rule_index);
     let invocation = invocation(view);
     let not_assessed = controls_not_assessed(view);
 
-    let log = json!({
-        "$schema": SARIF_SCHEMA,
-        "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {
+    let log = SarifLog {
+        schema: SARIF_SCHEMA,
+        version: SARIF_VERSION,
+        runs: [SarifRun {
+            tool: json!({
                 "driver": {
                     "name": view.tool,
                     "version": view.version,
                     "semanticVersion": view.version,
                     "rules": rules,
                 }
-            },
-            "invocations": [Value::Object(invocation)],
-            "results": results,
-            "properties": {
+            }),
+            invocations: [Value::Object(invocation)],
+            results,
+            properties: json!({
                 "run-id": view.run.id,
                 "as-of": view.run.as_of,
                 "status": view.run.status,
                 "content-hash": view.run.content_hash,
                 "controls-not-assessed": not_assessed,
-            },
+            }),
         }],
-    });
-    let mut bytes = serde_json::to_vec_pretty(&log).expect("a JSON value always serializes");
-    bytes.push(b'\n');
-    bytes
+    };
+    serde_json::to_writer_pretty(&mut out, &log)?;
+    out.write_all(b"\n")
+}
+
+/// The log: one run. Small parts are JSON values; the results are written one at a time.
+#[derive(Serialize)]
+struct SarifLog<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [SarifRun<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct SarifRun<'a> {
+    tool: Value,
+    invocations: [Value; 1],
+    results: OpenResults<'a>,
+    properties: Value,
 }
 
 /// Where each rule's descriptor sits in `tool.driver.rules`.
@@ -132,10 +159,9 @@ fn rule_descriptors<'a>(
     }
     // A finding of a rule the view does not list still needs a descriptor for its ruleIndex.
     let mut extra: Vec<(String, Severity)> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
     for finding in open {
-        if !rule_index.contains_key(finding.rule.as_str())
-            && !extra.iter().any(|(id, _)| *id == finding.rule)
-        {
+        if !rule_index.contains_key(finding.rule.as_str()) && seen.insert(finding.rule.as_str()) {
             extra.push((finding.rule.clone(), finding.severity));
         }
     }
@@ -160,34 +186,48 @@ fn rule_descriptors<'a>(
     )
 }
 
-/// A `result` per open finding, with its `baselineState` when the view has a diff.
-fn open_results(view: &ReportView, open: &[&FindingView], rule_index: &RuleIndex) -> Vec<Value> {
-    let inventory_uri = uri_reference(
-        view.inventory_file
-            .as_deref()
-            .filter(|f| !f.trim().is_empty())
-            .unwrap_or(DEFAULT_INVENTORY_FILE),
-    );
-    let new_fingerprints: Option<BTreeSet<&str>> = view
-        .diff
-        .as_ref()
-        .map(|d| d.new.iter().map(|f| f.fingerprint.as_str()).collect());
+/// A `result` per open finding, with its `baselineState` when the view has a diff; serialised
+/// as a list, each result made when it is written.
+struct OpenResults<'a> {
+    open: &'a [&'a FindingView],
+    rule_index: &'a RuleIndex<'a>,
+    inventory_uri: String,
+    new_fingerprints: Option<HashSet<&'a str>>,
+}
 
-    open.iter()
-        .map(|finding| {
-            let index = rule_index.of(&finding.rule);
-            let mut result = result(finding, index, &inventory_uri);
-            if let (Some(new), Value::Object(map)) = (&new_fingerprints, &mut result) {
-                let state = if new.contains(finding.fingerprint.as_str()) {
+impl<'a> OpenResults<'a> {
+    fn new(view: &'a ReportView, open: &'a [&'a FindingView], rule_index: &'a RuleIndex) -> Self {
+        OpenResults {
+            open,
+            rule_index,
+            inventory_uri: uri_reference(
+                view.inventory_file
+                    .as_deref()
+                    .filter(|f| !f.trim().is_empty())
+                    .unwrap_or(DEFAULT_INVENTORY_FILE),
+            ),
+            new_fingerprints: view
+                .diff
+                .as_ref()
+                .map(|d| d.new.iter().map(|f| f.fingerprint.as_str()).collect()),
+        }
+    }
+}
+
+impl Serialize for OpenResults<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.open.iter().map(|finding| {
+            let index = self.rule_index.of(&finding.rule);
+            let state = self.new_fingerprints.as_ref().map(|new| {
+                if new.contains(finding.fingerprint.as_str()) {
                     "new"
                 } else {
                     "unchanged"
-                };
-                map.insert("baselineState".into(), json!(state));
-            }
-            result
-        })
-        .collect()
+                }
+            });
+            result(finding, index, &self.inventory_uri, state)
+        }))
+    }
 }
 
 /// The invocation: whether it succeeded, with a notification per coverage failure and per rule
@@ -310,57 +350,145 @@ fn rule_descriptor(
     Value::Object(rule)
 }
 
+/// One `result`, its members in the order SARIF viewers show them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'a str,
+    rule_index: usize,
+    level: &'static str,
+    message: Text<'a>,
+    locations: [Location<'a>; 1],
+    partial_fingerprints: Fingerprints<'a>,
+    properties: ResultProperties<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline_state: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Location<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    physical_location: Option<PhysicalLocation<'a>>,
+    logical_locations: [LogicalLocation<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PhysicalLocation<'a> {
+    artifact_location: ArtifactLocation<'a>,
+    region: Region,
+}
+
+#[derive(Serialize)]
+struct ArtifactLocation<'a> {
+    uri: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Region {
+    start_line: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogicalLocation<'a> {
+    name: &'a str,
+    fully_qualified_name: String,
+    kind: &'static str,
+}
+
+/// `partialFingerprints`: the one key is [`FINGERPRINT_KEY`].
+#[derive(Serialize)]
+struct Fingerprints<'a> {
+    #[serde(rename = "credaudit/v1")]
+    fingerprint: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResultProperties<'a> {
+    severity: &'static str,
+    credential: &'a str,
+    principal: &'a str,
+    kind: &'a str,
+    account: &'a str,
+    region: &'a str,
+    owner: &'a str,
+    evidence: Evidence<'a>,
+}
+
+/// Evidence as an object, keys in first-seen order; evidence is a list of pairs, so a repeated
+/// key keeps every value, in order, joined with `; `.
+struct Evidence<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl Serialize for Evidence<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 /// One `result`.
-fn result(finding: &FindingView, rule_index: usize, inventory_uri: &str) -> Value {
-    let mut evidence = Map::new();
+fn result<'a>(
+    finding: &'a FindingView,
+    rule_index: usize,
+    inventory_uri: &'a str,
+    baseline_state: Option<&'static str>,
+) -> SarifResult<'a> {
+    let mut evidence: Vec<(&str, Cow<str>)> = Vec::with_capacity(finding.evidence.len());
     for item in &finding.evidence {
-        match evidence.get_mut(&item.key) {
-            // Evidence is a list of pairs; a repeated key keeps every value, in order.
-            Some(Value::String(existing)) => {
-                existing.push_str("; ");
-                existing.push_str(&item.value);
+        match evidence.iter_mut().find(|(k, _)| *k == item.key) {
+            Some((_, existing)) => {
+                let joined = existing.to_mut();
+                joined.push_str("; ");
+                joined.push_str(&item.value);
             }
-            _ => {
-                evidence.insert(item.key.clone(), json!(item.value));
-            }
+            None => evidence.push((&item.key, Cow::Borrowed(&item.value))),
         }
     }
-    let mut location = Map::new();
-    if let Some(line) = finding.inventory_line.filter(|l| *l >= 1) {
-        location.insert(
-            "physicalLocation".into(),
-            json!({
-                "artifactLocation": { "uri": inventory_uri },
-                "region": { "startLine": line },
-            }),
-        );
-    }
-    location.insert(
-        "logicalLocations".into(),
-        json!([{
-            "name": finding.credential,
-            "fullyQualifiedName": qualified_name(finding),
-            "kind": "resource",
-        }]),
-    );
-    json!({
-        "ruleId": finding.rule,
-        "ruleIndex": rule_index,
-        "level": level(finding.severity),
-        "message": { "text": finding.message },
-        "locations": [Value::Object(location)],
-        "partialFingerprints": { FINGERPRINT_KEY: finding.fingerprint },
-        "properties": {
-            "severity": finding.severity.as_str(),
-            "credential": finding.credential,
-            "principal": finding.principal,
-            "kind": finding.kind,
-            "account": finding.account,
-            "region": finding.region,
-            "owner": finding.owner,
-            "evidence": Value::Object(evidence),
+    let physical_location =
+        finding
+            .inventory_line
+            .filter(|l| *l >= 1)
+            .map(|line| PhysicalLocation {
+                artifact_location: ArtifactLocation { uri: inventory_uri },
+                region: Region { start_line: line },
+            });
+    SarifResult {
+        rule_id: &finding.rule,
+        rule_index,
+        level: level(finding.severity),
+        message: Text {
+            text: &finding.message,
         },
-    })
+        locations: [Location {
+            physical_location,
+            logical_locations: [LogicalLocation {
+                name: &finding.credential,
+                fully_qualified_name: qualified_name(finding),
+                kind: "resource",
+            }],
+        }],
+        partial_fingerprints: Fingerprints {
+            fingerprint: &finding.fingerprint,
+        },
+        properties: ResultProperties {
+            severity: finding.severity.as_str(),
+            credential: &finding.credential,
+            principal: &finding.principal,
+            kind: &finding.kind,
+            account: &finding.account,
+            region: &finding.region,
+            owner: &finding.owner,
+            evidence: Evidence(evidence),
+        },
+        baseline_state,
+    }
 }
 
 /// `aws/<account>/<region>/<credential>`, with `-` for a part that is not known.
