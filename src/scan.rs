@@ -208,10 +208,9 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
         allow_mislabelled: options.allow_mislabelled,
     };
     let mut export = collect::export::read_export_dir_with(from, &export_options)?;
-    let declared = read_declared(options, inputs)?;
     let mut raw = std::mem::take(&mut export.raw);
     let mut scrubbed = std::mem::take(&mut export.scrubbed);
-    keep_declared(declared.files, &mut raw, &mut scrubbed)?;
+    let declared = read_declared(options, inputs, &mut raw, &mut scrubbed)?;
     let mut facts = Facts {
         inventory: declared.inventory,
         observed: export.observed,
@@ -240,36 +239,35 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
     Ok(Gathered { facts, raw, trail })
 }
 
-/// The declared files, parsed, and their bytes as read.
+/// The declared files, parsed.
 struct Declared {
     inventory: crate::model::Inventory,
     events: Vec<RotationEvent>,
     waivers: Vec<crate::model::Waiver>,
-    /// (name in the raw evidence, bytes), in the order inventory, history, waivers.
-    files: Vec<(&'static str, Vec<u8>)>,
 }
 
-/// Reads the inventory, the rotation history and the waivers. Each is read once: the bytes
-/// parsed are the bytes kept as evidence. A default one inside DIR must stay inside DIR; one
-/// named by the user is the user's.
-fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
+/// Reads the inventory, the rotation history and the waivers, one after the other. Each is read
+/// once: the bytes parsed are the bytes kept as evidence, handed to `raw` as soon as they are
+/// parsed and then dropped, so no two declared files are held at once. A default one inside
+/// DIR must stay inside DIR; one named by the user is the user's.
+fn read_declared(
+    options: &ScanOptions,
+    inputs: &Inputs,
+    raw: &mut RawSpool,
+    scrubbed: &mut Vec<(String, usize)>,
+) -> Result<Declared> {
     let root = collect::input::canonical_root(&inputs.dir)?;
-    let read = |path: &Option<PathBuf>, named: bool| {
-        path.as_deref()
-            .map(|p| {
-                collect::input::read_bytes(p, (!named).then_some(root.as_path()), &options.limits)
-            })
-            .transpose()
+    let read = |path: &Path, named: bool| {
+        collect::input::read_bytes(path, (!named).then_some(root.as_path()), &options.limits)
     };
-    let inventory_bytes = read(&inputs.inventory, options.inventory.is_some())?;
-    let history_bytes = read(&inputs.history, options.history.is_some())?;
-    let waivers_bytes = read(&inputs.waivers, options.waivers.is_some())?;
-    let inventory = match (
-        &inputs.inventory,
-        utf8(&inputs.inventory, &inventory_bytes)?,
-    ) {
-        (Some(p), Some(text)) => inventory::parse(text, p)?,
-        _ => {
+    let inventory = match inputs.inventory.as_deref() {
+        Some(path) => {
+            let bytes = read(path, options.inventory.is_some())?;
+            let inventory = inventory::parse(utf8(path, &bytes)?, path)?;
+            keep_declared("inventory.toml", bytes, raw, scrubbed)?;
+            inventory
+        }
+        None => {
             if !options.quiet {
                 eprintln!(
                     "warning: no inventory given and none in {}: every credential is unmanaged",
@@ -279,60 +277,54 @@ fn read_declared(options: &ScanOptions, inputs: &Inputs) -> Result<Declared> {
             crate::model::Inventory::default()
         }
     };
-    let events = match (&inputs.history, &history_bytes) {
-        (Some(p), Some(bytes)) => history::parse(bytes, p)?,
-        _ => Vec::new(),
+    let events = match inputs.history.as_deref() {
+        Some(path) => {
+            let bytes = read(path, options.history.is_some())?;
+            let events = history::parse(&bytes, path)?;
+            keep_declared("history.jsonl", bytes, raw, scrubbed)?;
+            events
+        }
+        None => Vec::new(),
     };
-    let waivers = match (&inputs.waivers, utf8(&inputs.waivers, &waivers_bytes)?) {
-        (Some(p), Some(text)) => waivers::parse(text, p, &rules::ids())?,
-        _ => Vec::new(),
+    let waivers = match inputs.waivers.as_deref() {
+        Some(path) => {
+            let bytes = read(path, options.waivers.is_some())?;
+            let waivers = waivers::parse(utf8(path, &bytes)?, path, &rules::ids())?;
+            keep_declared("waivers.toml", bytes, raw, scrubbed)?;
+            waivers
+        }
+        None => Vec::new(),
     };
-    let files = [
-        ("inventory.toml", inventory_bytes),
-        ("history.jsonl", history_bytes),
-        ("waivers.toml", waivers_bytes),
-    ]
-    .into_iter()
-    .filter_map(|(name, bytes)| bytes.map(|bytes| (name, bytes)))
-    .collect();
     Ok(Declared {
         inventory,
         events,
         waivers,
-        files,
     })
 }
 
 /// The text of a declared file, borrowed from its bytes (kept as evidence, so not copied),
 /// refused unless it is UTF-8.
-fn utf8<'b>(path: &Option<PathBuf>, bytes: &'b Option<Vec<u8>>) -> Result<Option<&'b str>> {
-    match (path, bytes) {
-        (Some(p), Some(b)) => std::str::from_utf8(b)
-            .map(Some)
-            .map_err(|_| Error::input_file(p, "expected UTF-8 text")),
-        _ => Ok(None),
-    }
+fn utf8<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::input_file(path, "expected UTF-8 text"))
 }
 
-/// Adds the declared files to the raw evidence, JSON Lines members named like a secret value
+/// Adds a declared file to the raw evidence, JSON Lines members named like a secret value
 /// removed (and counted in `scrubbed`).
 fn keep_declared(
-    files: Vec<(&'static str, Vec<u8>)>,
+    name: &'static str,
+    bytes: Vec<u8>,
     raw: &mut RawSpool,
     scrubbed: &mut Vec<(String, usize)>,
 ) -> Result<()> {
-    for (name, bytes) in files {
-        let (kept, removed) = if name.ends_with(".jsonl") {
-            collect::raw::scrub_json_lines(&bytes)
-        } else {
-            (Cow::Borrowed(bytes.as_slice()), 0)
-        };
-        if removed > 0 {
-            scrubbed.push((name.to_string(), removed));
-        }
-        raw.add(name, &kept).map_err(spool_err)?;
+    let (kept, removed) = if name.ends_with(".jsonl") {
+        collect::raw::scrub_json_lines(&bytes)
+    } else {
+        (Cow::Borrowed(bytes.as_slice()), 0)
+    };
+    if removed > 0 {
+        scrubbed.push((name.to_string(), removed));
     }
-    Ok(())
+    raw.add(name, &kept).map_err(spool_err)
 }
 
 /// An error writing the raw evidence spool (a temporary file).
