@@ -10,8 +10,9 @@
 #   first       the first scan of that fleet into a new snapshot, with the bundle
 #   unchanged   the same fleet scanned again the next day, into the same snapshot
 #   year-late   the same fleet scanned a year later (every rotation overdue: the high-finding case)
-# and, once per CloudTrail volume, ingest alone beside Python's json module and jq on the same
-# files (the ratio is measured in the same run). "growth" is what the run added to the snapshot.
+# and, on the first fleet with INGEST_EVENTS events (default 1000000), CloudTrail ingest alone
+# beside Python's json module and jq on the same files, decompressed (the ratio is measured in
+# the same run). "growth" is what the run added to the snapshot.
 # BENCH_DIR picks the disk (default: a temporary folder, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 sizes=(${SIZES:-1000 15000 150000 1000000})
 events=(${EVENTS:-0 1000000 10000000})
 seed=${SEED:-7}
+ingest_events=${INGEST_EVENTS:-1000000}
 as_of=2026-11-01T00:00:00Z
 next_day=2026-11-02T00:00:00Z
 year_late=2027-11-01T00:00:00Z
@@ -102,8 +104,8 @@ for credentials in "${sizes[@]}"; do
     run first "$fleet" "$work/nightly.db" "$as_of"
     run unchanged "$fleet" "$work/nightly.db" "$next_day"
     run year-late "$fleet" "$work/late.db" "$year_late"
-    if [ "$credentials" = "${sizes[0]}" ] && [ "$generated_events" -gt 0 ]; then
-      ingest "$fleet" >>"$work/ingest.txt"
+    if [ "$generated_events" = "$ingest_events" ] && [ ! -f "$work/ingest.txt" ]; then
+      ingest "$fleet" >"$work/ingest.txt"
     fi
   done
 done

@@ -33,12 +33,12 @@ pub use crate::assess::rule_controls;
 
 /// Builds the view model of an assessed run. It only renders: the findings, control results,
 /// plan, rules run and inventory are the stored [`Assessment`]'s; nothing is evaluated here.
-pub fn build_view(
+pub fn build_view<'a>(
     run: &RunMeta,
-    facts: &Facts,
+    facts: &'a Facts,
     assessment: &Assessment,
     diff: Option<&Diff>,
-) -> ReportView {
+) -> ReportView<'a> {
     let findings = &assessment.findings;
     let inventory = inventory_rows(assessment);
     let events = event_views(facts);
@@ -189,21 +189,18 @@ fn inventory_rows(assessment: &Assessment) -> Vec<InventoryRow> {
 }
 
 /// The rotation events of the run, in timeline order.
-fn event_views(facts: &Facts) -> Vec<EventView> {
+fn event_views(facts: &Facts) -> Vec<EventView<'_>> {
     facts
         .events
         .iter()
         .map(|e| EventView {
             time: fmt_time(e.time),
-            credential: e.credential_id.clone(),
-            event_type: e.event_type.as_str().to_string(),
-            trigger: e
-                .trigger
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
-            fingerprint: e.fingerprint.clone().unwrap_or_default(),
-            details: e.details.clone().unwrap_or_default(),
-            source: e.source.clone(),
+            credential: &e.credential_id,
+            event_type: e.event_type.as_str(),
+            trigger: e.trigger.map(|t| t.as_str()).unwrap_or_default(),
+            fingerprint: e.fingerprint.as_deref().unwrap_or_default(),
+            details: e.details.as_deref().unwrap_or_default(),
+            source: &e.source,
         })
         .collect()
 }
@@ -364,12 +361,12 @@ fn events_csv(view: &ReportView, out: impl Write) -> std::io::Result<()> {
     let rows = view.events.iter().map(|e| {
         vec![
             e.time.as_str().into(),
-            e.credential.as_str().into(),
-            e.event_type.as_str().into(),
-            e.trigger.as_str().into(),
-            e.fingerprint.as_str().into(),
-            e.source.as_str().into(),
-            e.details.as_str().into(),
+            e.credential.into(),
+            e.event_type.into(),
+            e.trigger.into(),
+            e.fingerprint.into(),
+            e.source.into(),
+            e.details.into(),
         ]
     });
     output::write_csv(out, std::iter::once(header).chain(rows))
@@ -622,7 +619,7 @@ pub type Fill<'a> = Box<dyn Fn(&mut output::Sink) -> std::io::Result<()> + 'a>;
 
 /// The report files of the bundle (everything but `raw/` and the manifest), by name, in the
 /// order they are written.
-pub fn report_files(view: &ReportView) -> Vec<(&'static str, Fill<'_>)> {
+pub fn report_files<'a>(view: &'a ReportView<'_>) -> Vec<(&'static str, Fill<'a>)> {
     let header = ReportHeader {
         tool: view.tool,
         version: view.version,

@@ -428,7 +428,9 @@ fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a>
 }
 
 /// Each control of each framework with its `framework:control` key and framework name.
-fn control_rows(view: &ReportView) -> Vec<(String, &str, &super::view::ControlView)> {
+fn control_rows<'a>(
+    view: &'a ReportView<'_>,
+) -> Vec<(String, &'a str, &'a super::view::ControlView)> {
     view.frameworks
         .iter()
         .flat_map(|fw| {
@@ -944,7 +946,7 @@ fn reconciliation_counts(view: &ReportView) -> Vec<Count> {
 }
 
 /// The rule catalogue, with the findings of each rule.
-fn catalogue(view: &ReportView) -> Vec<CatalogueRule<'_>> {
+fn catalogue<'a>(view: &'a ReportView<'_>) -> Vec<CatalogueRule<'a>> {
     view.rules
         .iter()
         .map(|r| CatalogueRule {
@@ -1043,7 +1045,7 @@ mod tests {
 
     /// A small run with payloads in a user name, a secret name, a tag value, a message and an
     /// owner, everywhere they can appear.
-    pub(super) fn sample_view() -> ReportView {
+    pub(super) fn sample_view() -> ReportView<'static> {
         let secret = format!(
             "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db{SCRIPT_PAYLOAD}-AbCdEf"
         );
@@ -1198,12 +1200,12 @@ mod tests {
             ],
             events: vec![EventView {
                 time: "2024-05-01T00:00:00Z".into(),
-                credential: secret.clone(),
-                event_type: "rotation.completed".into(),
-                trigger: "scheduled".into(),
-                fingerprint: "sha256:0011".into(),
-                details: format!("rotated by {SCRIPT_PAYLOAD}"),
-                source: "history".into(),
+                credential: secret.clone().leak(),
+                event_type: "rotation.completed",
+                trigger: "scheduled",
+                fingerprint: "sha256:0011",
+                details: format!("rotated by {SCRIPT_PAYLOAD}").leak(),
+                source: "history",
             }],
             coverage: vec![
                 CoverageEntry {
@@ -1454,8 +1456,8 @@ mod tests {
         assert_eq!(events["n"], view.events.len());
         for (k, e) in view.events.iter().enumerate() {
             assert_eq!(events["time"][k], e.time.as_str());
-            assert_eq!(events["fingerprint"][k], e.fingerprint.as_str());
-            assert_eq!(events["details"][k], e.details.as_str());
+            assert_eq!(events["fingerprint"][k], e.fingerprint);
+            assert_eq!(events["details"][k], e.details);
             assert!(
                 events["credential"][k].is_u64(),
                 "credentials stay in the table"

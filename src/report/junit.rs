@@ -81,7 +81,7 @@ fn write_document<W: std::io::Write>(xml: &mut Xml<W>, view: &ReportView) -> std
 /// failing credentials of every control is one lookup each, never a walk over all findings.
 type OpenFindings<'a> = HashMap<&'a str, Vec<&'a FindingView>>;
 
-fn open_by_credential(view: &ReportView) -> OpenFindings<'_> {
+fn open_by_credential<'a>(view: &'a ReportView<'_>) -> OpenFindings<'a> {
     let mut open: OpenFindings = HashMap::new();
     for f in view.findings.iter().filter(|f| f.waiver.is_none()) {
         open.entry(f.credential.as_str()).or_default().push(f);

@@ -300,7 +300,7 @@ fn controls_not_assessed(view: &ReportView) -> Vec<Value> {
 }
 
 /// `framework:control` tags per rule id, from the controls that test the rule.
-fn rule_tags(view: &ReportView) -> BTreeMap<&str, BTreeSet<String>> {
+fn rule_tags<'a>(view: &'a ReportView<'_>) -> BTreeMap<&'a str, BTreeSet<String>> {
     let mut tags: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for framework in &view.frameworks {
         for control in &framework.controls {
@@ -586,13 +586,13 @@ pub(crate) mod testview {
 
     /// The view of a small fleet: one overdue declared key, one healthy declared key, one
     /// undeclared key with a hostile id; no diff; the inventory at `inventory/fleet.toml`.
-    pub fn sample_view() -> ReportView {
+    pub fn sample_view() -> ReportView<'static> {
         fleet_view(false)
     }
 
     /// [`sample_view`] with a diff against run 6, which had every finding but those of the
     /// hostile key (so they are new), plus one finding on [`RESOLVED_ID`] (so it is resolved).
-    pub fn sample_view_with_diff() -> ReportView {
+    pub fn sample_view_with_diff() -> ReportView<'static> {
         fleet_view(true)
     }
 
@@ -615,7 +615,7 @@ pub(crate) mod testview {
         before
     }
 
-    fn fleet_view(with_diff: bool) -> ReportView {
+    fn fleet_view(with_diff: bool) -> ReportView<'static> {
         let observed = vec![
             testkit::key(OVERDUE_ID, "svc-overdue", 40),
             testkit::key(HEALTHY_ID, "svc-healthy", 3),
@@ -635,7 +635,8 @@ pub(crate) mod testview {
                 )
             })
             .collect();
-        let facts = testkit::facts(observed, declared, events);
+        // Leaked: the view borrows the facts' events, and the view outlives this function.
+        let facts: &'static _ = Box::leak(Box::new(testkit::facts(observed, declared, events)));
         let findings = crate::rules::evaluate(&facts, as_of());
         let diff =
             with_diff.then(|| crate::diff::compare(6, &earlier_findings(&findings), 7, &findings));

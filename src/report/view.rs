@@ -9,7 +9,7 @@ use crate::plan::Plan;
 
 /// Everything the bundle shows about one run.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReportView {
+pub struct ReportView<'a> {
     pub schema_version: u32,
     pub tool: &'static str,
     pub version: &'static str,
@@ -22,7 +22,7 @@ pub struct ReportView {
     /// Declared vs observed, one row per credential.
     pub inventory: Vec<InventoryRow>,
     /// Rotation history and lifecycle evidence, oldest first.
-    pub events: Vec<EventView>,
+    pub events: Vec<EventView<'a>>,
     pub coverage: Vec<CoverageEntry>,
     /// The evidence sources the run had, per account and region (declared inputs without).
     pub sources: Vec<SourceView>,
@@ -133,14 +133,16 @@ pub struct InventoryRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct EventView {
+/// One rotation event, borrowed from the run's facts (a year of history is a million events:
+/// the view does not copy them).
+pub struct EventView<'a> {
     pub time: String,
-    pub credential: String,
-    pub event_type: String,
-    pub trigger: String,
-    pub fingerprint: String,
-    pub details: String,
-    pub source: String,
+    pub credential: &'a str,
+    pub event_type: &'static str,
+    pub trigger: &'static str,
+    pub fingerprint: &'a str,
+    pub details: &'a str,
+    pub source: &'a str,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -650,6 +650,8 @@ fn rows<T>(
         let index = out.len();
         out.push(decode(&mut row).map_err(|why| at(format!("row {index}: {why}")))?);
     }
+    // Rows are many (a year of rotation history is a million events): no spare capacity.
+    out.shrink_to_fit();
     Ok(out)
 }
 
