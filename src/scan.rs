@@ -444,8 +444,8 @@ fn record(
         None => Default::default(),
     };
     let (new_usage, new_windows) = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
-    facts.usage = cloudtrail::merge_usage(&old_usage, &new_usage);
-    facts.auth_windows = cloudtrail::merge_auth_windows(&old_windows, &new_windows);
+    facts.usage = cloudtrail::merge_usage(old_usage, new_usage);
+    facts.auth_windows = cloudtrail::merge_auth_windows(old_windows, new_windows);
 
     let as_of = options.as_of;
     let frameworks = controls::load(options.bundle.controls_dir.as_deref())?;

@@ -218,29 +218,59 @@ fn list_files(paths: &[PathBuf], options: &ReadOptions) -> Result<Vec<(PathBuf, 
 /// Buckets of `new` replace those of `previous` with the same (credential, hour); the others of
 /// `previous` are kept. So a later scan's baseline needs no old logs, and reading the same logs
 /// again never counts twice. Reads should cover whole hours: a bucket from logs that cover only
-/// part of an hour replaces the whole hour. Sorted by (credential_id, hour).
-pub fn merge_usage(previous: &[UsageBucket], new: &[UsageBucket]) -> Vec<UsageBucket> {
-    let mut merged: BTreeMap<(&str, Timestamp), &UsageBucket> = previous
-        .iter()
-        .map(|b| ((b.credential_id.as_str(), b.hour), b))
-        .collect();
-    for b in new {
-        merged.insert((b.credential_id.as_str(), b.hour), b);
-    }
-    merged.into_values().cloned().collect()
+/// part of an hour replaces the whole hour. Sorted by (credential_id, hour). The buckets are
+/// moved, not copied: a year of logs is millions of them.
+pub fn merge_usage(previous: Vec<UsageBucket>, new: Vec<UsageBucket>) -> Vec<UsageBucket> {
+    merge_keyed(previous, new, |a, b| {
+        (a.credential_id.as_str(), a.hour).cmp(&(b.credential_id.as_str(), b.hour))
+    })
 }
 
 /// Windows of `new` replace those of `previous` with the same (credential, start); the others
 /// are kept. Sorted by (credential_id, start).
-pub fn merge_auth_windows(previous: &[AuthWindow], new: &[AuthWindow]) -> Vec<AuthWindow> {
-    let mut merged: BTreeMap<(&str, Timestamp), &AuthWindow> = previous
-        .iter()
-        .map(|w| ((w.credential_id.as_str(), w.start), w))
-        .collect();
-    for w in new {
-        merged.insert((w.credential_id.as_str(), w.start), w);
+pub fn merge_auth_windows(previous: Vec<AuthWindow>, new: Vec<AuthWindow>) -> Vec<AuthWindow> {
+    merge_keyed(previous, new, |a, b| {
+        (a.credential_id.as_str(), a.start).cmp(&(b.credential_id.as_str(), b.start))
+    })
+}
+
+/// `previous` and `new` merged in the order of `cmp`: of items with the same key, the last of
+/// `new` wins over the last of `previous`, as inserting them into a map in that order would.
+fn merge_keyed<T>(
+    previous: Vec<T>,
+    new: Vec<T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    use std::cmp::Ordering;
+    // Sorted (stable), then only the last of equal keys kept.
+    let last_of_each = |mut items: Vec<T>| {
+        items.sort_by(&cmp);
+        items.reverse();
+        items.dedup_by(|a, b| cmp(a, b) == Ordering::Equal);
+        items.reverse();
+        items
+    };
+    let (previous, new) = (last_of_each(previous), last_of_each(new));
+    let mut merged = Vec::with_capacity(previous.len() + new.len());
+    let mut previous = previous.into_iter().peekable();
+    let mut new = new.into_iter().peekable();
+    loop {
+        let order = match (previous.peek(), new.peek()) {
+            (Some(p), Some(n)) => cmp(p, n),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            Ordering::Less => merged.extend(previous.next()),
+            Ordering::Greater => merged.extend(new.next()),
+            Ordering::Equal => {
+                previous.next();
+                merged.extend(new.next());
+            }
+        }
     }
-    merged.into_values().cloned().collect()
+    merged
 }
 
 /// The start of the last hour in which `id` was used successfully (a call without an error

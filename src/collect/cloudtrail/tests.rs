@@ -442,7 +442,7 @@ fn merging_replaces_the_hours_read_again_and_keeps_the_rest() {
             })
             .collect()
     };
-    let merged = merge_usage(&previous, &new);
+    let merged = merge_usage(previous.clone(), new.clone());
     let want = vec![
         ("AKIAA 10".to_string(), 5),
         ("AKIAA 11".to_string(), 9),
@@ -451,8 +451,17 @@ fn merging_replaces_the_hours_read_again_and_keeps_the_rest() {
     ];
     assert_eq!(calls(&merged), want);
     // Reading the same logs again changes nothing.
-    assert_eq!(calls(&merge_usage(&merged, &new)), want);
-    assert_eq!(merge_usage(&merged, &merged), merged);
+    assert_eq!(calls(&merge_usage(merged.clone(), new.clone())), want);
+    assert_eq!(merge_usage(merged.clone(), merged.clone()), merged);
+    // Of equal keys the last wins, in either list; the result is in key order.
+    let mut twice = new.clone();
+    twice.extend(new.iter().cloned().map(|mut b| {
+        b.calls += 100;
+        b
+    }));
+    let again = merge_usage(twice.clone(), Vec::new());
+    assert!(again.iter().all(|b| b.calls > 100), "{again:?}");
+    assert_eq!(merge_usage(Vec::new(), twice), again);
 
     let window = |start: &str, auth_errors: u64| AuthWindow {
         credential_id: "AKIAA".into(),
@@ -461,11 +470,11 @@ fn merging_replaces_the_hours_read_again_and_keeps_the_rest() {
         auth_errors,
     };
     let merged = merge_auth_windows(
-        &[
+        vec![
             window("2026-10-01T10:00:00Z", 1),
             window("2026-10-01T10:05:00Z", 2),
         ],
-        &[
+        vec![
             window("2026-10-01T10:05:00Z", 3),
             window("2026-10-01T09:55:00Z", 4),
         ],
