@@ -26,7 +26,7 @@ next_day=2026-11-02T00:00:00Z
 year_late=2027-11-01T00:00:00Z
 
 cargo build --release --quiet --bin credaudit
-bin=$PWD/target/release/credaudit
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/credaudit
 if [ -n "${BENCH_DIR:-}" ]; then
   work=$BENCH_DIR
   mkdir -p "$work"

@@ -590,11 +590,110 @@ pub struct UsageBucket {
     pub errors: u64,
     /// Calls that failed authentication or authorisation (AccessDenied, InvalidClientTokenId, …).
     pub auth_errors: u64,
-    pub source_ips: BTreeMap<String, u64>,
-    pub regions: BTreeMap<String, u64>,
+    pub source_ips: Counts,
+    pub regions: Counts,
     /// `eventSource:eventName`, e.g. `iam.amazonaws.com:CreateAccessKey`.
-    pub operations: BTreeMap<String, u64>,
-    pub error_codes: BTreeMap<String, u64>,
+    pub operations: Counts,
+    pub error_codes: Counts,
+}
+
+/// Counts by name (source IPs, regions, operations, error codes of one usage bucket): a vector
+/// sorted by name. A bucket usually holds one or two names per kind, and a year of CloudTrail is
+/// millions of buckets: a map's node per kind would cost ten times the counts. Serialised as
+/// the map it stands for (names in order), so stored usage reads and hashes as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(Vec<(String, u64)>);
+
+impl Counts {
+    /// Adds `n` to the count of `name`, allocating the name only the first time it is seen.
+    pub fn add(&mut self, name: &str, n: u64) {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (name.to_owned(), n)),
+        }
+    }
+
+    /// Adds every count of `other`.
+    pub fn absorb(&mut self, other: Counts) {
+        if self.0.is_empty() {
+            *self = other;
+            return;
+        }
+        for (name, n) in other.0 {
+            self.add(&name, n);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// (name, count), in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &u64)> {
+        self.0.iter().map(|(k, n)| (k, n))
+    }
+}
+
+impl<'a> IntoIterator for &'a Counts {
+    type Item = (&'a String, &'a u64);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, u64)>,
+        fn(&'a (String, u64)) -> (&'a String, &'a u64),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, n)| (k, n))
+    }
+}
+
+impl FromIterator<(String, u64)> for Counts {
+    /// Counts of the same name add up.
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(iter: I) -> Self {
+        let mut counts = Counts::default();
+        for (name, n) in iter {
+            counts.add(&name, n);
+        }
+        counts
+    }
+}
+
+impl<const N: usize> From<[(String, u64); N]> for Counts {
+    fn from(items: [(String, u64); N]) -> Self {
+        items.into_iter().collect()
+    }
+}
+
+impl From<BTreeMap<String, u64>> for Counts {
+    fn from(map: BTreeMap<String, u64>) -> Self {
+        Counts(map.into_iter().collect())
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, n)| (k, n)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, u64>::deserialize(deserializer).map(Counts::from)
+    }
 }
 
 /// Calls and authentication failures of one credential in one 5-minute window; only windows
@@ -734,5 +833,29 @@ mod tests {
             "cron".parse::<Trigger>().unwrap_err(),
             "one of scheduled, emergency, anomaly, event, usage, manual"
         );
+    }
+
+    #[test]
+    fn counts_add_up_stay_in_order_and_serialise_as_the_map_they_stand_for() {
+        let mut counts = Counts::default();
+        for name in ["s3", "iam", "s3", "ec2", "iam", "s3"] {
+            counts.add(name, 1);
+        }
+        let mut other = Counts::from([("kms".to_string(), 2), ("s3".to_string(), 4)]);
+        other.absorb(Counts::default());
+        counts.absorb(other);
+        assert_eq!(
+            counts
+                .iter()
+                .map(|(k, n)| (k.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("ec2", 1), ("iam", 2), ("kms", 2), ("s3", 7)]
+        );
+        assert_eq!((counts.get("s3"), counts.get("sts")), (Some(7), None));
+        let map: BTreeMap<String, u64> = counts.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        let json = serde_json::to_string(&counts).unwrap();
+        assert_eq!(json, serde_json::to_string(&map).unwrap());
+        assert_eq!(json, r#"{"ec2":1,"iam":2,"kms":2,"s3":7}"#);
+        assert_eq!(serde_json::from_str::<Counts>(&json).unwrap(), counts);
     }
 }

@@ -85,7 +85,7 @@ mod parallel;
 mod split;
 
 use crate::error::{Error, Result};
-use crate::model::{AuthWindow, EventType, RotationEvent, Timestamp, UsageBucket};
+use crate::model::{AuthWindow, Counts, EventType, RotationEvent, Timestamp, UsageBucket};
 
 /// What a set of CloudTrail files holds, aggregated and in a deterministic order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -990,10 +990,10 @@ struct HourCounts {
     calls: u64,
     errors: u64,
     auth_errors: u64,
-    source_ips: BTreeMap<String, u64>,
-    regions: BTreeMap<String, u64>,
-    operations: BTreeMap<String, u64>,
-    error_codes: BTreeMap<String, u64>,
+    source_ips: Counts,
+    regions: Counts,
+    operations: Counts,
+    error_codes: Counts,
 }
 
 /// Adds one to `map[key]`, allocating the key only the first time it is seen.
@@ -1070,10 +1070,10 @@ impl Aggregator {
             mine.calls += counts.calls;
             mine.errors += counts.errors;
             mine.auth_errors += counts.auth_errors;
-            add_counts(&mut mine.source_ips, counts.source_ips);
-            add_counts(&mut mine.regions, counts.regions);
-            add_counts(&mut mine.operations, counts.operations);
-            add_counts(&mut mine.error_codes, counts.error_codes);
+            mine.source_ips.absorb(counts.source_ips);
+            mine.regions.absorb(counts.regions);
+            mine.operations.absorb(counts.operations);
+            mine.error_codes.absorb(counts.error_codes);
         }
         for ((id, start), (calls, auth_errors)) in other.windows {
             let mine = self.windows.entry((index[id as usize], start)).or_default();
@@ -1207,16 +1207,16 @@ impl Aggregator {
             .entry((index, call.seconds.div_euclid(HOUR_SECONDS) * HOUR_SECONDS))
             .or_default();
         hour.calls += 1;
-        bump(&mut hour.operations, call.operation);
+        hour.operations.add(call.operation, 1);
         if let Some(region) = call.region {
-            bump(&mut hour.regions, region);
+            hour.regions.add(region, 1);
         }
         if let Some(ip) = call.source_ip {
-            bump(&mut hour.source_ips, ip);
+            hour.source_ips.add(ip, 1);
         }
         if let Some(code) = call.error_code {
             hour.errors += 1;
-            bump(&mut hour.error_codes, code);
+            hour.error_codes.add(code, 1);
             if auth {
                 hour.auth_errors += 1;
             }

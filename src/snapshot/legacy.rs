@@ -24,10 +24,10 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
 /// The per-bucket maps, stored as one JSON column.
 #[derive(Serialize)]
 struct UsageDetail {
-    source_ips: std::collections::BTreeMap<String, u64>,
-    regions: std::collections::BTreeMap<String, u64>,
-    operations: std::collections::BTreeMap<String, u64>,
-    error_codes: std::collections::BTreeMap<String, u64>,
+    source_ips: crate::model::Counts,
+    regions: crate::model::Counts,
+    operations: crate::model::Counts,
+    error_codes: crate::model::Counts,
 }
 
 pub fn write_facts(tx: &Transaction, run_id: i64, facts: &Facts) -> rusqlite::Result<()> {

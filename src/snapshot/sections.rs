@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::canonical::{self, Section, TABLES};
 use super::store::{BlobReader, BlobWriter};
 use crate::model::{
-    AuthWindow, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, Inventory, KeyStatus,
-    ObservedCredential, Owner, OwnerStatus, Policy, RotationEvent, Timestamp, UsageBucket, Waiver,
+    AuthWindow, Counts, CoverageEntry, DeclaredCredential, Facts, Finding, IamUser, Inventory,
+    KeyStatus, ObservedCredential, Owner, OwnerStatus, Policy, RotationEvent, Timestamp,
+    UsageBucket, Waiver,
 };
 use crate::rules::RuleOptions;
 
@@ -70,13 +71,22 @@ pub fn write_section(
     Ok(writer.finish()?.0)
 }
 
-/// The per-bucket maps, stored as one JSON column.
-#[derive(Serialize, Deserialize)]
+/// The per-bucket counts, stored as one JSON column (each a JSON object, names in order).
+#[derive(Deserialize)]
 struct UsageDetail {
-    source_ips: std::collections::BTreeMap<String, u64>,
-    regions: std::collections::BTreeMap<String, u64>,
-    operations: std::collections::BTreeMap<String, u64>,
-    error_codes: std::collections::BTreeMap<String, u64>,
+    source_ips: Counts,
+    regions: Counts,
+    operations: Counts,
+    error_codes: Counts,
+}
+
+/// [`UsageDetail`] as written: borrowed from the bucket.
+#[derive(Serialize)]
+struct UsageDetailRef<'a> {
+    source_ips: &'a Counts,
+    regions: &'a Counts,
+    operations: &'a Counts,
+    error_codes: &'a Counts,
 }
 
 /// Writes the sections of the facts' tables; gives (table, SHA-256) of each.
@@ -260,11 +270,11 @@ fn write_usage(conn: &Connection, facts: &Facts) -> rusqlite::Result<String> {
     )?;
     write_section(conn, "usage_buckets", |s| {
         for (credential, hour, u) in keyed {
-            let detail = json(&UsageDetail {
-                source_ips: u.source_ips.clone(),
-                regions: u.regions.clone(),
-                operations: u.operations.clone(),
-                error_codes: u.error_codes.clone(),
+            let detail = json(&UsageDetailRef {
+                source_ips: &u.source_ips,
+                regions: &u.regions,
+                operations: &u.operations,
+                error_codes: &u.error_codes,
             })?;
             s.row(&[
                 text(credential),

@@ -33,7 +33,7 @@ fn bucket<'a>(data: &'a CloudTrailData, id: &str, hour: &str) -> &'a UsageBucket
         .unwrap_or_else(|| panic!("no bucket {id} {hour}"))
 }
 
-fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+fn counts<T: FromIterator<(String, u64)>>(pairs: &[(&str, u64)]) -> T {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
