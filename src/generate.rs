@@ -24,7 +24,9 @@ mod scale;
 mod truth;
 mod write;
 
-pub use self::scale::{Rates, ScaleSpec, accounts_from, generate_scale};
+pub use self::scale::{
+    RULE_IDS as PLANTED_AT_SCALE, Rates, ScaleSpec, accounts_from, generate_scale,
+};
 
 use std::fs;
 use std::path::Path;

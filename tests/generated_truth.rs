@@ -12,31 +12,9 @@ use serde_json::Value;
 
 /// Every rule the generator plants, at `rate`.
 fn all_rates(rate: &str) -> String {
-    [
-        "unmanaged-credential",
-        "orphaned-inventory-entry",
-        "rotation-overdue",
-        "rotation-due-soon",
-        "unclassified-credential",
-        "unowned-credential",
-        "unused-credential",
-        "multiple-active-keys",
-        "root-access-key",
-        "inactive-key-lingering",
-        "rotation-not-automated",
-        "rotation-schedule-drift",
-        "rotation-failing",
-        "audit-trail-gap",
-        "tag-drift",
-        "credential-reuse",
-        "usage-limit-exceeded",
-        "anomalous-usage",
-        "auth-failure-spike",
-        "incident-not-remediated",
-        "secret-unused",
-    ]
-    .map(|rule| format!("{rule}={rate}"))
-    .join(",")
+    credaudit::generate::PLANTED_AT_SCALE
+        .map(|rule| format!("{rule}={rate}"))
+        .join(",")
 }
 
 fn generate(out: &Path, as_of: &str, args: &[&str]) {

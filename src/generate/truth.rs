@@ -25,19 +25,20 @@ struct History {
     denials: Vec<Ts>,
 }
 
-/// The policy thresholds the rules use (the defaults of the product design).
-const DUE_SOON: i64 = 48 * HOUR;
-const UNUSED: i64 = 45 * DAY;
-const UNUSED_GRACE: i64 = 7 * DAY;
-const KEY_OVERLAP: i64 = 24 * HOUR;
-const INACTIVE_KEY: i64 = 30 * DAY;
-const SECRET_UNUSED: i64 = 90 * DAY;
-const STUCK: i64 = 24 * HOUR;
-const AUDIT_MATCH: i64 = 24 * HOUR;
-const TAG_TOLERANCE: i64 = 24 * HOUR;
-const EMERGENCY: i64 = 24 * HOUR;
-const DENIED_BURST: usize = 5;
-const DENIED_BURST_WINDOW: i64 = HOUR;
+/// The policy thresholds the rules use (the defaults of the product design); the scale
+/// generator's truth uses them too.
+pub(super) const DUE_SOON: i64 = 48 * HOUR;
+pub(super) const UNUSED: i64 = 45 * DAY;
+pub(super) const UNUSED_GRACE: i64 = 7 * DAY;
+pub(super) const KEY_OVERLAP: i64 = 24 * HOUR;
+pub(super) const INACTIVE_KEY: i64 = 30 * DAY;
+pub(super) const SECRET_UNUSED: i64 = 90 * DAY;
+pub(super) const STUCK: i64 = 24 * HOUR;
+pub(super) const AUDIT_MATCH: i64 = 24 * HOUR;
+pub(super) const TAG_TOLERANCE: i64 = 24 * HOUR;
+pub(super) const EMERGENCY: i64 = 24 * HOUR;
+pub(super) const DENIED_BURST: usize = 5;
+pub(super) const DENIED_BURST_WINDOW: i64 = HOUR;
 
 /// Every (rule, credential) finding the rules produce for `fleet` at `as_of`.
 pub(super) fn evaluate(fleet: &Fleet, as_of: Ts) -> BTreeSet<(String, String)> {

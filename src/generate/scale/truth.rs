@@ -6,20 +6,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::cred::{self, Cred, DAY, HOUR, Kind, OWNERS, SecondKey, TagStyle, World};
 use super::usage::{Baseline, RARE_SHARE, Summary};
+use crate::generate::truth::{
+    AUDIT_MATCH, DENIED_BURST, DENIED_BURST_WINDOW, DUE_SOON, EMERGENCY, INACTIVE_KEY, KEY_OVERLAP,
+    SECRET_UNUSED, STUCK, TAG_TOLERANCE, UNUSED, UNUSED_GRACE,
+};
 use crate::model::RiskClass;
 
-const DUE_SOON: i64 = 48 * HOUR;
-const UNUSED: i64 = 45 * DAY;
-const UNUSED_GRACE: i64 = 7 * DAY;
-const KEY_OVERLAP: i64 = 24 * HOUR;
-const INACTIVE_KEY: i64 = 30 * DAY;
-const SECRET_UNUSED: i64 = 90 * DAY;
-const STUCK: i64 = 24 * HOUR;
-const AUDIT_MATCH: i64 = 24 * HOUR;
-const TAG_TOLERANCE: i64 = 24 * HOUR;
-const EMERGENCY: i64 = 24 * HOUR;
-const DENIED_BURST: usize = 5;
-const DENIED_BURST_WINDOW: i64 = HOUR;
 const SPIKE_ERRORS: u64 = 5;
 const SPIKE_RATE: f64 = 0.05;
 
