@@ -378,7 +378,12 @@ pub struct GenerateArgs {
     pub credentials: Option<u64>,
     /// With --credentials: the number of accounts (ids drawn from the seed) or a comma list
     /// of 12-digit ids.
-    #[arg(long, value_name = "K|IDS", default_value = "2", requires = "credentials")]
+    #[arg(
+        long,
+        value_name = "K|IDS",
+        default_value = "2",
+        requires = "credentials"
+    )]
     pub accounts: String,
     /// With --credentials: comma list of regions.
     #[arg(
@@ -389,19 +394,19 @@ pub struct GenerateArgs {
     )]
     pub regions: String,
     /// With --credentials: days of rotation history.
-    #[arg(long, value_name = "D", default_value_t = 365, requires = "credentials")]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 365,
+        requires = "credentials"
+    )]
     pub days: u32,
     /// With --credentials: a rule's defect rate, RULE=P (repeatable or comma separated; 0
     /// switches the defect off).
     #[arg(long, value_name = "RULE=P", requires = "credentials")]
     pub rate: Vec<String>,
     /// With --credentials: about this many CloudTrail records (0: no CloudTrail logs).
-    #[arg(
-        long,
-        value_name = "E",
-        default_value_t = 0,
-        requires = "credentials"
-    )]
+    #[arg(long, value_name = "E", default_value_t = 0, requires = "credentials")]
     pub cloudtrail_events: u64,
     /// Seed of the generator; the same seed gives the same fleet.
     #[arg(long, default_value_t = 7)]

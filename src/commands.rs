@@ -593,7 +593,11 @@ pub fn generate(args: &GenerateArgs) -> Result<Outcome> {
                 seed: args.seed,
                 credentials,
                 accounts: generate::accounts_from(args.seed, &args.accounts)?,
-                regions: args.regions.split(',').map(|r| r.trim().to_string()).collect(),
+                regions: args
+                    .regions
+                    .split(',')
+                    .map(|r| r.trim().to_string())
+                    .collect(),
                 days: args.days,
                 rates: generate::Rates::parse(&args.rate)?,
                 cloudtrail_events: args.cloudtrail_events,

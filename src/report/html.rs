@@ -418,12 +418,12 @@ fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a>
     let events = &view.events;
     let mut e = Block::new(events.len());
     e.text("time", events, |x| &x.time);
-    e.strings("credential", events, table, |x| &x.credential);
-    e.strings("event_type", events, table, |x| &x.event_type);
-    e.strings("trigger", events, table, |x| &x.trigger);
-    e.text("fingerprint", events, |x| &x.fingerprint);
-    e.text("details", events, |x| &x.details);
-    e.strings("source", events, table, |x| &x.source);
+    e.strings("credential", events, table, |x| x.credential);
+    e.strings("event_type", events, table, |x| x.event_type);
+    e.strings("trigger", events, table, |x| x.trigger);
+    e.text("fingerprint", events, |x| x.fingerprint);
+    e.text("details", events, |x| x.details);
+    e.strings("source", events, table, |x| x.source);
     e
 }
 

@@ -637,14 +637,13 @@ pub(crate) mod testview {
             .collect();
         // Leaked: the view borrows the facts' events, and the view outlives this function.
         let facts: &'static _ = Box::leak(Box::new(testkit::facts(observed, declared, events)));
-        let findings = crate::rules::evaluate(&facts, as_of());
+        let findings = crate::rules::evaluate(facts, as_of());
         let diff =
             with_diff.then(|| crate::diff::compare(6, &earlier_findings(&findings), 7, &findings));
         let frameworks = controls::builtin().expect("built-in controls load");
-        let assessment =
-            crate::assess::assess(&facts, as_of(), &frameworks, &PlanConfig::default());
+        let assessment = crate::assess::assess(facts, as_of(), &frameworks, &PlanConfig::default());
         assert_eq!(assessment.findings, findings);
-        let mut view = build_view(&run_meta("complete"), &facts, &assessment, diff.as_ref());
+        let mut view = build_view(&run_meta("complete"), facts, &assessment, diff.as_ref());
         view.inventory_file = Some("inventory/fleet.toml".into());
         assert!(
             view.findings.iter().any(|f| f.credential == OVERDUE_ID),
