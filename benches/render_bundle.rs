@@ -13,7 +13,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use credaudit::model::{AppliedWaiver, CredentialKind, Finding, Severity};
+use credaudit::model::{
+    AppliedWaiver, CredentialKind, EventType, Finding, RotationEvent, Severity, Trigger,
+};
 use credaudit::output;
 use credaudit::plan::{Action, ActionKind, Job, Plan, Score};
 use credaudit::report::view::{
@@ -200,29 +202,37 @@ fn inventory(n: usize, findings: usize) -> Vec<InventoryRow> {
         .collect()
 }
 
-/// The events borrow their strings, as the view borrows a run's facts: leaked here, in a
-/// benchmark that renders once.
+/// The events the view refers to, as it refers to a run's facts: leaked here, in a benchmark
+/// that renders once.
 fn events(n: usize, credentials: usize) -> Vec<EventView<'static>> {
-    (0..n)
-        .map(|i| EventView {
-            time: format!(
-                "20{:02}-{:02}-{:02}T{:02}:{:02}:00Z",
-                20 + i % 7,
-                1 + i % 12,
-                1 + i % 28,
-                i % 24,
-                i % 60
-            ),
-            credential: credential_id(i % credentials.max(1)).leak(),
-            event_type: ["rotation-completed", "rotation-failed", "created"][i % 3],
-            trigger: ["scheduled", "manual", "incident"][i % 3],
-            fingerprint: format!("{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).leak(),
-            details: if i % 5 == 0 {
-                format!("ticket OPS-{i}").leak()
-            } else {
-                ""
-            },
-            source: "history.jsonl",
+    let types = [
+        EventType::RotationCompleted,
+        EventType::RotationFailed,
+        EventType::RotationInitiated,
+    ];
+    let triggers = [Trigger::Scheduled, Trigger::Manual, Trigger::Emergency];
+    let events: &'static [RotationEvent] = Vec::leak(
+        (0..n)
+            .map(|i| RotationEvent {
+                time: chrono::DateTime::from_timestamp(1_600_000_000 + i as i64 * 61, 0)
+                    .expect("in range"),
+                credential_id: credential_id(i % credentials.max(1)),
+                event_type: types[i % 3],
+                trigger: Some(triggers[i % 3]),
+                fingerprint: Some(format!(
+                    "{:016x}",
+                    (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                )),
+                details: (i % 5 == 0).then(|| format!("ticket OPS-{i}")),
+                source: "history".into(),
+            })
+            .collect(),
+    );
+    events
+        .iter()
+        .map(|event| EventView {
+            time: event.time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            event,
         })
         .collect()
 }

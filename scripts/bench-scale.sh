@@ -39,18 +39,19 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # run NAME FLEET DB AS_OF: one timed scan with the bundle; prints a table row.
 run() {
-  local name=$1 fleet=$2 db=$3 at=$4 before=0 after status
+  local name=$1 fleet=$2 db=$3 at=$4 before=0 after status secs kb findings html
   [ -f "$db" ] && before=$(stat -c %s "$db")
   rm -rf "$work/out"
   status=0
   /usr/bin/time -f "%e %M" -o "$work/time" "$bin" scan --from "$fleet" --db "$db" --as-of "$at" \
     --out "$work/out" --quiet >/dev/null 2>"$work/stderr" || status=$?
   if [ "$status" -ge 2 ]; then
-    echo "scan failed ($status):" >&2
-    cat "$work/stderr" >&2
-    exit 1
+    # Killed (137: out of memory) or refused: say so in the table and go on with the next fleet.
+    read -r secs kb < <(tail -1 "$work/time") || true
+    printf '| %-9s | %9s | %10s | %-9s | %s |\n' "$credentials" "$generated_events" "$history_events" \
+      "$name" "failed with exit $status after ${secs:-?} s: $(tail -1 "$work/stderr")"
+    return 1
   fi
-  local secs kb findings html
   read -r secs kb <"$work/time"
   after=$(stat -c %s "$db")
   findings=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["findings"]))' "$work/out/findings.json")
@@ -101,9 +102,9 @@ for credentials in "${sizes[@]}"; do
     "$bin" generate --out "$fleet" --credentials "$credentials" --days 365 \
       --cloudtrail-events "$generated_events" --seed "$seed" --as-of "$as_of" --quiet >/dev/null
     history_events=$(wc -l <"$fleet/history.jsonl")
-    run first "$fleet" "$work/nightly.db" "$as_of"
-    run unchanged "$fleet" "$work/nightly.db" "$next_day"
-    run year-late "$fleet" "$work/late.db" "$year_late"
+    run first "$fleet" "$work/nightly.db" "$as_of" &&
+      run unchanged "$fleet" "$work/nightly.db" "$next_day" &&
+      run year-late "$fleet" "$work/late.db" "$year_late" || true
     if [ "$generated_events" = "$ingest_events" ] && [ ! -f "$work/ingest.txt" ]; then
       ingest "$fleet" >"$work/ingest.txt"
     fi

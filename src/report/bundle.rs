@@ -195,12 +195,7 @@ fn event_views(facts: &Facts) -> Vec<EventView<'_>> {
         .iter()
         .map(|e| EventView {
             time: fmt_time(e.time),
-            credential: &e.credential_id,
-            event_type: e.event_type.as_str(),
-            trigger: e.trigger.map(|t| t.as_str()).unwrap_or_default(),
-            fingerprint: e.fingerprint.as_deref().unwrap_or_default(),
-            details: e.details.as_deref().unwrap_or_default(),
-            source: &e.source,
+            event: e,
         })
         .collect()
 }
@@ -361,12 +356,12 @@ fn events_csv(view: &ReportView, out: impl Write) -> std::io::Result<()> {
     let rows = view.events.iter().map(|e| {
         vec![
             e.time.as_str().into(),
-            e.credential.into(),
-            e.event_type.into(),
-            e.trigger.into(),
-            e.fingerprint.into(),
-            e.source.into(),
-            e.details.into(),
+            e.credential().into(),
+            e.event_type().into(),
+            e.trigger().into(),
+            e.fingerprint().into(),
+            e.source().into(),
+            e.details().into(),
         ]
     });
     output::write_csv(out, std::iter::once(header).chain(rows))

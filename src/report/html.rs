@@ -418,12 +418,12 @@ fn events_block<'a>(view: &'a ReportView, table: &mut Interner<'a>) -> Block<'a>
     let events = &view.events;
     let mut e = Block::new(events.len());
     e.text("time", events, |x| &x.time);
-    e.strings("credential", events, table, |x| x.credential);
-    e.strings("event_type", events, table, |x| x.event_type);
-    e.strings("trigger", events, table, |x| x.trigger);
-    e.text("fingerprint", events, |x| x.fingerprint);
-    e.text("details", events, |x| x.details);
-    e.strings("source", events, table, |x| x.source);
+    e.strings("credential", events, table, |x| x.credential());
+    e.strings("event_type", events, table, |x| x.event_type());
+    e.strings("trigger", events, table, |x| x.trigger());
+    e.text("fingerprint", events, |x| x.fingerprint());
+    e.text("details", events, |x| x.details());
+    e.strings("source", events, table, |x| x.source());
     e
 }
 
@@ -1200,12 +1200,18 @@ mod tests {
             ],
             events: vec![EventView {
                 time: "2024-05-01T00:00:00Z".into(),
-                credential: secret.clone().leak(),
-                event_type: "rotation.completed",
-                trigger: "scheduled",
-                fingerprint: "sha256:0011",
-                details: format!("rotated by {SCRIPT_PAYLOAD}").leak(),
-                source: "history",
+                // Leaked: the view refers to the facts' events, and outlives this function.
+                event: Box::leak(Box::new(crate::model::RotationEvent {
+                    time: chrono::DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z")
+                        .unwrap()
+                        .to_utc(),
+                    credential_id: secret.clone(),
+                    event_type: crate::model::EventType::RotationCompleted,
+                    trigger: Some(crate::model::Trigger::Scheduled),
+                    fingerprint: Some("sha256:0011".into()),
+                    details: Some(format!("rotated by {SCRIPT_PAYLOAD}")),
+                    source: "history".into(),
+                })),
             }],
             coverage: vec![
                 CoverageEntry {
@@ -1456,8 +1462,8 @@ mod tests {
         assert_eq!(events["n"], view.events.len());
         for (k, e) in view.events.iter().enumerate() {
             assert_eq!(events["time"][k], e.time.as_str());
-            assert_eq!(events["fingerprint"][k], e.fingerprint);
-            assert_eq!(events["details"][k], e.details);
+            assert_eq!(events["fingerprint"][k], e.fingerprint());
+            assert_eq!(events["details"][k], e.details());
             assert!(
                 events["credential"][k].is_u64(),
                 "credentials stay in the table"

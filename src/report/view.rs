@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{FindingView, Summary};
-use crate::model::CoverageEntry;
+use crate::model::{CoverageEntry, RotationEvent};
 use crate::plan::Plan;
 
 /// Everything the bundle shows about one run.
@@ -133,16 +133,38 @@ pub struct InventoryRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-/// One rotation event, borrowed from the run's facts (a year of history is a million events:
-/// the view does not copy them).
+/// One rotation event of the run's facts, with its time as shown (a year of history is a
+/// million events: the view refers to them, it does not copy them).
 pub struct EventView<'a> {
     pub time: String,
-    pub credential: &'a str,
-    pub event_type: &'static str,
-    pub trigger: &'static str,
-    pub fingerprint: &'a str,
-    pub details: &'a str,
-    pub source: &'a str,
+    pub event: &'a RotationEvent,
+}
+
+impl EventView<'_> {
+    pub fn credential(&self) -> &str {
+        &self.event.credential_id
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event.event_type.as_str()
+    }
+
+    /// Empty when the event names no trigger.
+    pub fn trigger(&self) -> &'static str {
+        self.event.trigger.map(|t| t.as_str()).unwrap_or_default()
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        self.event.fingerprint.as_deref().unwrap_or_default()
+    }
+
+    pub fn details(&self) -> &str {
+        self.event.details.as_deref().unwrap_or_default()
+    }
+
+    pub fn source(&self) -> &str {
+        &self.event.source
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

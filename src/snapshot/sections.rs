@@ -471,8 +471,10 @@ impl<R: Read> SectionReader<R> {
             .read_exact(&mut head)
             .map_err(|e| format!("ends inside a field header ({e})"))?;
         let len = u64::from_be_bytes(head[1..].try_into().expect("8 bytes"));
-        let mut bytes = Vec::new();
-        // Read as the bytes arrive: a corrupt length only reads to the end of the stream.
+        // Sized to the field up front (a million rows of short texts must not each carry the
+        // spare capacity of a growing buffer), but read as the bytes arrive: a corrupt length
+        // reserves at most 64 KiB and only reads to the end of the stream.
+        let mut bytes = Vec::with_capacity(len.min(64 * 1024) as usize);
         (&mut self.input)
             .take(len)
             .read_to_end(&mut bytes)
