@@ -5,14 +5,7 @@ use std::io::Write;
 use super::FindingView;
 use crate::output::write_csv;
 
-/// findings.csv: one row per finding.
-pub fn findings_csv(findings: &[FindingView]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    write_findings_csv(findings, &mut bytes).expect("writing to memory cannot fail");
-    bytes
-}
-
-/// [`findings_csv`], streamed into `out` one row at a time.
+/// findings.csv: one row per finding, streamed into `out` one row at a time.
 pub fn write_findings_csv(findings: &[FindingView], out: impl Write) -> std::io::Result<()> {
     let header = [
         "rule",

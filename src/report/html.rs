@@ -44,7 +44,9 @@ const SEVERITIES: [&str; 5] = ["critical", "high", "medium", "low", "info"];
 /// every `<` from the view is escaped).
 const DATA_MARKER: &str = "<!--credaudit:data-->";
 
-/// Renders `index.html` for `view`.
+/// Renders `index.html` for `view` into memory (tests; the bundle streams it with
+/// [`write_html`]).
+#[cfg(test)]
 pub fn render_html(view: &ReportView) -> Result<String> {
     let mut bytes = Vec::new();
     write_html(view, &mut bytes).map_err(|e| Error::io(std::path::Path::new("index.html"), e))?;

@@ -15,14 +15,8 @@ struct FindingsDocument<'a> {
     findings: &'a [FindingView],
 }
 
-/// The findings document, pretty-printed, ending in a newline.
-pub fn findings_json(header: &ReportHeader, summary: &Summary, views: &[FindingView]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    write_findings_json(header, summary, views, &mut bytes).expect("writing to memory cannot fail");
-    bytes
-}
-
-/// [`findings_json`], serialised straight into `out` (no document held in memory).
+/// The findings document, pretty-printed, ending in a newline, serialised straight into `out`
+/// (no document held in memory).
 pub fn write_findings_json(
     header: &ReportHeader,
     summary: &Summary,

@@ -34,15 +34,16 @@ pub const NOT_ASSESSED_PREFIX: &str = "not assessed: ";
 /// `type` of a failing control's `<failure>`.
 pub const FAILURE_TYPE: &str = "control-failed";
 
-/// Renders the control matrix of `view` as a JUnit XML document (UTF-8, two-space indent,
-/// trailing newline).
+/// [`write_controls_junit`] into memory, for tests.
+#[cfg(test)]
 pub fn controls_junit(view: &ReportView) -> Vec<u8> {
     let mut bytes = Vec::new();
     write_controls_junit(view, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
-/// [`controls_junit`], streamed into `out`.
+/// Writes the control matrix of `view` into `out` as a JUnit XML document (UTF-8, two-space
+/// indent, trailing newline).
 pub fn write_controls_junit(view: &ReportView, out: impl std::io::Write) -> std::io::Result<()> {
     let mut xml = Writer::new_with_indent(out, b' ', 2);
     write_document(&mut xml, view)?;

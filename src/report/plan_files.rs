@@ -29,15 +29,17 @@ pub const PLAN_CSV_HEADER: [&str; 14] = [
     "fingerprints",
 ];
 
-/// `remediation-plan.csv`: one row per action in plan order; list cells are joined with a
-/// space. Every cell is neutralised against formula injection.
+/// [`write_plan_csv`] into memory, for tests.
+#[cfg(test)]
 pub fn plan_csv(plan: &Plan) -> Vec<u8> {
     let mut bytes = Vec::new();
     write_plan_csv(plan, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
-/// [`plan_csv`], streamed into `out` one row at a time.
+/// `remediation-plan.csv`, streamed into `out` one row at a time: one row per action in plan
+/// order; list cells are joined with a space. Every cell is neutralised against formula
+/// injection.
 pub fn write_plan_csv(plan: &Plan, out: impl Write) -> std::io::Result<()> {
     let header = PLAN_CSV_HEADER.iter().map(|h| Cow::Borrowed(*h)).collect();
     let rows = plan.actions.iter().map(|a| {
@@ -152,16 +154,18 @@ impl<'a> From<&'a Action> for ActionView<'a> {
     }
 }
 
-/// `remediation-plan.json`: `{"schema_version": 1, "as_of": …, "jobs": […]}`, one job per
-/// credential (worst first) with its actions, pretty-printed and ending in a newline.
+/// [`write_plan_json`] into memory, for tests.
+#[cfg(test)]
 pub fn plan_json(plan: &Plan, as_of: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     write_plan_json(plan, as_of, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
-/// [`plan_json`], serialised straight into `out`: each job's view is made as it is written,
-/// so no copy of the plan is held in memory.
+/// `remediation-plan.json`, serialised straight into `out`: `{"schema_version": 1, "as_of": …,
+/// "jobs": […]}`, one job per credential (worst first) with its actions, pretty-printed and
+/// ending in a newline. Each job's view is made as it is written, so no copy of the plan is
+/// held in memory.
 pub fn write_plan_json(plan: &Plan, as_of: &str, mut out: impl Write) -> std::io::Result<()> {
     let doc = PlanDocument {
         schema_version: SCHEMA_VERSION,

@@ -50,16 +50,17 @@ pub fn security_severity(severity: Severity) -> &'static str {
     }
 }
 
-/// Renders the findings of `view` as a pretty-printed SARIF 2.1.0 log with a trailing newline.
-/// The output depends only on the view, so the same run always gives the same bytes.
+/// [`write_findings_sarif`] into memory, for tests.
+#[cfg(test)]
 pub fn findings_sarif(view: &ReportView) -> Vec<u8> {
     let mut bytes = Vec::new();
     write_findings_sarif(view, &mut bytes).expect("writing to memory cannot fail");
     bytes
 }
 
-/// [`findings_sarif`], serialised straight into `out`: each result is made as it is written,
-/// so the log is never held in memory whole.
+/// Writes the findings of `view` into `out` as a pretty-printed SARIF 2.1.0 log with a trailing
+/// newline. The output depends only on the view, so the same run always gives the same bytes.
+/// Each result is made as it is written, so the log is never held in memory whole.
 pub fn write_findings_sarif(view: &ReportView, mut out: impl Write) -> std::io::Result<()> {
     // A waived finding is accepted risk, not an open result: it stays in findings.json and
     // findings.csv with its waiver, and out of code-scanning dashboards.
