@@ -35,7 +35,7 @@ pub enum Command {
     /// Read AWS live and write the raw responses as an export directory.
     Collect(CollectArgs),
     /// Print the least-privilege read-only IAM policy a live scan needs.
-    IamPolicy,
+    IamPolicy(IamPolicyArgs),
     /// Check an evidence bundle against its manifest, or the hash chain of a snapshot.
     Verify(VerifyArgs),
     /// New, resolved and persisting findings between two runs of a snapshot.
@@ -201,6 +201,22 @@ pub struct ReportArgs {
     pub bundle: BundleArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// The two policies of `--org`: the management (or delegated-administrator) account's, and
+    /// the member accounts' --org-role.
+    #[arg(long)]
+    pub org: bool,
+    /// The role assumed in each member account.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "credaudit-audit",
+        requires = "org"
+    )]
+    pub org_role: String,
+}
+
 /// Where a live collection reads AWS.
 #[derive(Debug, Clone, Args)]
 pub struct AwsArgs {
@@ -214,8 +230,36 @@ pub struct AwsArgs {
     #[arg(long = "region", value_name = "REGION", requires = "aws")]
     pub regions: Vec<String>,
     /// Role to assume for one more account; repeatable.
-    #[arg(long = "assume-role", value_name = "ARN", requires = "aws")]
+    #[arg(
+        long = "assume-role",
+        value_name = "ARN",
+        requires = "aws",
+        conflicts_with = "org"
+    )]
     pub assume_roles: Vec<String>,
+    /// Read every account of the AWS Organization (organizations:ListAccounts from the
+    /// management or a delegated-administrator account), each through --org-role.
+    #[arg(long, requires = "aws")]
+    pub org: bool,
+    /// Role assumed in each member account with --org.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "credaudit-audit",
+        requires = "org"
+    )]
+    pub org_role: String,
+    /// Account left out of --org; repeatable.
+    #[arg(long = "exclude-account", value_name = "ID", requires = "org")]
+    pub exclude_accounts: Vec<String>,
+    /// With --org, only the accounts under this organisational unit (or root), at any depth;
+    /// repeatable.
+    #[arg(long = "include-ou", value_name = "OU", requires = "org")]
+    pub include_ous: Vec<String>,
+    /// Ask GetAccessKeyLastUsed of every key (one request each) instead of reading last use
+    /// from the credential report, which IAM regenerates at most every 4 hours.
+    #[arg(long, requires = "aws")]
+    pub precise_last_used: bool,
     /// External id for --assume-role.
     #[arg(long, value_name = "ID", requires = "aws")]
     pub external_id: Option<String>,

@@ -11,9 +11,9 @@ use clap::CommandFactory;
 
 use crate::assess::{self, Assessment};
 use crate::cli::{
-    AwsArgs, BundleArgs, Cli, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs, Query,
-    QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RulesFormat, RunSelect, ScanArgs,
-    SeverityArg, SimulateArgs, VerifyArgs,
+    AwsArgs, BundleArgs, Cli, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs,
+    IamPolicyArgs, Query, QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RulesFormat, RunSelect,
+    ScanArgs, SeverityArg, SimulateArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
 use crate::diff;
@@ -48,7 +48,7 @@ fn scan_options(args: &ScanArgs) -> Result<ScanOptions> {
     let source = match &args.from {
         Some(dir) => Source::Export(dir.clone()),
         None => Source::Live {
-            aws: aws_options(&args.aws, args.quiet),
+            aws: Box::new(aws_options(&args.aws, args.quiet)),
             export: args.aws.export.clone(),
         },
     };
@@ -169,6 +169,12 @@ fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
         concurrency: args.concurrency.max(1),
         cloudtrail_window_days: args.cloudtrail_window,
         progress: !quiet && std::io::stderr().is_terminal(),
+        precise_last_used: args.precise_last_used,
+        org: args.org.then(|| aws::OrgOptions {
+            role: args.org_role.clone(),
+            exclude_accounts: args.exclude_accounts.clone(),
+            include_ous: args.include_ous.clone(),
+        }),
     }
 }
 
@@ -197,8 +203,13 @@ pub fn collect(args: &CollectArgs) -> Result<Outcome> {
 }
 
 /// `credaudit iam-policy`.
-pub fn iam_policy(out: &mut impl Write) -> Result<Outcome> {
-    writeln!(out, "{}", aws::iam_policy()).map_err(|e| Error::io(Path::new("<stdout>"), e))?;
+pub fn iam_policy(args: &IamPolicyArgs, out: &mut impl Write) -> Result<Outcome> {
+    let text = if args.org {
+        aws::org_iam_policies(&args.org_role)?
+    } else {
+        aws::iam_policy()
+    };
+    writeln!(out, "{text}").map_err(|e| Error::io(Path::new("<stdout>"), e))?;
     Ok(Outcome::Ok)
 }
 

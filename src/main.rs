@@ -16,7 +16,7 @@ fn main() {
         Command::Controls(args) => commands::controls_list(args, &mut stdout),
         Command::Report(args) => commands::report(args),
         Command::Collect(args) => commands::collect(args),
-        Command::IamPolicy => commands::iam_policy(&mut stdout),
+        Command::IamPolicy(args) => commands::iam_policy(args, &mut stdout),
         Command::Verify(args) => commands::verify(args, &mut stdout),
         Command::Diff(args) => commands::diff_runs(args, &mut stdout),
         Command::Simulate(args) => commands::simulate(args, &mut stdout),

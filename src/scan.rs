@@ -32,7 +32,7 @@ pub enum Source {
     /// AWS, live and read-only: collected into `export` (a temporary folder when `None`), then
     /// read like any export directory, so live and replayed scans share one reader.
     Live {
-        aws: AwsOptions,
+        aws: Box<AwsOptions>,
         export: Option<PathBuf>,
     },
 }
@@ -169,6 +169,17 @@ pub fn collect_live(aws: &AwsOptions, dir: &Path, as_of: Timestamp, quiet: bool)
             summary.requests,
             summary.failures,
             dir.display()
+        );
+    }
+    // Throttling slowed the collection: said here, and kept in the run's coverage (even with
+    // --quiet).
+    if !quiet && summary.throttled > 0 {
+        eprintln!(
+            "AWS throttled {} of {} attempts; they were retried with adaptive backoff (the \
+             throttled counts per account and region are in the coverage as {})",
+            summary.throttled,
+            summary.attempts,
+            aws::THROTTLED
         );
     }
     Ok(())

@@ -376,14 +376,23 @@ fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
     }));
     assert!(!found.iter().any(|(_, id)| id.contains("prod/retired")));
 
+    // The two keys grace made in one second: the report cannot tell their slots apart, so
+    // their last use was asked for; the used one is not called unused, the other is.
+    assert!(found.contains(&(
+        "unused-credential".to_string(),
+        emulator.key(BASE_ACCOUNT, "grace/1")
+    )));
+    assert!(!found.contains(&(
+        "unused-credential".to_string(),
+        emulator.key(BASE_ACCOUNT, "grace/0")
+    )));
+
     // Every file of the layout, written in both accounts; the deleted secret is left out.
     for account in [BASE_ACCOUNT, SECOND_ACCOUNT] {
         for file in [
             "credential-report.csv",
-            "list-users.json",
+            "get-account-authorization-details.json",
             "list-access-keys.json",
-            "get-access-key-last-used.json",
-            "list-user-tags.json",
         ] {
             assert!(
                 export.join(format!("aws/{account}/iam/{file}")).is_file(),
@@ -397,6 +406,35 @@ fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
             assert!(list.is_file(), "{}", list.display());
         }
     }
+    // Last use asked for only where the report could not tell: grace's two keys.
+    let asked: Value = serde_json::from_str(
+        &std::fs::read_to_string(export.join(format!(
+            "aws/{BASE_ACCOUNT}/iam/get-access-key-last-used.json"
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let asked: BTreeSet<&str> = asked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["AccessKeyId"].as_str().unwrap())
+        .collect();
+    let grace: BTreeSet<String> = ["grace/0", "grace/1"]
+        .iter()
+        .map(|slot| emulator.key(BASE_ACCOUNT, slot))
+        .collect();
+    assert_eq!(
+        asked,
+        grace.iter().map(String::as_str).collect::<BTreeSet<_>>()
+    );
+    assert!(
+        !export
+            .join(format!(
+                "aws/{SECOND_ACCOUNT}/iam/get-access-key-last-used.json"
+            ))
+            .exists()
+    );
     let list = std::fs::read_to_string(export.join(format!(
         "aws/{BASE_ACCOUNT}/secretsmanager/us-east-1/list-secrets.json"
     )))
@@ -412,11 +450,20 @@ fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
     .unwrap();
     assert_eq!(described.as_array().unwrap().len(), 1);
     assert_eq!(described[0]["Name"], "prod/placeholder");
+    // Coverage: nothing failed; the two keys that took the per-key call are said.
+    let coverage: Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("coverage.json")).unwrap())
+            .unwrap();
     assert_eq!(
-        std::fs::read_to_string(export.join("coverage.json"))
-            .unwrap()
-            .trim(),
-        "[]"
+        coverage,
+        serde_json::json!([{
+            "account": BASE_ACCOUNT,
+            "region": "global",
+            "api": "iam:get-access-key-last-used:fallback",
+            "ok": true,
+            "error": null,
+            "records": 2,
+        }])
     );
 
     // What was sent: only what the read-only policy allows (plus the AssumeRole the base
@@ -440,10 +487,18 @@ fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
         "{counts:?}"
     );
     assert_eq!(
-        counts.get("ListUsers"),
+        counts.get("GetAccountAuthorizationDetails"),
         Some(&2),
         "one page per account: {counts:?}"
     );
+    assert_eq!(
+        counts.get("ListAccessKeys"),
+        Some(&7),
+        "one per user the report shows with a key (6 + 1): {counts:?}"
+    );
+    for never in ["ListUsers", "ListUserTags"] {
+        assert_eq!(counts.get(never), None, "{counts:?}");
+    }
     assert_eq!(
         counts.get("ListSecrets"),
         Some(&4),
@@ -451,8 +506,8 @@ fn live_scan_of_two_accounts_and_two_regions_finds_the_fleets_problems() {
     );
     assert_eq!(
         counts.get("GetAccessKeyLastUsed"),
-        Some(&7),
-        "every key: {counts:?}"
+        Some(&2),
+        "only grace's two keys, which the report cannot tell apart: {counts:?}"
     );
     assert_eq!(counts.get("DescribeSecret"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("AssumeRole"), Some(&1), "{counts:?}");
@@ -583,7 +638,12 @@ fn a_failing_region_gives_partial_results_a_coverage_entry_and_exit_3() {
     let coverage: Value =
         serde_json::from_str(&std::fs::read_to_string(export.join("coverage.json")).unwrap())
             .unwrap();
-    let entries = coverage.as_array().unwrap();
+    let entries: Vec<&Value> = coverage
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ok"] == false)
+        .collect();
     assert_eq!(entries.len(), 1, "{coverage:#}");
     assert_eq!(entries[0]["account"], BASE_ACCOUNT);
     assert_eq!(entries[0]["region"], "xx-nowhere-9");
@@ -759,4 +819,344 @@ fn unreachable_aws_is_a_clear_error_not_an_empty_scan() {
     assert!(stderr.contains("sts:GetCallerIdentity"), "{stderr}");
     assert!(!tmp.path().join("export/aws").exists());
     assert!(!tmp.path().join("export/coverage.json").exists());
+}
+
+/// `--aws --org` arguments for the emulator's organisation: both regions, no CloudTrail.
+fn org_args(emulator: &Emulator, extra: &[&str]) -> Vec<String> {
+    [
+        "--aws",
+        "--endpoint-url",
+        &emulator.server.url(),
+        "--region",
+        "us-east-1",
+        "--region",
+        "eu-west-1",
+        "--cloudtrail-window",
+        "0",
+        "--org",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The organisation of the test fleet: the base account manages 222222222222 (in an OU) and
+/// 333333333333, whose audit role refuses to be assumed.
+#[test]
+fn org_scan_reads_every_member_account_and_a_refusing_one_is_a_coverage_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let org = &emulator.manifest["organization"];
+    let refusing = org["refusing"].as_str().unwrap();
+    assert_eq!(
+        org["accounts"],
+        serde_json::json!([BASE_ACCOUNT, SECOND_ACCOUNT, refusing])
+    );
+    let p = |name: &str| tmp.path().join(name);
+    let scan = |args: Vec<String>, name: &str| {
+        run(credaudit()
+            .arg("scan")
+            .args(args)
+            .arg("--export")
+            .arg(p(&format!("{name}-export")))
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--as-of", AS_OF, "--db"])
+            .arg(p(&format!("{name}.db")))
+            .arg("--out")
+            .arg(p(name)))
+    };
+
+    // The whole organisation: two accounts read, the third a gap (exit 3), never skipped.
+    let whole = scan(org_args(&emulator, &[]), "org");
+    assert_eq!(whole.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&whole.stderr);
+    assert!(stderr.contains("collected 2 account(s)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("incomplete: {refusing} global sts:assume-role")),
+        "{stderr}"
+    );
+    let coverage: Value =
+        serde_json::from_str(&std::fs::read_to_string(p("org-export/coverage.json")).unwrap())
+            .unwrap();
+    let gap = coverage
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ok"] == false)
+        .expect("a coverage failure");
+    assert_eq!(gap["account"], refusing);
+    assert!(
+        gap["error"].as_str().unwrap().contains("AccessDenied"),
+        "{gap}"
+    );
+    let manifest = std::fs::read_to_string(p("org/manifest.json")).unwrap();
+    assert!(manifest.contains(refusing), "the bundle shows the gap");
+
+    // It finds what the same two accounts read through --assume-role find.
+    let assumed = scan(live_args(&emulator), "assumed");
+    assert_eq!(assumed.status.code(), Some(0));
+    assert_eq!(findings(&p("org")), findings(&p("assumed")));
+
+    // Filters: only the OU (one account), or the refusing account excluded (exit 0).
+    let ou = scan(
+        org_args(&emulator, &["--include-ou", org["ou"].as_str().unwrap()]),
+        "ou",
+    );
+    assert_eq!(ou.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ou.stderr).contains("collected 1 account(s)"));
+    assert!(p(&format!("ou-export/aws/{SECOND_ACCOUNT}")).is_dir());
+    assert!(!p(&format!("ou-export/aws/{BASE_ACCOUNT}")).exists());
+    let excluded = scan(
+        org_args(&emulator, &["--exclude-account", refusing]),
+        "excluded",
+    );
+    assert_eq!(excluded.status.code(), Some(0));
+    assert_eq!(findings(&p("excluded")), findings(&p("assumed")));
+
+    // What was sent is what `iam-policy --org` allows, and never a secret value.
+    let policies: Value =
+        serde_json::from_slice(&run(credaudit().args(["iam-policy", "--org"])).stdout).unwrap();
+    let allowed: BTreeSet<String> = policies["management"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| match &s["Action"] {
+            Value::Array(list) => list
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+            one => vec![one.as_str().unwrap().to_string()],
+        })
+        .map(|a| a.split(':').nth(1).unwrap().to_string())
+        .collect();
+    let operations = emulator.operations();
+    assert!(operations.iter().any(|op| op == "ListAccounts"));
+    assert!(operations.iter().any(|op| op == "ListAccountsForParent"));
+    for op in &operations {
+        assert!(allowed.contains(op), "{op} is not in the --org policy");
+    }
+}
+
+/// Every third request answered with the service's throttling error: the scan retries with
+/// backoff, finds the same as without throttling, and says it was throttled.
+#[test]
+fn throttled_requests_are_retried_with_backoff_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let proxy_log = tmp.path().join("proxy.jsonl");
+    let proxy = Server::start(
+        "throttling_proxy.py",
+        &[
+            "--upstream",
+            &emulator.server.url(),
+            "--every",
+            "3",
+            "--log",
+            proxy_log.to_str().unwrap(),
+        ],
+        &tmp.path().join("proxy.stderr"),
+    );
+    let p = |name: &str| tmp.path().join(name);
+    let scan = |endpoint: &str, name: &str| {
+        let args: Vec<String> = live_args(&emulator)
+            .into_iter()
+            .map(|a| {
+                if a == emulator.server.url() {
+                    endpoint.to_string()
+                } else {
+                    a
+                }
+            })
+            .collect();
+        run(credaudit()
+            .arg("scan")
+            .args(args)
+            .arg("--export")
+            .arg(p(&format!("{name}-export")))
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--as-of", AS_OF, "--db"])
+            .arg(p(&format!("{name}.db")))
+            .arg("--out")
+            .arg(p(name)))
+    };
+    let direct = scan(&emulator.server.url(), "direct");
+    assert_eq!(direct.status.code(), Some(0));
+    let throttled = scan(&proxy.url(), "throttled");
+    assert_eq!(
+        throttled.status.code(),
+        Some(0),
+        "every request got through"
+    );
+    assert_eq!(findings(&p("throttled")), findings(&p("direct")));
+
+    let log = read_jsonl(&proxy_log);
+    let refused = log.iter().filter(|r| r["throttled"] == true).count();
+    assert!(
+        refused >= 10,
+        "the proxy throttled {refused} of {}",
+        log.len()
+    );
+    // Each throttled request was sent again until it went through: the requests that reached
+    // the emulator are exactly those of the unthrottled scan.
+    let mut through: BTreeMap<String, usize> = BTreeMap::new();
+    for r in log.iter().filter(|r| r["throttled"] == false) {
+        *through
+            .entry(r["operation"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut direct_ops: BTreeMap<String, usize> = BTreeMap::new();
+    let ops = emulator.operations();
+    // The emulator's log holds both scans; the direct one came first and sent half.
+    for op in &ops[..ops.len() / 2] {
+        *direct_ops.entry(op.clone()).or_default() += 1;
+    }
+    assert_eq!(through, direct_ops);
+
+    // Never silently: stderr gives the count, and coverage keeps it per account and region.
+    let stderr = String::from_utf8_lossy(&throttled.stderr);
+    let assume_throttled = log
+        .iter()
+        .filter(|r| r["throttled"] == true && r["operation"] == "AssumeRole")
+        .count();
+    assert!(
+        stderr.contains(&format!("AWS throttled {} of", refused - assume_throttled)),
+        "{stderr}"
+    );
+    let coverage: Value = serde_json::from_str(
+        &std::fs::read_to_string(p("throttled-export/coverage.json")).unwrap(),
+    )
+    .unwrap();
+    let noted: u64 = coverage
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["api"] == "aws:throttled-and-retried")
+        .inspect(|e| assert_eq!(e["ok"], true))
+        .map(|e| e["records"].as_u64().unwrap())
+        .sum();
+    assert!(noted > 0 && noted <= refused as u64, "{coverage:#}");
+}
+
+/// The request budget of a live scan: 1,000 users with keys and 1,000 secrets in one region
+/// take the credential report, one GetAccountAuthorizationDetails, one ListAccessKeys per user
+/// with a key and the ListSecrets pages — at most 1,100 requests, as the emulator counts them.
+#[test]
+fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("fleet.json");
+    let requests = tmp.path().join("moto-requests.jsonl");
+    let server = Server::start(
+        "fleet_server.py",
+        &[
+            "--as-of",
+            AS_OF,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--request-log",
+            requests.to_str().unwrap(),
+            "--fleet",
+            "bench",
+            "--users",
+            "1000",
+            "--secrets",
+            "1000",
+            "--regions",
+            "1",
+        ],
+        &tmp.path().join("moto.stderr"),
+    );
+    let output = run(credaudit()
+        .args([
+            "collect",
+            "--aws",
+            "--endpoint-url",
+            &server.url(),
+            "--region",
+            "us-east-1",
+            "--cloudtrail-window",
+            "0",
+            "--export",
+        ])
+        .arg(tmp.path().join("export")));
+    assert_eq!(output.status.code(), Some(0));
+    let log = read_jsonl(&requests);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &log {
+        *counts
+            .entry(r["operation"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(log.len() <= 1_100, "{} requests: {counts:?}", log.len());
+    assert_eq!(counts.get("ListAccessKeys"), Some(&1_000), "{counts:?}");
+    assert_eq!(counts.get("ListSecrets"), Some(&10), "{counts:?}");
+    assert_eq!(counts.get("GetAccessKeyLastUsed"), None, "{counts:?}");
+    assert_eq!(counts.get("ListUserTags"), None, "{counts:?}");
+
+    // And nothing was lost: every key and secret is in the export, every key with its last
+    // use from the report.
+    let keys: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join(format!(
+            "export/aws/{BASE_ACCOUNT}/iam/list-access-keys.json"
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let listed: usize = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["AccessKeyMetadata"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(listed, 2_000);
+    // Asking every key's last use (--precise-last-used) finds exactly the same: the report
+    // spoke for every key. It costs one request per key more.
+    std::fs::write(&requests, "").unwrap();
+    let precise = run(credaudit()
+        .args([
+            "collect",
+            "--aws",
+            "--endpoint-url",
+            &server.url(),
+            "--region",
+            "us-east-1",
+            "--cloudtrail-window",
+            "0",
+            "--precise-last-used",
+            "--export",
+        ])
+        .arg(tmp.path().join("precise")));
+    assert_eq!(precise.status.code(), Some(0));
+    let asked = read_jsonl(&requests)
+        .iter()
+        .filter(|r| r["operation"] == "GetAccessKeyLastUsed")
+        .count();
+    assert_eq!(asked, 2_000);
+    let scan = |export: &str| {
+        let out = run(credaudit()
+            .arg("scan")
+            .arg("--from")
+            .arg(tmp.path().join(export))
+            .args(["--as-of", AS_OF, "--db"])
+            .arg(tmp.path().join(format!("{export}.db")))
+            .arg("--out")
+            .arg(tmp.path().join(format!("{export}-bundle"))));
+        assert_eq!(out.status.code(), Some(0));
+        findings(&tmp.path().join(format!("{export}-bundle")))
+    };
+    let from_report = scan("export");
+    assert!(
+        from_report
+            .iter()
+            .any(|(rule, _)| rule == "unused-credential"),
+        "the fleet has unused keys"
+    );
+    assert_eq!(from_report, scan("precise"));
 }

@@ -30,10 +30,9 @@ fn iam_policy_is_read_only_and_denies_secret_values() {
     for needed in [
         "iam:GenerateCredentialReport",
         "iam:GetCredentialReport",
-        "iam:ListUsers",
+        "iam:GetAccountAuthorizationDetails",
         "iam:ListAccessKeys",
         "iam:GetAccessKeyLastUsed",
-        "iam:ListUserTags",
         "secretsmanager:ListSecrets",
         "secretsmanager:DescribeSecret",
         "cloudtrail:LookupEvents",
@@ -41,7 +40,7 @@ fn iam_policy_is_read_only_and_denies_secret_values() {
     ] {
         assert!(actions.contains(&needed), "{needed}");
     }
-    assert_eq!(actions.len(), 10, "nothing more: {actions:?}");
+    assert_eq!(actions.len(), 9, "nothing more: {actions:?}");
     let deny = &policy["Statement"][1];
     assert_eq!(deny["Effect"], "Deny");
     let denied = deny["Action"].to_string();
@@ -50,11 +49,56 @@ fn iam_policy_is_read_only_and_denies_secret_values() {
 }
 
 #[test]
+fn org_iam_policies_list_accounts_and_assume_only_the_named_role() {
+    let output = credaudit()
+        .args(["iam-policy", "--org", "--org-role", "audit-reader"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let both: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let management = both["management"]["Statement"].as_array().unwrap();
+    let actions: Vec<&str> = management[0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "organizations:ListAccounts",
+            "organizations:ListAccountsForParent",
+            "organizations:ListOrganizationalUnitsForParent"
+        ]
+    );
+    assert_eq!(management[1]["Action"], "sts:AssumeRole");
+    assert_eq!(
+        management[1]["Resource"],
+        "arn:aws:iam::*:role/audit-reader"
+    );
+    assert_eq!(both["member"]["role"], "audit-reader");
+    let single: Value =
+        serde_json::from_slice(&credaudit().arg("iam-policy").output().unwrap().stdout).unwrap();
+    assert_eq!(both["member"]["policy"], single);
+
+    let bad = credaudit()
+        .args(["iam-policy", "--org", "--org-role", "x\"y"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("expected an IAM role name"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn bad_live_arguments_stop_before_any_request() {
     let tmp = tempfile::tempdir().unwrap();
     // Nothing listens there; these must fail on the arguments, not on the network.
     let endpoint = "http://127.0.0.1:9";
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &[
                 "--region",
@@ -67,7 +111,41 @@ fn bad_live_arguments_stop_before_any_request() {
         (&["--region", "../etc"], "expected an AWS region name"),
         (
             &["--region", "us-east-1", "--external-id", "x"],
-            "--external-id needs at least one --assume-role",
+            "--external-id needs --assume-role or --org",
+        ),
+        (
+            &[
+                "--region",
+                "us-east-1",
+                "--org",
+                "--exclude-account",
+                "1234",
+            ],
+            "--exclude-account \"1234\": expected a 12-digit AWS account id",
+        ),
+        (
+            &[
+                "--region",
+                "us-east-1",
+                "--org",
+                "--include-ou",
+                "ou-x/../y",
+            ],
+            "--include-ou \"ou-x/../y\": expected an organisational unit id",
+        ),
+        (
+            &["--region", "us-east-1", "--org", "--org-role", "a/b"],
+            "--org-role \"a/b\": expected an IAM role name",
+        ),
+        (
+            &[
+                "--region",
+                "us-east-1",
+                "--org",
+                "--assume-role",
+                "arn:aws:iam::123456789012:role/x",
+            ],
+            "cannot be used with",
         ),
     ];
     for (args, message) in cases {

@@ -75,6 +75,42 @@ pub struct ReportKey {
     pub last_used_service: Option<String>,
 }
 
+/// How a listed access key finds its slot in its user's report row. The report names slots,
+/// not key ids: a slot's `last_rotated` is the creation time of the key in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SlotMatch<'a> {
+    /// Exactly one slot was rotated when the key was created.
+    Unique(&'a ReportKey),
+    /// Both slots were rotated in that second (two keys made together) and disagree on last
+    /// use: which is the key's cannot be told from the report.
+    Ambiguous([&'a ReportKey; 2]),
+    /// No slot was rotated then (the key is newer than the report, or the user is not in it).
+    None,
+}
+
+/// The slot of the key created at `created` (compared to the second, as the report prints it).
+pub fn slot_of_key(row: &ReportRow, created: Timestamp) -> SlotMatch<'_> {
+    let second = created.timestamp();
+    let matching: Vec<&ReportKey> = row
+        .keys
+        .iter()
+        .filter(|slot| slot.last_rotated.map(|t| t.timestamp()) == Some(second))
+        .collect();
+    match matching.as_slice() {
+        [] => SlotMatch::None,
+        [one] => SlotMatch::Unique(one),
+        [a, b] if same_last_use(a, b) => SlotMatch::Unique(a),
+        [a, b] => SlotMatch::Ambiguous([a, b]),
+        _ => unreachable!("a row has two slots"),
+    }
+}
+
+fn same_last_use(a: &ReportKey, b: &ReportKey) -> bool {
+    a.last_used_at == b.last_used_at
+        && a.last_used_region == b.last_used_region
+        && a.last_used_service == b.last_used_service
+}
+
 /// Reads `credential-report.csv`.
 pub fn parse_csv_file(file: &Path, text: &str) -> Result<Vec<ReportRow>> {
     parse_csv(file, "", text)

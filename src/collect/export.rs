@@ -345,6 +345,12 @@ struct ListUsersOutput {
 }
 
 #[derive(Deserialize)]
+struct AuthorizationDetailsOutput {
+    #[serde(rename = "UserDetailList")]
+    user_detail_list: Vec<User>,
+}
+
+#[derive(Deserialize)]
 struct User {
     #[serde(rename = "UserName")]
     user_name: Option<Value>,
@@ -503,6 +509,7 @@ fn read_iam(export: &mut Collected, account: &str, dir: &Path) -> Result<()> {
     let report = read_credential_report(export, account, dir)?;
     let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     read_list_users(export, account, dir, &mut tags)?;
+    read_authorization_details(export, account, dir, &mut tags)?;
     let keys = read_access_keys(export, account, dir)?;
     let last_used = read_last_used(export, account, dir)?;
     read_user_tags(export, account, dir, &mut tags)?;
@@ -568,28 +575,71 @@ fn read_list_users(
     let path = dir.join("list-users.json");
     if let Some(text) = export.read_optional(&path)? {
         let pages: OneOrMany<ListUsersOutput> = awsjson::from_file_text(&path, &text)?;
-        let mut count = 0;
-        for (prefix, page) in pages.with_prefixes() {
-            for (index, user) in page.users.into_iter().enumerate() {
-                let site = Site::new(&path, format!("{prefix}Users[{index}]"))
-                    .labelled("UserName", user.user_name.as_ref());
-                let name = site.required_str("UserName", user.user_name)?;
-                if let Some(arn) = site.optional_str("Arn", user.arn)? {
-                    let at = format!("{} (UserName {})", site.path, quote(&name));
-                    export.check_arn(&path, &at, &arn, account, None)?;
-                }
-                site.optional_date("CreateDate", user.create_date)?;
-                if let Some(user_tags) = user.tags {
-                    tags.entry(name)
-                        .or_default()
-                        .extend(parse_tags(&site, "Tags", user_tags)?);
-                }
-                count += 1;
-            }
-        }
+        let pages = pages
+            .with_prefixes()
+            .into_iter()
+            .map(|(prefix, page)| (format!("{prefix}Users"), page.users));
+        let count = read_users(export, account, &path, pages, tags)?;
         export.cover(account, GLOBAL, "iam:list-users", count);
     }
     Ok(())
+}
+
+/// The users and their tags from get-account-authorization-details.json (`--filter User`), as
+/// a live collection writes them: one paged call instead of ListUsers and a ListUserTags per user.
+fn read_authorization_details(
+    export: &mut Collected,
+    account: &str,
+    dir: &Path,
+    tags: &mut BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<()> {
+    let path = dir.join("get-account-authorization-details.json");
+    if let Some(text) = export.read_optional(&path)? {
+        let pages: OneOrMany<AuthorizationDetailsOutput> = awsjson::from_file_text(&path, &text)?;
+        let pages = pages
+            .with_prefixes()
+            .into_iter()
+            .map(|(prefix, page)| (format!("{prefix}UserDetailList"), page.user_detail_list));
+        let count = read_users(export, account, &path, pages, tags)?;
+        export.cover(
+            account,
+            GLOBAL,
+            "iam:get-account-authorization-details",
+            count,
+        );
+    }
+    Ok(())
+}
+
+/// Checks the users of `pages` (each a member path and its users) and takes their tags; gives
+/// how many users there were.
+fn read_users(
+    export: &mut Collected,
+    account: &str,
+    path: &Path,
+    pages: impl Iterator<Item = (String, Vec<User>)>,
+    tags: &mut BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<usize> {
+    let mut count = 0;
+    for (member, users) in pages {
+        for (index, user) in users.into_iter().enumerate() {
+            let site = Site::new(path, format!("{member}[{index}]"))
+                .labelled("UserName", user.user_name.as_ref());
+            let name = site.required_str("UserName", user.user_name)?;
+            if let Some(arn) = site.optional_str("Arn", user.arn)? {
+                let at = format!("{} (UserName {})", site.path, quote(&name));
+                export.check_arn(path, &at, &arn, account, None)?;
+            }
+            site.optional_date("CreateDate", user.create_date)?;
+            if let Some(user_tags) = user.tags {
+                tags.entry(name)
+                    .or_default()
+                    .extend(parse_tags(&site, "Tags", user_tags)?);
+            }
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// The access keys of list-access-keys.json, each listed once.
@@ -809,15 +859,25 @@ fn merge_listed_keys(
             credential.last_used_at = used.at;
             credential.last_used_region = used.region.clone();
             credential.last_used_service = used.service.clone();
-        } else if let Some(slot) = row.and_then(|row| {
-            // The report names slots, not key ids: the slot rotated when the key was made.
-            row.keys.iter().find(|slot| {
-                slot.last_rotated.map(|t| t.timestamp()) == Some(key.created_at.timestamp())
-            })
-        }) {
-            credential.last_used_at = slot.last_used_at;
-            credential.last_used_region = slot.last_used_region.clone();
-            credential.last_used_service = slot.last_used_service.clone();
+        } else if let Some(row) = row {
+            let slot = match credential_report::slot_of_key(row, key.created_at) {
+                credential_report::SlotMatch::Unique(slot) => Some(slot),
+                // Two keys made in one second: the later use of the two, so that neither is
+                // said to be unused on a use that may have been its own.
+                credential_report::SlotMatch::Ambiguous([a, b]) => {
+                    Some(if b.last_used_at > a.last_used_at {
+                        b
+                    } else {
+                        a
+                    })
+                }
+                credential_report::SlotMatch::None => None,
+            };
+            if let Some(slot) = slot {
+                credential.last_used_at = slot.last_used_at;
+                credential.last_used_region = slot.last_used_region.clone();
+                credential.last_used_service = slot.last_used_service.clone();
+            }
         }
         credential.password_enabled = row.is_some_and(|row| row.password_enabled);
         credential.tags = tags.get(&key.user).cloned().unwrap_or_default();

@@ -86,6 +86,7 @@ pub fn build_view<'a>(
                 account: s.account.clone().unwrap_or_default(),
                 region: s.region.clone().unwrap_or_default(),
                 records: s.records,
+                caveat: s.source.caveat(),
             })
             .collect(),
         rotations_by_month: rotations_by_month(facts),

@@ -1239,6 +1239,7 @@ mod tests {
                 account: format!("1111{ATTR_PAYLOAD}"),
                 region: "global".into(),
                 records: 2,
+                caveat: None,
             }],
             rotations_by_month: vec![
                 MonthCount {

@@ -203,4 +203,6 @@ pub struct SourceView {
     pub account: String,
     pub region: String,
     pub records: u64,
+    /// What the source cannot tell, e.g. the credential report's age.
+    pub caveat: Option<&'static str>,
 }

@@ -219,6 +219,18 @@ impl Source {
         }
     }
 
+    /// What the source cannot tell, shown beside it in the bundle's evidence sources.
+    pub fn caveat(self) -> Option<&'static str> {
+        match self {
+            Source::CredentialReport => Some(
+                "IAM regenerates the credential report at most every 4 hours: key ages and last \
+                 use are as of its generation (GeneratedTime), and a key made since is not in it. \
+                 A live scan lists keys from it unless --precise-last-used.",
+            ),
+            _ => None,
+        }
+    }
+
     /// The sources a coverage API name (`iam:list-access-keys`, `cloudtrail:logs`, …) stands
     /// for, if any.
     pub fn of_api(api: &str) -> Option<Source> {

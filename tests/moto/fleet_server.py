@@ -34,11 +34,14 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.organizations.models import organizations_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from werkzeug.serving import make_server
 
 BASE_ACCOUNT = "123456789012"  # moto's default account, the one the "testing" keys land in
 SECOND_ACCOUNT = "222222222222"
+# A member account of the test organisation whose audit role refuses to be assumed.
+REFUSING_ACCOUNT = "333333333333"
 AUDIT_ROLE = f"arn:aws:iam::{SECOND_ACCOUNT}:role/credaudit-audit"
 EXTERNAL_ID = "credaudit-test-external-id"
 REGIONS = ["us-east-1", "eu-west-1"]
@@ -54,6 +57,9 @@ class RequestLog:
         self.enabled = False
 
     def __call__(self, environ, start_response):
+        refused = self.refuse(environ)
+        if refused is not None:
+            return refused(environ, start_response)
         if self.enabled and self.file is not None:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
             action = ""
@@ -82,6 +88,34 @@ class RequestLog:
                 self.file.write(json.dumps(record) + "\n")
                 self.file.flush()
         return self.app(environ, start_response)
+
+
+    @staticmethod
+    def refuse(environ):
+        """An AccessDenied answer to sts:AssumeRole into REFUSING_ACCOUNT (moto lets any role be
+        assumed; a real member account whose role does not trust the scanner refuses)."""
+        if environ.get("HTTP_X_AMZ_TARGET") or environ.get("REQUEST_METHOD") != "POST":
+            return None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        if (form.get("Action") or [""])[0] != "AssumeRole":
+            return None
+        if f":{REFUSING_ACCOUNT}:" not in (form.get("RoleArn") or [""])[0]:
+            return None
+        text = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+            "<Type>Sender</Type><Code>AccessDenied</Code><Message>User is not authorized to "
+            "perform: sts:AssumeRole</Message></Error><RequestId>refused</RequestId></ErrorResponse>"
+        ).encode()
+
+        def app(environ, start_response):
+            start_response("403 Forbidden", [("Content-Type", "text/xml"),
+                                              ("Content-Length", str(len(text)))])
+            return [text]
+
+        return app
 
 
 class LoggedMotoServer(ThreadedMotoServer):
@@ -189,6 +223,10 @@ class Fleet:
         self.user(BASE_ACCOUNT, base, "carol", [(10, 1, "Active"), (3, 1, "Active")])
         self.user(BASE_ACCOUNT, base, "dave", [(5, 1, "Active")])
         self.user(BASE_ACCOUNT, base, "erin", [(200, 150, "Inactive")])
+        # Two keys made in the same second, one used, one never: the credential report cannot
+        # tell which slot is which, so their last use must be asked for key by key.
+        self.user(BASE_ACCOUNT, base, "grace", [(20, 2, "Active"), (20, None, "Active")],
+                  {"owner": "team-payments"})
         self.secret(BASE_ACCOUNT, base, "us-east-1", "prod/db-password", created=120, rotated=20,
                     rotation=(False, 30), tags={"owner": "team-payments"})
         self.secret(BASE_ACCOUNT, base, "us-east-1", "prod/api-key", created=90, rotated=5,
@@ -204,15 +242,38 @@ class Fleet:
         self.secret(SECOND_ACCOUNT, creds, "us-east-1", "team2/token", created=15, rotated=15,
                     rotation=(True, 30))
         self.secret(SECOND_ACCOUNT, creds, "eu-west-1", "team2/eu-token", created=15)
+        self.make_organization()
 
-    def make_bench_fleet(self, users, secrets):
-        """`users` users with two keys each, `secrets` secrets split over the two regions."""
+    def make_organization(self):
+        """The base account manages an organisation of three accounts: itself, SECOND_ACCOUNT
+        (in an organisational unit) and REFUSING_ACCOUNT (at the root, its role refuses)."""
+        org = self.clients("organizations")
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        ou = org.create_organizational_unit(ParentId=root, Name="agents")["OrganizationalUnit"]["Id"]
+        backend = organizations_backends[BASE_ACCOUNT]["aws"]
+        for wanted, name in [(SECOND_ACCOUNT, "team2"), (REFUSING_ACCOUNT, "locked")]:
+            made = org.create_account(Email=f"{name}@example.com", AccountName=name)
+            made_id = made["CreateAccountStatus"]["AccountId"]
+            # moto draws account ids at random: give the account the id the fleet uses.
+            backend.get_account_by_id(made_id).id = wanted
+        org.move_account(AccountId=SECOND_ACCOUNT, SourceParentId=root, DestinationParentId=ou)
+        self.manifest["organization"] = {
+            "root": root,
+            "ou": ou,
+            "accounts": sorted(a["Id"] for a in org.list_accounts()["Accounts"]),
+            "refusing": REFUSING_ACCOUNT,
+        }
+
+    def make_bench_fleet(self, users, secrets, regions=2):
+        """`users` users with two keys each, `secrets` secrets split over the first `regions`
+        regions."""
         for n in range(users):
             self.user(BASE_ACCOUNT, None, f"agent-{n:05}",
                       [(10 + n % 90, n % 50, "Active"), (5 + n % 30, None, "Active")],
                       {"owner": f"team-{n % 20}", "class": "B"})
         for n in range(secrets):
-            region = REGIONS[n % 2]
+            region = REGIONS[n % regions]
             self.secret(BASE_ACCOUNT, None, region, f"agents/{n:05}/token", created=60 + n % 100,
                         rotated=n % 60, rotation=(n % 3 != 0, 30))
 
@@ -225,6 +286,7 @@ def main():
     parser.add_argument("--fleet", choices=["test", "bench", "empty"], default="test")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--secrets", type=int, default=1000)
+    parser.add_argument("--regions", type=int, default=2, choices=[1, 2])
     args = parser.parse_args()
     as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
 
@@ -236,7 +298,7 @@ def main():
     if args.fleet == "test":
         fleet.make_test_fleet()
     elif args.fleet == "bench":
-        fleet.make_bench_fleet(args.users, args.secrets)
+        fleet.make_bench_fleet(args.users, args.secrets, args.regions)
     fleet.manifest["port"] = port
     fleet.manifest["setup_seconds"] = round(time.time() - started, 2)
     with open(args.manifest, "w", encoding="utf-8") as out:

@@ -9,10 +9,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_iam::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_iam::error::BoxError;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::primitives::DateTime;
 use chrono::SecondsFormat;
@@ -83,6 +88,12 @@ pub struct Ctx {
     requests: AtomicU64,
     per_operation: Mutex<BTreeMap<&'static str, u64>>,
     failures: Mutex<BTreeMap<(String, String, &'static str), Tally>>,
+    /// Calls that went as they should but that coverage reports, with their record counts.
+    notes: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// Every HTTP attempt and every throttled answer, across all clients.
+    pub attempts: Arc<Attempts>,
+    accounts: AtomicU64,
+    accounts_done: AtomicU64,
     progress: ProgressBar,
 }
 
@@ -93,7 +104,7 @@ impl Ctx {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:25} {pos}/{len} AWS requests {wide_msg}",
+                    "{spinner} [{elapsed_precise}] {prefix} {bar:25} {pos}/{len} AWS requests {wide_msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
@@ -108,6 +119,10 @@ impl Ctx {
             requests: AtomicU64::new(0),
             per_operation: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
+            notes: Mutex::new(BTreeMap::new()),
+            attempts: Arc::new(Attempts::default()),
+            accounts: AtomicU64::new(0),
+            accounts_done: AtomicU64::new(0),
             progress: bar,
         }
     }
@@ -116,6 +131,7 @@ impl Ctx {
     /// counting it and moving the progress bar.
     pub async fn call<T>(&self, operation: &'static str, request: impl Future<Output = T>) -> T {
         self.progress.inc_length(1);
+        self.attempts.wait_turn().await;
         let _permit = self
             .permits
             .acquire()
@@ -134,6 +150,7 @@ impl Ctx {
         operation: &'static str,
         next: impl Future<Output = Option<T>>,
     ) -> Option<T> {
+        self.attempts.wait_turn().await;
         let _permit = self
             .permits
             .acquire()
@@ -162,6 +179,7 @@ impl Ctx {
     /// Waits for a request slot and counts the request; the slot is held while the guard lives.
     pub async fn slot(&self, operation: &'static str) -> tokio::sync::SemaphorePermit<'_> {
         self.progress.inc_length(1);
+        self.attempts.wait_turn().await;
         let permit = self
             .permits
             .acquire()
@@ -174,6 +192,26 @@ impl Ctx {
     /// Marks a request taken with [`Ctx::slot`] as done on the progress bar.
     pub fn done(&self) {
         self.progress.inc(1);
+    }
+
+    /// How many accounts the collection reads (shown as `accounts done/all` on the bar).
+    pub fn set_accounts(&self, accounts: u64) {
+        self.accounts.store(accounts, Ordering::Relaxed);
+        self.show_accounts();
+    }
+
+    /// One more account read completely.
+    pub fn account_done(&self) {
+        self.accounts_done.fetch_add(1, Ordering::Relaxed);
+        self.show_accounts();
+    }
+
+    fn show_accounts(&self) {
+        self.progress.set_prefix(format!(
+            "accounts {}/{}",
+            self.accounts_done.load(Ordering::Relaxed),
+            self.accounts.load(Ordering::Relaxed)
+        ));
     }
 
     /// Shows what is being read next to the bar.
@@ -192,6 +230,17 @@ impl Ctx {
                 failed: 1,
                 first: error,
             });
+    }
+
+    /// Records a successful step that coverage should show (`ok: true`) with the records it
+    /// gave, e.g. `iam:get-access-key-last-used:fallback` and how many keys took it.
+    pub fn note(&self, account: &str, region: &str, api: &'static str, records: u64) {
+        *self
+            .notes
+            .lock()
+            .expect("note lock")
+            .entry((account.to_string(), region.to_string(), api))
+            .or_default() += records;
     }
 
     /// Requests sent so far (retries inside the SDK not counted).
@@ -218,26 +267,24 @@ impl Ctx {
     /// `CoverageEntry` shape of the model.
     pub fn coverage(&self) -> Value {
         let failures = self.failures.lock().expect("failure lock");
-        Value::Array(
-            failures
-                .iter()
-                .map(|((account, region, api), tally)| {
-                    let error = if tally.failed == 1 {
-                        tally.first.clone()
-                    } else {
-                        format!("{} calls failed; the first: {}", tally.failed, tally.first)
-                    };
-                    json!({
-                        "account": account,
-                        "region": region,
-                        "api": api,
-                        "ok": false,
-                        "error": error,
-                        "records": 0,
-                    })
-                })
-                .collect(),
-        )
+        let notes = self.notes.lock().expect("note lock");
+        let mut entries: BTreeMap<&(String, String, &'static str), Value> = BTreeMap::new();
+        for (key, tally) in failures.iter() {
+            let error = if tally.failed == 1 {
+                tally.first.clone()
+            } else {
+                format!("{} calls failed; the first: {}", tally.failed, tally.first)
+            };
+            entries.insert(key, entry_json(key, false, Some(error), 0));
+        }
+        for (key, records) in notes.iter() {
+            entries.insert(key, entry_json(key, true, None, *records));
+        }
+        let throttled = self.attempts.throttled_by_place();
+        for (key, records) in throttled.iter() {
+            entries.insert(key, entry_json(key, true, None, *records));
+        }
+        Value::Array(entries.into_values().collect())
     }
 
     pub fn finish_progress(&self) {
@@ -281,6 +328,206 @@ impl Ctx {
     pub fn coverage_file(&self) -> PathBuf {
         self.root.join("coverage.json")
     }
+}
+
+/// The coverage api name of requests that AWS throttled and the SDK retried (adaptive backoff,
+/// at most `MAX_ATTEMPTS` attempts): an `ok` entry whose records count the throttled answers,
+/// so a slowed-down collection says so. A request still throttled on its last attempt fails
+/// and is recorded as that call's failure.
+pub const THROTTLED: &str = "aws:throttled-and-retried";
+
+/// Counts of HTTP attempts and throttled answers, shared by every client's [`AttemptWatch`].
+#[derive(Debug, Default)]
+pub struct Attempts {
+    attempts: AtomicU64,
+    throttled_total: AtomicU64,
+    throttled: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    backoff: Mutex<Backoff>,
+}
+
+/// The collection-wide backoff: every throttled answer raises the level and holds back new
+/// requests of every task for `BACKOFF_BASE × 2^(level−1)` (with jitter, at most
+/// `BACKOFF_MAX`); every few answers that are not throttled lower it again. The SDK retries
+/// the throttled request itself (exponential backoff with jitter, bounded attempts); this makes
+/// the rest of the collection slow down with it instead of running into the same limit.
+#[derive(Debug, Default)]
+struct Backoff {
+    level: u32,
+    /// Answers not throttled since the level last changed.
+    calm: u32,
+    until: Option<tokio::time::Instant>,
+}
+
+const BACKOFF_BASE: std::time::Duration = std::time::Duration::from_millis(100);
+const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// Answers not throttled that lower the backoff level by one.
+const CALM_TO_EASE: u32 = 4;
+
+impl Attempts {
+    /// HTTP attempts sent, retries included.
+    pub fn sent(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Answers that were throttling errors.
+    pub fn throttled(&self) -> u64 {
+        self.throttled_total.load(Ordering::Relaxed)
+    }
+
+    fn throttled_by_place(&self) -> BTreeMap<(String, String, &'static str), u64> {
+        self.throttled.lock().expect("attempt lock").clone()
+    }
+
+    /// Waits while the collection is backing off.
+    pub async fn wait_turn(&self) {
+        loop {
+            let until = self.backoff.lock().expect("backoff lock").until;
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn answered(&self, throttled: bool) {
+        let mut backoff = self.backoff.lock().expect("backoff lock");
+        if throttled {
+            backoff.level = (backoff.level + 1).min(16);
+            backoff.calm = 0;
+            let full = BACKOFF_BASE
+                .saturating_mul(1 << (backoff.level - 1).min(10))
+                .min(BACKOFF_MAX);
+            // Half fixed, half jitter, so waiting tasks do not all come back at once.
+            let jitter = full.mul_f64(rand_fraction() / 2.0);
+            let until = tokio::time::Instant::now() + full / 2 + jitter;
+            backoff.until = Some(backoff.until.map_or(until, |u| u.max(until)));
+        } else if backoff.level > 0 {
+            backoff.calm += 1;
+            if backoff.calm >= CALM_TO_EASE {
+                backoff.level -= 1;
+                backoff.calm = 0;
+            }
+        }
+    }
+}
+
+/// A number in [0, 1) from the clock's nanoseconds: jitter only, not for anything secret.
+fn rand_fraction() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 1_000_000) / 1_000_000.0
+}
+
+#[cfg(test)]
+impl Attempts {
+    fn backoff_level(&self) -> u32 {
+        self.backoff.lock().unwrap().level
+    }
+}
+
+/// An SDK interceptor on every client: counts each HTTP attempt, and each answer that is a
+/// throttling error, for the account and region of the client.
+#[derive(Debug, Clone)]
+pub struct AttemptWatch {
+    pub attempts: Arc<Attempts>,
+    /// The account and region the client reads; `None` before the account is known (the
+    /// base credentials' first GetCallerIdentity), counted in the total only.
+    pub place: Option<(String, String)>,
+}
+
+/// The error codes AWS services throttle with (those the SDK's retry classifier retries as
+/// throttling).
+const THROTTLING_CODES: [&str; 8] = [
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+
+/// Whether an answer is a throttling error: HTTP 429, or a 4xx whose body names a throttling
+/// code (as `<Code>…</Code>` in XML or `"__type":"…"` in JSON).
+fn is_throttling(status: u16, body: &[u8]) -> bool {
+    if status == 429 {
+        return true;
+    }
+    if !(400..500).contains(&status) {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    THROTTLING_CODES.iter().any(|code| {
+        text.contains(&format!("<Code>{code}</Code>"))
+            || text.contains(&format!("\"{code}\""))
+            || text.contains(&format!("#{code}\""))
+    })
+}
+
+impl Intercept for AttemptWatch {
+    fn name(&self) -> &'static str {
+        "credaudit-attempt-watch"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.attempts.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(response) = context.response() {
+            let body = response.body().bytes().unwrap_or_default();
+            let throttled = is_throttling(response.status().as_u16(), body);
+            self.attempts.answered(throttled);
+            if throttled {
+                self.attempts
+                    .throttled_total
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some((account, region)) = &self.place {
+                    *self
+                        .attempts
+                        .throttled
+                        .lock()
+                        .expect("attempt lock")
+                        .entry((account.clone(), region.clone(), THROTTLED))
+                        .or_default() += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One coverage entry in the `CoverageEntry` shape of the model.
+fn entry_json(
+    (account, region, api): &(String, String, &'static str),
+    ok: bool,
+    error: Option<String>,
+    records: u64,
+) -> Value {
+    json!({
+        "account": account,
+        "region": region,
+        "api": api,
+        "ok": ok,
+        "error": error,
+        "records": records,
+    })
 }
 
 /// Writes `value` as pretty JSON (with a final newline) to `path`, atomically.
@@ -403,6 +650,47 @@ mod tests {
             iso(&DateTime::from_fractional_secs(1_525_747_253, 0.5)),
             "2018-05-08T02:40:53.500Z"
         );
+    }
+
+    #[test]
+    fn throttling_raises_the_backoff_and_calm_answers_lower_it() {
+        let attempts = Attempts::default();
+        attempts.answered(true);
+        attempts.answered(true);
+        assert_eq!(attempts.backoff_level(), 2);
+        assert!(attempts.backoff.lock().unwrap().until.is_some());
+        for _ in 0..CALM_TO_EASE {
+            attempts.answered(false);
+        }
+        assert_eq!(attempts.backoff_level(), 1);
+        for _ in 0..CALM_TO_EASE * 3 {
+            attempts.answered(false);
+        }
+        assert_eq!(attempts.backoff_level(), 0, "never below zero");
+        for _ in 0..40 {
+            attempts.answered(true);
+        }
+        assert_eq!(attempts.backoff_level(), 16, "bounded");
+        let until = attempts.backoff.lock().unwrap().until.unwrap();
+        assert!(until <= tokio::time::Instant::now() + BACKOFF_MAX);
+    }
+
+    #[test]
+    fn throttling_answers_are_recognised_in_every_protocol() {
+        let xml = br#"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>
+            <Message>Rate exceeded</Message></Error></ErrorResponse>"#;
+        assert!(is_throttling(400, xml));
+        let json = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+        assert!(is_throttling(400, json));
+        let namespaced = br#"{"__type":"com.amazonaws#TooManyRequestsException"}"#;
+        assert!(is_throttling(400, namespaced));
+        assert!(is_throttling(429, b""));
+        assert!(!is_throttling(
+            400,
+            br#"{"__type":"AccessDeniedException"}"#
+        ));
+        assert!(!is_throttling(500, xml), "a server error is not throttling");
+        assert!(!is_throttling(200, json));
     }
 
     #[test]

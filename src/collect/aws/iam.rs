@@ -7,6 +7,7 @@
 //! would claim more than AWS said. In particular a key whose GetAccessKeyLastUsed failed gets no
 //! last-used record: the export reader then takes its last use from the credential report.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +15,16 @@ use std::time::Duration;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::operation::generate_credential_report::GenerateCredentialReportError;
 use aws_sdk_iam::operation::get_credential_report::GetCredentialReportError;
-use aws_sdk_iam::types::{AccessKeyMetadata, Tag, User};
+use aws_sdk_iam::types::{AccessKeyMetadata, EntityType, Tag, UserDetail};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::context::{
-    AccountId, Ctx, GLOBAL, compact, describe, iso, iso_opt, write_atomic, write_json,
+    AccountId, Ctx, GLOBAL, compact, describe, iso_opt, write_atomic, write_json,
 };
 use super::session::Account;
+use crate::collect::credential_report::{self, ReportRow, SlotMatch};
 use crate::error::Result;
 
 /// How long to wait for the credential report, and how the polls are spaced.
@@ -163,29 +165,6 @@ async fn fetch(ctx: &Ctx, client: &Client) -> Fetched {
     }
 }
 
-/// Reads the IAM of `account` into the export.
-pub async fn collect(ctx: Arc<Ctx>, account: Account) -> Result<()> {
-    let client = account.iam();
-    ctx.status(format!("IAM of {}", account.id));
-    let report = async {
-        let polled = poll_report(
-            || generate(&ctx, &client),
-            || fetch(&ctx, &client),
-            ReportPolling::default(),
-        )
-        .await;
-        match polled {
-            Ok(csv) => write_atomic(&ctx.iam_file(&account.id, "credential-report.csv"), &csv),
-            Err(error) => {
-                ctx.fail(account.id.as_str(), GLOBAL, "iam:credential-report", error);
-                Ok(())
-            }
-        }
-    };
-    let (report, listing) = tokio::join!(report, users_and_keys(&ctx, &client, &account.id));
-    report.and(listing)
-}
-
 /// Follows every page of a paginator (a `PaginationStream`), calling `take` on each page; stops
 /// at the first failure and returns it.
 macro_rules! all_pages {
@@ -207,96 +186,218 @@ macro_rules! all_pages {
 }
 pub(crate) use all_pages;
 
-/// One user's keys and tags; `None` where the call failed.
-type UserListing = (Option<Vec<AccessKeyMetadata>>, Option<Vec<Tag>>);
+/// How much IAM to ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IamOptions {
+    /// One GetAccessKeyLastUsed and one ListAccessKeys for every key and user, instead of
+    /// taking last use from the credential report (which IAM regenerates at most every 4 hours).
+    pub precise_last_used: bool,
+}
 
-async fn users_and_keys(ctx: &Arc<Ctx>, client: &Client, account: &AccountId) -> Result<()> {
-    let mut users: Vec<User> = Vec::new();
+/// Reads the IAM of `account` into the export, at the fewest requests: the credential report;
+/// the users with their tags from GetAccountAuthorizationDetails (pages of 1,000); ListAccessKeys
+/// only for users the report shows with a key; GetAccessKeyLastUsed only for a key whose slot in
+/// the report cannot be told (recorded in coverage). Without a report, or with
+/// `precise_last_used`, every user's keys are listed and every key's last use asked for.
+pub async fn collect(ctx: Arc<Ctx>, account: Account, options: IamOptions) -> Result<()> {
+    let client = account.iam();
+    let id = &account.id;
+    ctx.status(format!("IAM of {id}"));
+    let report = async {
+        poll_report(
+            || generate(&ctx, &client),
+            || fetch(&ctx, &client),
+            ReportPolling::default(),
+        )
+        .await
+    };
+    let (report, users) = tokio::join!(report, authorization_details(&ctx, &client, id));
+    let rows = match report {
+        Ok(csv) => {
+            let path = ctx.iam_file(id, "credential-report.csv");
+            write_atomic(&path, &csv)?;
+            // What IAM sent is written as it is; the reader checks it. Here it only steers
+            // which users and keys need asking about, so a report that does not parse is
+            // as good as none.
+            std::str::from_utf8(&csv)
+                .ok()
+                .and_then(|text| credential_report::parse_csv_file(&path, text).ok())
+        }
+        Err(error) => {
+            ctx.fail(id.as_str(), GLOBAL, "iam:credential-report", error);
+            None
+        }
+    };
+    let users = users?;
+    let precise = options.precise_last_used || rows.is_none();
+    let rows = rows.unwrap_or_default();
+
+    // Whose keys to list: every user's without a report (or when asked to be precise), else
+    // only those of users the report shows holding a key.
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    if precise {
+        names.extend(
+            users
+                .iter()
+                .filter_map(|u| u.user_name().map(str::to_string)),
+        );
+        names.extend(
+            rows.iter()
+                .filter(|row| !row.is_root())
+                .map(|row| row.user.clone()),
+        );
+    } else {
+        names.extend(
+            rows.iter()
+                .filter(|row| !row.is_root())
+                .filter(|row| {
+                    row.keys
+                        .iter()
+                        .any(|k| k.last_rotated.is_some() || k.active)
+                })
+                .map(|row| row.user.clone()),
+        );
+    }
+    let keys = list_all_keys(&ctx, &client, id, names).await;
+    write_json(
+        &ctx.iam_file(id, "list-access-keys.json"),
+        &Value::Array(
+            keys.iter()
+                .map(|keys| json!({ "AccessKeyMetadata": keys.iter().map(key_json).collect::<Vec<_>>() }))
+                .collect(),
+        ),
+    )?;
+
+    // Whose last use to ask for: the keys the report cannot speak for.
+    let rows_by_user: BTreeMap<&str, &ReportRow> =
+        rows.iter().map(|row| (row.user.as_str(), row)).collect();
+    let asked: Vec<String> = keys
+        .iter()
+        .flatten()
+        .filter(|key| precise || !report_speaks_for(&rows_by_user, key))
+        .filter_map(|key| key.access_key_id().map(str::to_string))
+        .collect();
+    if !precise && !asked.is_empty() {
+        ctx.note(
+            id.as_str(),
+            GLOBAL,
+            "iam:get-access-key-last-used:fallback",
+            asked.len() as u64,
+        );
+    }
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let records = last_used_of(&ctx, &client, id, asked).await;
+    write_json(
+        &ctx.iam_file(id, "get-access-key-last-used.json"),
+        &Value::Array(records),
+    )
+}
+
+/// Whether the credential report tells `key`'s last use: its user is in it and exactly one
+/// slot was rotated when the key was made (or both, agreeing).
+fn report_speaks_for(rows: &BTreeMap<&str, &ReportRow>, key: &AccessKeyMetadata) -> bool {
+    let (Some(user), Some(created)) = (key.user_name(), key.create_date()) else {
+        return false;
+    };
+    let Some(row) = rows.get(user) else {
+        return false;
+    };
+    let Some(created) = chrono::DateTime::from_timestamp(created.secs(), 0) else {
+        return false;
+    };
+    matches!(
+        credential_report::slot_of_key(row, created),
+        SlotMatch::Unique(_)
+    )
+}
+
+/// Every user with its tags, from GetAccountAuthorizationDetails (`Filter=User`, pages of up to
+/// 1,000), written as the CLI prints it (only the members the reader uses). A failure is
+/// recorded and what was read kept.
+async fn authorization_details(
+    ctx: &Arc<Ctx>,
+    client: &Client,
+    account: &AccountId,
+) -> Result<Vec<UserDetail>> {
+    let mut users: Vec<UserDetail> = Vec::new();
     let failure = all_pages!(
         ctx,
-        "iam:ListUsers",
-        client.list_users().into_paginator().send(),
-        |page| users.extend(page.users().iter().cloned())
+        "iam:GetAccountAuthorizationDetails",
+        client
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .max_items(1000)
+            .into_paginator()
+            .send(),
+        |page| users.extend(page.user_detail_list().iter().cloned())
     );
     if let Some(error) = failure {
-        ctx.fail(account.as_str(), GLOBAL, "iam:list-users", error);
+        ctx.fail(
+            account.as_str(),
+            GLOBAL,
+            "iam:get-account-authorization-details",
+            error,
+        );
         if users.is_empty() {
-            return Ok(());
+            return Ok(users);
         }
     }
     write_json(
-        &ctx.iam_file(account, "list-users.json"),
-        &json!({ "Users": users.iter().map(user_json).collect::<Vec<_>>() }),
+        &ctx.iam_file(account, "get-account-authorization-details.json"),
+        &json!({ "UserDetailList": users.iter().map(user_detail_json).collect::<Vec<_>>() }),
     )?;
+    Ok(users)
+}
 
-    // Per user: the keys and the tags, all users at once within the request bound.
+/// The keys of each user in `names`, all at once within the request bound; a user whose
+/// listing failed is left out (and recorded).
+async fn list_all_keys(
+    ctx: &Arc<Ctx>,
+    client: &Client,
+    account: &AccountId,
+    names: BTreeSet<String>,
+) -> Vec<Vec<AccessKeyMetadata>> {
     let mut tasks = JoinSet::new();
-    for (index, user) in users.iter().enumerate() {
+    for (index, name) in names.into_iter().enumerate() {
         let ctx = ctx.clone();
         let client = client.clone();
         let account = account.clone();
-        let name = user.user_name().to_string();
-        tasks.spawn(async move {
-            let keys = list_keys(&ctx, &client, &account, &name).await;
-            let tags = list_tags(&ctx, &client, &account, &name).await;
-            (index, keys, tags)
-        });
+        tasks.spawn(async move { (index, list_keys(&ctx, &client, &account, &name).await) });
     }
-    let mut per_user: Vec<UserListing> = vec![(None, None); users.len()];
+    let mut per_user: BTreeMap<usize, Vec<AccessKeyMetadata>> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let (index, keys, tags) = joined.expect("IAM tasks do not panic");
-        per_user[index] = (keys, tags);
+        let (index, keys) = joined.expect("IAM tasks do not panic");
+        if let Some(keys) = keys {
+            per_user.insert(index, keys);
+        }
     }
+    per_user.into_values().collect()
+}
 
-    let keys: Vec<AccessKeyMetadata> = per_user
-        .iter()
-        .filter_map(|(keys, _)| keys.as_ref())
-        .flatten()
-        .cloned()
-        .collect();
-    let key_outputs: Vec<Value> = per_user
-        .iter()
-        .filter_map(|(keys, _)| keys.as_ref())
-        .map(|keys| json!({ "AccessKeyMetadata": keys.iter().map(key_json).collect::<Vec<_>>() }))
-        .collect();
-    write_json(
-        &ctx.iam_file(account, "list-access-keys.json"),
-        &Value::Array(key_outputs),
-    )?;
-    let tag_outputs: Vec<Value> = users
-        .iter()
-        .zip(&per_user)
-        .filter_map(|(user, (_, tags))| {
-            tags.as_ref().map(|tags| {
-                json!({ "Tags": tags.iter().map(tag_json).collect::<Vec<_>>(), "UserName": user.user_name() })
-            })
-        })
-        .collect();
-    write_json(
-        &ctx.iam_file(account, "list-user-tags.json"),
-        &Value::Array(tag_outputs),
-    )?;
-
-    // Per key: its last use.
+/// GetAccessKeyLastUsed of each key, within the request bound, in the order given.
+async fn last_used_of(
+    ctx: &Arc<Ctx>,
+    client: &Client,
+    account: &AccountId,
+    keys: Vec<String>,
+) -> Vec<Value> {
     let mut tasks = JoinSet::new();
-    for (index, key) in keys.iter().enumerate() {
-        let Some(id) = key.access_key_id().map(str::to_string) else {
-            continue;
-        };
+    for (index, id) in keys.into_iter().enumerate() {
         let ctx = ctx.clone();
         let client = client.clone();
         let account = account.clone();
         tasks.spawn(async move { (index, last_used(&ctx, &client, &account, &id).await) });
     }
-    let mut records: Vec<Option<Value>> = vec![None; keys.len()];
+    let mut records: BTreeMap<usize, Value> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let (index, record) = joined.expect("IAM tasks do not panic");
-        records[index] = record;
+        if let Some(record) = record {
+            records.insert(index, record);
+        }
     }
-    write_json(
-        &ctx.iam_file(account, "get-access-key-last-used.json"),
-        &Value::Array(records.into_iter().flatten().collect()),
-    )
+    records.into_values().collect()
 }
 
 async fn list_keys(
@@ -323,37 +424,6 @@ async fn list_keys(
                 account.as_str(),
                 GLOBAL,
                 "iam:list-access-keys",
-                format!("user {user:?}: {error}"),
-            );
-            None
-        }
-    }
-}
-
-async fn list_tags(
-    ctx: &Ctx,
-    client: &Client,
-    account: &AccountId,
-    user: &str,
-) -> Option<Vec<Tag>> {
-    let mut tags = Vec::new();
-    let failure = all_pages!(
-        ctx,
-        "iam:ListUserTags",
-        client
-            .list_user_tags()
-            .user_name(user)
-            .into_paginator()
-            .send(),
-        |page| tags.extend(page.tags().iter().cloned())
-    );
-    match failure {
-        None => Some(tags),
-        Some(error) => {
-            ctx.fail(
-                account.as_str(),
-                GLOBAL,
-                "iam:list-user-tags",
                 format!("user {user:?}: {error}"),
             );
             None
@@ -399,14 +469,14 @@ fn tag_json(tag: &Tag) -> Value {
     json!({ "Key": tag.key(), "Value": tag.value() })
 }
 
-fn user_json(user: &User) -> Value {
+fn user_detail_json(user: &UserDetail) -> Value {
     compact(json!({
         "Path": user.path(),
         "UserName": user.user_name(),
         "UserId": user.user_id(),
         "Arn": user.arn(),
-        "CreateDate": iso(user.create_date()),
-        "PasswordLastUsed": iso_opt(user.password_last_used()),
+        "CreateDate": iso_opt(user.create_date()),
+        "Tags": user.tags().iter().map(tag_json).collect::<Vec<_>>(),
     }))
 }
 

@@ -16,6 +16,7 @@
 mod cloudtrail;
 mod context;
 mod iam;
+mod org;
 mod policy;
 mod secrets;
 mod session;
@@ -29,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
+pub use context::THROTTLED;
 use context::{Ctx, write_json};
+use org::OrgAccount;
 use session::Account;
 
 /// How to reach AWS.
@@ -45,13 +48,35 @@ pub struct AwsOptions {
     pub cloudtrail_window_days: u32,
     /// Show a progress bar (only on a terminal).
     pub progress: bool,
+    /// Ask GetAccessKeyLastUsed of every key instead of taking last use from the credential
+    /// report (at most 4 hours old).
+    pub precise_last_used: bool,
+    /// Read every account of the AWS Organization instead of the base account and the
+    /// `assume_roles`.
+    pub org: Option<OrgOptions>,
+}
+
+/// Which accounts of the organisation to read, and how.
+#[derive(Debug, Clone, Default)]
+pub struct OrgOptions {
+    /// The role assumed in each member account (`arn:aws:iam::<account>:role/<role>`).
+    pub role: String,
+    /// Accounts left out.
+    pub exclude_accounts: Vec<String>,
+    /// Only the accounts under these organisational units (or roots), at any depth.
+    pub include_ous: Vec<String>,
 }
 
 /// What a collection did.
 #[derive(Debug, Clone, Default)]
 pub struct CollectSummary {
     pub accounts: Vec<String>,
+    /// Requests (pages) made; `attempts` counts their HTTP attempts, retries included.
     pub requests: u64,
+    pub attempts: u64,
+    /// Answers that were throttling errors (each retried with backoff, or recorded as a
+    /// failure when the last attempt was throttled too).
+    pub throttled: u64,
     pub failures: u64,
 }
 
@@ -103,6 +128,9 @@ pub fn collect_to_dir(
 }
 
 fn check_options(options: &AwsOptions) -> Result<()> {
+    if let Some(org) = &options.org {
+        org::check_options(org, !options.assume_roles.is_empty())?;
+    }
     for arn in &options.assume_roles {
         if session::role_account(arn).is_none() {
             return Err(Error::Usage(format!(
@@ -110,9 +138,9 @@ fn check_options(options: &AwsOptions) -> Result<()> {
             )));
         }
     }
-    if options.external_id.is_some() && options.assume_roles.is_empty() {
+    if options.external_id.is_some() && options.assume_roles.is_empty() && options.org.is_none() {
         return Err(Error::Usage(
-            "--external-id needs at least one --assume-role".to_string(),
+            "--external-id needs --assume-role or --org".to_string(),
         ));
     }
     Ok(())
@@ -216,66 +244,142 @@ async fn collect(
     Ok(CollectSummary {
         accounts,
         requests: ctx.requests(),
+        attempts: ctx.attempts.sent(),
+        throttled: ctx.attempts.throttled(),
         failures: ctx.failed_calls(),
     })
 }
 
-/// Reads every account (base and assumed) in every region; gives the account ids read, sorted.
+/// Reads every account (base and assumed, or the organisation's) in every region; gives the
+/// account ids read, sorted.
 async fn collect_accounts(
     ctx: &Arc<Ctx>,
     options: &AwsOptions,
     as_of: crate::model::Timestamp,
 ) -> Result<Vec<String>> {
-    let base = session::load_base(options).await;
-    let regions = session::regions(options, &base)?;
+    let base_config = session::load_base(options).await;
+    let regions = session::regions(options, &base_config)?;
+    let base = Account::base(ctx, options, &base_config).await?;
 
-    let mut accounts: Vec<Account> = vec![Account::base(ctx, options, &base).await?];
-    for arn in &options.assume_roles {
-        let arn_account = session::role_account(arn).expect("checked in check_options");
-        if let Some(account) = Account::assume(ctx, options, &base, arn, &arn_account).await {
-            if accounts.iter().any(|a| a.id == account.id) {
-                // Two ways into one account: read it once.
-                continue;
+    let accounts: Vec<Account> = match &options.org {
+        Some(org) => org_accounts(ctx, options, org, &base_config, base).await?,
+        None => {
+            let mut accounts = vec![base];
+            for arn in &options.assume_roles {
+                let arn_account = session::role_account(arn).expect("checked in check_options");
+                if let Some(account) =
+                    Account::assume(ctx, options, &base_config, arn, &arn_account).await
+                {
+                    if accounts.iter().any(|a| a.id == account.id) {
+                        // Two ways into one account: read it once.
+                        continue;
+                    }
+                    accounts.push(account);
+                }
             }
-            accounts.push(account);
+            accounts
         }
-    }
+    };
+    ctx.set_accounts(accounts.len() as u64);
 
     let window = chrono::Duration::days(i64::from(options.cloudtrail_window_days));
+    let iam_options = iam::IamOptions {
+        precise_last_used: options.precise_last_used,
+    };
+    // One task per account, each reading its IAM and its regions at once; the request bound
+    // of `ctx` is shared by all of them.
     let mut tasks = JoinSet::new();
     for account in &accounts {
-        tasks.spawn(iam::collect(ctx.clone(), account.clone()));
-        for region in &regions {
-            tasks.spawn(secrets::collect(
-                ctx.clone(),
-                account.clone(),
-                region.clone(),
-            ));
-            if options.cloudtrail_window_days > 0 {
-                tasks.spawn(cloudtrail::collect(
+        let ctx = ctx.clone();
+        let account = account.clone();
+        let regions = regions.clone();
+        let lookup = (options.cloudtrail_window_days > 0).then(|| (as_of - window, as_of));
+        tasks.spawn(async move {
+            let mut parts = JoinSet::new();
+            parts.spawn(iam::collect(ctx.clone(), account.clone(), iam_options));
+            for region in &regions {
+                parts.spawn(secrets::collect(
                     ctx.clone(),
                     account.clone(),
                     region.clone(),
-                    as_of - window,
-                    as_of,
                 ));
+                if let Some((start, end)) = lookup {
+                    parts.spawn(cloudtrail::collect(
+                        ctx.clone(),
+                        account.clone(),
+                        region.clone(),
+                        start,
+                        end,
+                    ));
+                }
             }
-        }
+            let result = first_error(&mut parts).await;
+            ctx.account_done();
+            result
+        });
     }
-    let mut first_error = None;
+    first_error(&mut tasks).await?;
+    let mut ids: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Waits for every task of `tasks`; gives the first error any of them returned.
+async fn first_error(tasks: &mut JoinSet<Result<()>>) -> Result<()> {
+    let mut first = None;
     while let Some(joined) = tasks.join_next().await {
         let result = joined
             .map_err(|e| Error::Usage(format!("a collection task stopped unexpectedly: {e}")))?;
         if let Err(error) = result {
-            first_error.get_or_insert(error);
+            first.get_or_insert(error);
         }
     }
-    if let Some(error) = first_error {
-        return Err(error);
+    first.map_or(Ok(()), Err)
+}
+
+/// The organisation's accounts to read: listed from Organizations with the base credentials,
+/// filtered, each reached through `org.role` (the base account with its own credentials). An
+/// account whose role cannot be assumed is a coverage failure of that account, never skipped
+/// quietly; one that is not ACTIVE is noted in coverage and left out.
+async fn org_accounts(
+    ctx: &Arc<Ctx>,
+    options: &AwsOptions,
+    org: &OrgOptions,
+    base_config: &aws_config::SdkConfig,
+    base: Account,
+) -> Result<Vec<Account>> {
+    let listed = org::list_accounts(ctx, &base, org).await?;
+    let mut accounts = Vec::new();
+    let mut assumed = JoinSet::new();
+    for OrgAccount { id, active } in listed {
+        if !active {
+            ctx.note(
+                id.as_str(),
+                context::GLOBAL,
+                "organizations:account-not-active",
+                1,
+            );
+            continue;
+        }
+        if id == base.id {
+            accounts.push(base.clone());
+            continue;
+        }
+        let arn = format!("arn:{}:iam::{id}:role/{}", base.partition(), org.role);
+        let ctx = ctx.clone();
+        let options = options.clone();
+        let base_config = base_config.clone();
+        assumed
+            .spawn(async move { Account::assume(&ctx, &options, &base_config, &arn, &id).await });
     }
-    let mut ids: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();
-    ids.sort();
-    Ok(ids)
+    while let Some(joined) = assumed.join_next().await {
+        let account = joined
+            .map_err(|e| Error::Usage(format!("a collection task stopped unexpectedly: {e}")))?;
+        accounts.extend(account);
+    }
+    accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    accounts.dedup_by(|a, b| a.id == b.id);
+    Ok(accounts)
 }
 
 /// Requests per operation on stderr (set `CREDAUDIT_REQUEST_COUNTS=1`; used by the benchmark).
@@ -288,4 +392,11 @@ fn print_request_counts(counts: &BTreeMap<&'static str, u64>) {
 /// The least-privilege read-only IAM policy a live scan needs.
 pub fn iam_policy() -> String {
     policy::document()
+}
+
+/// The policies of an organisation scan: the management (or delegated-admin) account's, which
+/// lists the accounts and assumes `role` in each, and the member accounts' role policy.
+pub fn org_iam_policies(role: &str) -> Result<String> {
+    org::check_role_name(role)?;
+    Ok(policy::org_documents(role))
 }

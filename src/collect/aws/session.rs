@@ -16,25 +16,40 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::config::SharedCredentialsProvider;
 
 use super::AwsOptions;
-use super::context::{AccountId, Ctx, GLOBAL, RegionName, describe};
+use std::sync::Arc;
+
+use super::context::{AccountId, AttemptWatch, Attempts, Ctx, GLOBAL, RegionName, describe};
 use crate::error::{Error, Result};
 
-/// Attempts per request; the adaptive mode also slows the client down once it is throttled.
+/// Attempts per request (exponential backoff with jitter between them); the collection as a
+/// whole backs off too once throttled (see `context::Attempts`).
 const MAX_ATTEMPTS: u32 = 5;
+
+/// The id the base account has until GetCallerIdentity names it.
+const UNKNOWN_ACCOUNT: &str = "000000000000";
 
 /// One account to read: its id and the configuration whose credentials reach it.
 #[derive(Clone)]
 pub struct Account {
     pub id: AccountId,
+    /// The ARN partition of the caller (`aws`, `aws-us-gov`, `aws-cn`).
+    partition: String,
     config: SdkConfig,
     endpoint_url: Option<String>,
+    attempts: Arc<Attempts>,
 }
 
-/// Loads the base configuration: standard chain, `--profile`, the first `--region`, adaptive
-/// retries and timeouts.
+/// Loads the base configuration: standard chain, `--profile`, the first `--region`, retries
+/// and timeouts.
+///
+/// The SDK's standard retry mode, not its adaptive one: the adaptive mode's client-side rate
+/// limiter keeps one rate per service and region for the whole process and, once throttled,
+/// drops towards half a request per second and climbs back slowly; the collection-wide backoff
+/// of `context::Attempts` slows down every task while AWS throttles and recovers as answers
+/// come back.
 pub async fn load_base(options: &AwsOptions) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -108,11 +123,13 @@ impl Account {
     /// The account the base credentials belong to.
     pub async fn base(ctx: &Ctx, options: &AwsOptions, base: &SdkConfig) -> Result<Account> {
         let mut account = Account {
-            id: AccountId::parse("000000000000").expect("twelve digits"),
+            id: AccountId::parse(UNKNOWN_ACCOUNT).expect("twelve digits"),
+            partition: "aws".to_string(),
             config: base.clone(),
             endpoint_url: options.endpoint_url.clone(),
+            attempts: ctx.attempts.clone(),
         };
-        account.id = account.caller_account(ctx).await.map_err(|e| {
+        (account.id, account.partition) = account.caller_account(ctx).await.map_err(|e| {
             Error::Usage(format!(
                 "AWS credentials: sts:GetCallerIdentity failed ({e}); check --profile, AWS_PROFILE \
                  or the credential chain (environment, ~/.aws/config, SSO login, instance role)"
@@ -148,12 +165,15 @@ impl Account {
             .build();
         let mut account = Account {
             id: arn_account.clone(),
+            partition: "aws".to_string(),
             config,
             endpoint_url: options.endpoint_url.clone(),
+            attempts: ctx.attempts.clone(),
         };
         match account.caller_account(ctx).await {
-            Ok(id) => {
+            Ok((id, partition)) => {
                 account.id = id;
+                account.partition = partition;
                 Some(account)
             }
             Err(error) => {
@@ -168,21 +188,45 @@ impl Account {
         }
     }
 
-    /// `sts:GetCallerIdentity` of this account's credentials, giving the checked account id.
-    async fn caller_account(&self, ctx: &Ctx) -> Result<AccountId, String> {
+    /// The ARN partition the account is in (`aws`, `aws-us-gov`, `aws-cn`).
+    pub fn partition(&self) -> &str {
+        &self.partition
+    }
+
+    /// The interceptor that counts this account's attempts and throttled answers in `region`.
+    fn watch(&self, region: &str) -> AttemptWatch {
+        AttemptWatch {
+            attempts: self.attempts.clone(),
+            place: (self.id.as_str() != UNKNOWN_ACCOUNT)
+                .then(|| (self.id.to_string(), region.to_string())),
+        }
+    }
+
+    /// `sts:GetCallerIdentity` of this account's credentials, giving the checked account id
+    /// and the partition of the caller's ARN.
+    async fn caller_account(&self, ctx: &Ctx) -> Result<(AccountId, String), String> {
         let client = self.sts();
         let output = ctx
             .call("sts:GetCallerIdentity", client.get_caller_identity().send())
             .await
             .map_err(|e| describe(&e))?;
         let account = output.account().unwrap_or_default();
-        AccountId::parse(account).ok_or_else(|| {
+        let id = AccountId::parse(account).ok_or_else(|| {
             format!("sts:GetCallerIdentity returned {account:?}, not a 12-digit account id")
-        })
+        })?;
+        // arn:PARTITION:sts::ACCOUNT:assumed-role/…; a partition is letters, digits and dashes.
+        let partition = output
+            .arn()
+            .and_then(|arn| arn.split(':').nth(1))
+            .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or("aws")
+            .to_string();
+        Ok((id, partition))
     }
 
     fn sts(&self) -> aws_sdk_sts::Client {
-        let mut builder = aws_sdk_sts::config::Builder::from(&self.config);
+        let mut builder =
+            aws_sdk_sts::config::Builder::from(&self.config).interceptor(self.watch(GLOBAL));
         if let Some(url) = endpoint_for(self.endpoint_url.as_deref(), "AWS_ENDPOINT_URL_STS") {
             builder = builder.endpoint_url(url);
         }
@@ -191,17 +235,32 @@ impl Account {
 
     /// The IAM client (IAM is global; its region is the configured one).
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        let mut builder = aws_sdk_iam::config::Builder::from(&self.config);
+        let mut builder =
+            aws_sdk_iam::config::Builder::from(&self.config).interceptor(self.watch(GLOBAL));
         if let Some(url) = endpoint_for(self.endpoint_url.as_deref(), "AWS_ENDPOINT_URL_IAM") {
             builder = builder.endpoint_url(url);
         }
         aws_sdk_iam::Client::from_conf(builder.build())
     }
 
+    /// The AWS Organizations client (a global service).
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let mut builder = aws_sdk_organizations::config::Builder::from(&self.config)
+            .interceptor(self.watch(GLOBAL));
+        if let Some(url) = endpoint_for(
+            self.endpoint_url.as_deref(),
+            "AWS_ENDPOINT_URL_ORGANIZATIONS",
+        ) {
+            builder = builder.endpoint_url(url);
+        }
+        aws_sdk_organizations::Client::from_conf(builder.build())
+    }
+
     /// The Secrets Manager client of `region`.
     pub fn secrets(&self, region: &RegionName) -> aws_sdk_secretsmanager::Client {
         let mut builder = aws_sdk_secretsmanager::config::Builder::from(&self.config)
-            .region(Region::new(region.as_str().to_string()));
+            .region(Region::new(region.as_str().to_string()))
+            .interceptor(self.watch(region.as_str()));
         if let Some(url) = endpoint_for(
             self.endpoint_url.as_deref(),
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
@@ -214,7 +273,8 @@ impl Account {
     /// The CloudTrail client of `region`.
     pub fn cloudtrail(&self, region: &RegionName) -> aws_sdk_cloudtrail::Client {
         let mut builder = aws_sdk_cloudtrail::config::Builder::from(&self.config)
-            .region(Region::new(region.as_str().to_string()));
+            .region(Region::new(region.as_str().to_string()))
+            .interceptor(self.watch(region.as_str()));
         if let Some(url) = endpoint_for(self.endpoint_url.as_deref(), "AWS_ENDPOINT_URL_CLOUDTRAIL")
         {
             builder = builder.endpoint_url(url);
