@@ -16,6 +16,7 @@
 mod cloudtrail;
 mod context;
 mod iam;
+mod lake;
 mod policy;
 mod secrets;
 mod session;
@@ -43,6 +44,9 @@ pub struct AwsOptions {
     pub concurrency: usize,
     /// Days of CloudTrail LookupEvents to read (0 = none).
     pub cloudtrail_window_days: u32,
+    /// CloudTrail Lake event data store (ARN or id) to aggregate usage from instead of
+    /// LookupEvents, over the same window.
+    pub cloudtrail_lake: Option<String>,
     /// Show a progress bar (only on a terminal).
     pub progress: bool,
 }
@@ -56,7 +60,7 @@ pub struct CollectSummary {
 }
 
 /// What the collection writes at the top of the export; everything else there is left alone.
-const OWNED: [&str; 3] = ["aws", "cloudtrail", "coverage.json"];
+const OWNED: [&str; 4] = ["aws", "cloudtrail", "cloudtrail-lake", "coverage.json"];
 
 /// Prefix of the hidden staging folder (the export reader skips names starting with a dot).
 const STAGING: &str = ".credaudit-collect-";
@@ -110,12 +114,35 @@ fn check_options(options: &AwsOptions) -> Result<()> {
             )));
         }
     }
+    lake_store(options)?;
     if options.external_id.is_some() && options.assume_roles.is_empty() {
         return Err(Error::Usage(
             "--external-id needs at least one --assume-role".to_string(),
         ));
     }
     Ok(())
+}
+
+/// The event data store of `--cloudtrail-lake`, checked, and a window to read (a Lake query
+/// over 0 days would read nothing: refused rather than silently empty).
+fn lake_store(options: &AwsOptions) -> Result<Option<crate::collect::lake::EventDataStore>> {
+    let Some(given) = &options.cloudtrail_lake else {
+        if options.cloudtrail_window_days > 90 {
+            return Err(Error::Usage(
+                "--cloudtrail-window over 90 days needs --cloudtrail-lake (LookupEvents keeps 90 days)"
+                    .to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let store = crate::collect::lake::EventDataStore::parse(given)
+        .map_err(|e| Error::Usage(format!("--cloudtrail-lake {given:?}: {e}")))?;
+    if options.cloudtrail_window_days == 0 {
+        return Err(Error::Usage(
+            "--cloudtrail-lake needs a --cloudtrail-window of at least 1 day".to_string(),
+        ));
+    }
+    Ok(Some(store))
 }
 
 /// The top-level entries of `dir` that an earlier collection wrote, as its [`MARKER`] lists
@@ -251,7 +278,7 @@ async fn collect_accounts(
                 account.clone(),
                 region.clone(),
             ));
-            if options.cloudtrail_window_days > 0 {
+            if options.cloudtrail_window_days > 0 && options.cloudtrail_lake.is_none() {
                 tasks.spawn(cloudtrail::collect(
                     ctx.clone(),
                     account.clone(),
@@ -261,6 +288,22 @@ async fn collect_accounts(
                 ));
             }
         }
+    }
+    if let Some(store) = lake_store(options)? {
+        // An organisation's event data store is read once, through the base account, in its
+        // own region (else the first region).
+        let region = match &store.region {
+            Some(name) => context::RegionName::parse(name).expect("checked in EventDataStore::parse"),
+            None => regions[0].clone(),
+        };
+        tasks.spawn(lake::collect(
+            ctx.clone(),
+            accounts[0].clone(),
+            region,
+            store,
+            as_of - window,
+            as_of,
+        ));
     }
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
