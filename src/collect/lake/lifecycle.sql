@@ -23,6 +23,7 @@ SELECT
     element_at(responseElements, 'aRN') AS aRN
 FROM {event_data_store}
 WHERE eventTime >= '{start}' AND eventTime < '{end}'
+    AND eventVersion LIKE '1.%' AND userIdentity IS NOT NULL
     AND errorCode IS NULL
     AND (
         (eventSource = 'iam.amazonaws.com'

@@ -19,5 +19,6 @@ SELECT
     count(*) AS calls
 FROM {event_data_store}
 WHERE eventTime >= '{start}' AND eventTime < '{end}'
+    AND eventVersion LIKE '1.%' AND userIdentity IS NOT NULL
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 ORDER BY 1, 4, 5, 6, 7, 8, 9, 10, 2, 3
