@@ -164,8 +164,14 @@ fn the_lake_queries_run_on_duckdb_fold_into_what_the_file_reader_gives() {
     assert!(local.usage.iter().any(|b| b.regions.len() > 1));
     assert!(local.usage.iter().any(|b| b.error_codes.len() > 1));
     assert!(local.auth_windows.len() > 2);
-    for secret in ["prod/a", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/b-AbCdEf"] {
-        assert!(local.usage.iter().any(|b| b.credential_id == secret), "{secret}");
+    for secret in [
+        "prod/a",
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/b-AbCdEf",
+    ] {
+        assert!(
+            local.usage.iter().any(|b| b.credential_id == secret),
+            "{secret}"
+        );
     }
     let lifecycle: BTreeSet<&str> = local
         .events
@@ -214,4 +220,443 @@ fn the_window_is_half_open_and_leaves_out_what_is_outside_it() {
     assert_eq!(lake.usage.iter().collect::<Vec<_>>(), expected);
     assert_eq!(lake.records, 8);
     assert!(lake.events.is_empty());
+}
+/// A Python helper server from tests/moto/, stopped (stdin closed, then killed) when dropped.
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl Server {
+    fn start(script: &str, args: &[&str], stderr_to: &Path) -> Server {
+        let stderr = std::fs::File::create(stderr_to).unwrap();
+        let mut child = Command::new(python())
+            .arg(repo(&format!("tests/moto/{script}")))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = send.send(line);
+        });
+        let line = receive
+            .recv_timeout(Duration::from_secs(300))
+            .unwrap_or_default();
+        let Some(port) = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse::<u16>().ok())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{script} did not start (said {line:?}); its stderr:\n{}",
+                std::fs::read_to_string(stderr_to).unwrap_or_default()
+            );
+        };
+        Server { child, stdin, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BASE_ACCOUNT: &str = "123456789012";
+const STORE_ID: &str = "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE";
+
+fn store_arn() -> String {
+    format!("arn:aws:cloudtrail:us-east-1:{BASE_ACCOUNT}:eventdatastore/{STORE_ID}")
+}
+
+/// moto with the test fleet (tests/moto/fleet_server.py) and its manifest.
+fn start_moto(dir: &Path) -> (Server, Value) {
+    let manifest = dir.join("fleet.json");
+    let server = Server::start(
+        "fleet_server.py",
+        &[
+            "--as-of",
+            common::AS_OF,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--request-log",
+            dir.join("moto-requests.jsonl").to_str().unwrap(),
+        ],
+        &dir.join("moto.stderr"),
+    );
+    let manifest = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    (server, manifest)
+}
+
+fn key(manifest: &Value, slot: &str) -> String {
+    manifest["accounts"][BASE_ACCOUNT]["keys"][slot]
+        .as_str()
+        .unwrap_or_else(|| panic!("no key {slot}"))
+        .to_string()
+}
+
+/// CloudTrail records of the fleet's keys before as-of: alice's key used every day of the last
+/// 20 from one IP and region, then in the last day from a new IP in a new region for a
+/// destructive call (anomalous-usage); bob's key failing authentication 8 times in 10 calls
+/// 2 hours before as-of (auth-failure-spike); a secret read.
+fn fleet_records(manifest: &Value, path: &Path) {
+    let as_of = time(common::AS_OF);
+    let alice = key(manifest, "alice/0");
+    let bob = key(manifest, "bob/0");
+    let record = |at: DateTime<Utc>,
+                  key: &str,
+                  source: &str,
+                  name: &str,
+                  ip: &str,
+                  region: &str,
+                  error: Option<&str>,
+                  request: Value| {
+        let mut r = serde_json::json!({
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "IAMUser",
+                "principalId": "AIDAEXAMPLE",
+                "arn": format!("arn:aws:iam::{BASE_ACCOUNT}:user/fleet"),
+                "accountId": BASE_ACCOUNT,
+                "accessKeyId": key,
+                "userName": "fleet",
+            },
+            "eventTime": at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": ip,
+            "requestParameters": request,
+            "responseElements": null,
+            "recipientAccountId": BASE_ACCOUNT,
+        });
+        if let Some(code) = error {
+            r["errorCode"] = Value::from(code);
+        }
+        r
+    };
+    let mut records = Vec::new();
+    for day in 2..22 {
+        for hour in [9, 10, 11] {
+            let at = as_of - chrono::Duration::days(day) + chrono::Duration::hours(hour);
+            records.push(record(
+                at,
+                &alice,
+                "s3.amazonaws.com",
+                "ListBuckets",
+                "198.51.100.7",
+                "us-east-1",
+                None,
+                Value::Null,
+            ));
+        }
+    }
+    let late = as_of - chrono::Duration::hours(21);
+    records.push(record(
+        late,
+        &alice,
+        "iam.amazonaws.com",
+        "DeleteUser",
+        "203.0.113.99",
+        "eu-west-1",
+        None,
+        serde_json::json!({"userName": "carol"}),
+    ));
+    let spike = as_of - chrono::Duration::hours(2);
+    for i in 0..10 {
+        let error = (i < 8).then_some("AccessDenied");
+        records.push(record(
+            spike + chrono::Duration::seconds(i * 20),
+            &bob,
+            "s3.amazonaws.com",
+            "GetObject",
+            "192.0.2.10",
+            "us-east-1",
+            error,
+            Value::Null,
+        ));
+    }
+    records.push(record(
+        as_of - chrono::Duration::days(3),
+        &alice,
+        "secretsmanager.amazonaws.com",
+        "GetSecretValue",
+        "198.51.100.7",
+        "us-east-1",
+        None,
+        serde_json::json!({"secretId": "prod/db-password"}),
+    ));
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(&serde_json::json!({"Records": records})).unwrap(),
+    )
+    .unwrap();
+}
+
+fn credaudit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credaudit"));
+    cmd.env_clear()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/credaudit-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/credaudit-test/credentials",
+        )
+        .env("TMPDIR", std::env::temp_dir());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("credaudit runs");
+    eprintln!(
+        "credaudit exited {:?}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// (rule, credential id) of every finding in a bundle's findings.json.
+fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("findings.json")).unwrap())
+            .unwrap();
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["credential"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn lake_responder(dir: &Path, records: &Path, fail: Option<&str>) -> (Server, PathBuf) {
+    let log = dir.join(format!("lake-requests-{}.jsonl", fail.unwrap_or("ok")));
+    let mut args = vec![
+        "--records",
+        records.to_str().unwrap(),
+        "--store",
+        STORE_ID,
+        "--request-log",
+        log.to_str().unwrap(),
+        "--page-size",
+        "7",
+    ];
+    if let Some(query) = fail {
+        args.extend(["--fail-query", query]);
+    }
+    let server = Server::start(
+        "cloudtrail_lake_responder.py",
+        &args,
+        &dir.join("lake.stderr"),
+    );
+    (server, log)
+}
+
+fn aws_args(moto: &Server) -> Vec<String> {
+    [
+        "--aws",
+        "--endpoint-url",
+        &moto.url(),
+        "--region",
+        "us-east-1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn a_live_scan_through_cloudtrail_lake_finds_what_the_file_reader_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let (moto, manifest) = start_moto(tmp.path());
+    let records = p("records.json");
+    fleet_records(&manifest, &records);
+    let (responder, log) = lake_responder(tmp.path(), &records, None);
+
+    let lake = run(credaudit()
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", responder.url())
+        .arg("scan")
+        .args(aws_args(&moto))
+        .args([
+            "--cloudtrail-lake",
+            &store_arn(),
+            "--cloudtrail-window",
+            "30",
+        ])
+        .arg("--export")
+        .arg(p("export"))
+        .args(["--as-of", common::AS_OF, "--db"])
+        .arg(p("lake.db"))
+        .arg("--out")
+        .arg(p("A")));
+    assert_eq!(lake.status.code(), Some(0));
+
+    // The same records read from a file, LookupEvents off.
+    let local = run(credaudit()
+        .arg("scan")
+        .args(aws_args(&moto))
+        .args(["--cloudtrail-window", "0", "--cloudtrail"])
+        .arg(&records)
+        .args(["--as-of", common::AS_OF, "--db"])
+        .arg(p("local.db"))
+        .arg("--out")
+        .arg(p("B")));
+    assert_eq!(local.status.code(), Some(0));
+
+    let (a, b) = (findings(&p("A")), findings(&p("B")));
+    assert_eq!(a, b);
+    let alice = key(&manifest, "alice/0");
+    let bob = key(&manifest, "bob/0");
+    assert!(
+        a.contains(&("anomalous-usage".to_string(), alice)),
+        "{a:#?}"
+    );
+    assert!(
+        a.contains(&("auth-failure-spike".to_string(), bob)),
+        "{a:#?}"
+    );
+
+    // The queries sent are the tested text, for the window before as-of, and their results
+    // were read over several pages; LookupEvents was not called.
+    let as_of = time(common::AS_OF);
+    let store = EventDataStore::parse(&store_arn()).unwrap();
+    let requests = read_jsonl(&log);
+    let sent: Vec<&str> = requests
+        .iter()
+        .filter(|r| r["target"].as_str().unwrap().ends_with("StartQuery"))
+        .map(|r| r["body"]["QueryStatement"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = lake::QUERIES
+        .iter()
+        .map(|(_, sql)| lake::render(sql, &store, as_of - chrono::Duration::days(30), as_of))
+        .collect();
+    assert_eq!(sent, expected);
+    let targets: Vec<&str> = requests
+        .iter()
+        .map(|r| r["target"].as_str().unwrap().rsplit('.').next().unwrap())
+        .collect();
+    assert!(
+        targets.iter().filter(|t| **t == "DescribeQuery").count() >= 4,
+        "{targets:?}"
+    );
+    assert!(
+        targets.iter().filter(|t| **t == "GetQueryResults").count() >= 3,
+        "{targets:?}"
+    );
+    assert!(p("export/cloudtrail-lake/usage-0002.json").exists());
+    assert!(!p("export/cloudtrail").exists());
+    let query: QueryFile = serde_json::from_str(
+        &std::fs::read_to_string(p("export/cloudtrail-lake/query.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(query.event_data_store, store_arn());
+    assert_eq!(query.queries.len(), 2);
+    assert!(query.queries.iter().all(|q| q.status == "FINISHED"));
+
+    // The export replays to the same findings.
+    let replay = run(credaudit()
+        .arg("scan")
+        .arg("--from")
+        .arg(p("export"))
+        .args(["--as-of", common::AS_OF, "--db"])
+        .arg(p("replay.db"))
+        .arg("--out")
+        .arg(p("C")));
+    assert_eq!(replay.status.code(), Some(0));
+    assert_eq!(findings(&p("C")), a);
+}
+
+#[test]
+fn a_failed_lake_query_is_a_coverage_gap_with_its_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let (moto, manifest) = start_moto(tmp.path());
+    let records = p("records.json");
+    fleet_records(&manifest, &records);
+    let (responder, _log) = lake_responder(tmp.path(), &records, Some("usage"));
+    let output = run(credaudit()
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", responder.url())
+        .arg("scan")
+        .args(aws_args(&moto))
+        .args(["--cloudtrail-lake", STORE_ID, "--cloudtrail-window", "30"])
+        .arg("--export")
+        .arg(p("export"))
+        .args(["--as-of", common::AS_OF, "--db"])
+        .arg(p("scan.db"))
+        .arg("--out")
+        .arg(p("A")));
+    assert_eq!(output.status.code(), Some(3));
+    let coverage = std::fs::read_to_string(p("export/coverage.json")).unwrap();
+    assert!(coverage.contains("cloudtrail:lake-query"), "{coverage}");
+    assert!(
+        coverage.contains("FAILED: Query exhausted resources"),
+        "{coverage}"
+    );
+    // The usage-driven findings are not made up from the lifecycle query that did finish.
+    let found = findings(&p("A"));
+    assert!(
+        !found.iter().any(|(rule, _)| rule == "auth-failure-spike"),
+        "{found:#?}"
+    );
+
+    // Bad names never reach AWS.
+    for bad in [
+        "eds' OR 1=1 --",
+        "arn:aws:cloudtrail:us-east-1:1:eventdatastore/x",
+    ] {
+        let refused = run(credaudit()
+            .arg("collect")
+            .args(aws_args(&moto))
+            .args(["--cloudtrail-lake", bad])
+            .arg("--export")
+            .arg(p("refused")));
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("event data store"));
+    }
+    let zero = run(credaudit()
+        .arg("collect")
+        .args(aws_args(&moto))
+        .args(["--cloudtrail-lake", STORE_ID, "--cloudtrail-window", "0"])
+        .arg("--export")
+        .arg(p("zero")));
+    assert_eq!(zero.status.code(), Some(2));
 }

@@ -1543,7 +1543,10 @@ impl Fold {
 /// of other accounts); the same records from both would count twice.
 pub fn combine(data: &mut CloudTrailData, extra: CloudTrailData) {
     let mut usage: BTreeMap<(String, Timestamp), UsageBucket> = BTreeMap::new();
-    for bucket in std::mem::take(&mut data.usage).into_iter().chain(extra.usage) {
+    for bucket in std::mem::take(&mut data.usage)
+        .into_iter()
+        .chain(extra.usage)
+    {
         match usage.entry((bucket.credential_id.clone(), bucket.hour)) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(bucket);

@@ -163,10 +163,7 @@ pub fn read_export(dir: &Path, limits: &Limits) -> Result<Option<LakeData>> {
         let Some(kind) = QUERIES.iter().position(|(name, _)| *name == entry.name) else {
             return Err(Error::input_file(
                 &query_path,
-                format!(
-                    "unknown query name {}",
-                    super::awsjson::quote(&entry.name)
-                ),
+                format!("unknown query name {}", super::awsjson::quote(&entry.name)),
             ));
         };
         if entry.status != "FINISHED" {
@@ -397,7 +394,9 @@ mod tests {
         for (_, sql) in QUERIES {
             let text = render(sql, &store, start, end);
             assert!(text.contains("FROM eds-1\n"));
-            assert!(text.contains("eventTime >= '2023-07-01 00:00:00' AND eventTime < '2023-07-11 00:00:00'"));
+            assert!(text.contains(
+                "eventTime >= '2023-07-01 00:00:00' AND eventTime < '2023-07-11 00:00:00'"
+            ));
             assert!(!text.contains('{'), "{text}");
         }
     }

@@ -71,7 +71,9 @@ pub async fn collect(
             name: name.to_string(),
             query_id: query_id.clone(),
             statement,
-            status: status.as_ref().map_or_else(|(s, _)| s.clone(), String::clone),
+            status: status
+                .as_ref()
+                .map_or_else(|(s, _)| s.clone(), String::clone),
         };
         if let Err((status, error)) = status {
             fail(format!("{name} query {query_id} {status}: {error}"));
@@ -103,8 +105,12 @@ async fn wait(
                 client.describe_query().query_id(query_id).send(),
             )
             .await;
-        let output = described
-            .map_err(|e| ("UNKNOWN".to_string(), format!("DescribeQuery: {}", describe(&e))))?;
+        let output = described.map_err(|e| {
+            (
+                "UNKNOWN".to_string(),
+                format!("DescribeQuery: {}", describe(&e)),
+            )
+        })?;
         let status = output.query_status().cloned();
         let shown = status
             .as_ref()
@@ -122,10 +128,7 @@ async fn wait(
         if tokio::time::Instant::now() + pause > deadline {
             return Err((
                 shown,
-                format!(
-                    "not finished after {} s; left running",
-                    MAX_WAIT.as_secs()
-                ),
+                format!("not finished after {} s; left running", MAX_WAIT.as_secs()),
             ));
         }
         tokio::time::sleep(pause).await;

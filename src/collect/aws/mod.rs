@@ -293,7 +293,9 @@ async fn collect_accounts(
         // An organisation's event data store is read once, through the base account, in its
         // own region (else the first region).
         let region = match &store.region {
-            Some(name) => context::RegionName::parse(name).expect("checked in EventDataStore::parse"),
+            Some(name) => {
+                context::RegionName::parse(name).expect("checked in EventDataStore::parse")
+            }
             None => regions[0].clone(),
         };
         tasks.spawn(lake::collect(
