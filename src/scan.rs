@@ -228,7 +228,11 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
         // What CloudTrail Lake returned (the store, window, query ids and result pages) is
         // the run's raw evidence of that usage.
         for (name, bytes) in &lake.files {
-            raw.add(name.clone(), bytes).map_err(spool_err)?;
+            let (kept, removed) = collect::raw::scrub_json(bytes);
+            if removed > 0 {
+                scrubbed.push((name.clone(), removed));
+            }
+            raw.add(name.clone(), &kept).map_err(spool_err)?;
         }
         trail = Some(collect::lake::with_files(trail, lake.trail));
     }

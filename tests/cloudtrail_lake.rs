@@ -591,6 +591,9 @@ fn a_live_scan_through_cloudtrail_lake_finds_what_the_file_reader_finds() {
     assert_eq!(query.event_data_store, store_arn());
     assert_eq!(query.queries.len(), 2);
     assert!(query.queries.iter().all(|q| q.status == "FINISHED"));
+    // The bundle keeps where the usage came from: the store, window and query ids.
+    let kept = std::fs::read_to_string(p("A/raw/cloudtrail-lake/query.json")).unwrap();
+    assert!(kept.contains(STORE_ID) && kept.contains(&query.queries[0].query_id));
 
     // The export replays to the same findings.
     let replay = run(credaudit()
