@@ -49,10 +49,11 @@ fn invictus() -> PathBuf {
 }
 
 fn reader_files() -> Vec<PathBuf> {
-    ["s3-delivery.json", "bare-array.json", "lake-mix.json"]
-        .iter()
-        .map(|f| repo("tests/data/cloudtrail").join(f))
-        .collect()
+    vec![
+        repo("tests/data/cloudtrail/s3-delivery.json"),
+        repo("tests/data/cloudtrail/bare-array.json"),
+        repo("tests/data/cloudtrail-lake/lake-mix.json"),
+    ]
 }
 
 /// Runs both queries (rendered for `store` over `[start, end)`) on DuckDB over `records`, and
@@ -200,7 +201,7 @@ fn the_lake_queries_run_on_duckdb_fold_into_what_the_file_reader_gives() {
 #[test]
 fn the_window_is_half_open_and_leaves_out_what_is_outside_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let records = vec![repo("tests/data/cloudtrail/lake-mix.json")];
+    let records = vec![repo("tests/data/cloudtrail-lake/lake-mix.json")];
     let store = EventDataStore::parse("eds-1").unwrap();
     let export = tmp.path().join("export");
     // 11:00:00 is the end: the records of 10:xx are in, those from 11:00:00 on are not.
