@@ -664,3 +664,38 @@ fn a_failed_lake_query_is_a_coverage_gap_with_its_error() {
         .arg(p("zero")));
     assert_eq!(zero.status.code(), Some(2));
 }
+
+#[test]
+fn a_malformed_result_page_is_bad_input_naming_the_file_and_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("export");
+    query_with_duckdb(
+        &[repo("tests/data/cloudtrail-lake/lake-mix.json")],
+        &export,
+        &EventDataStore::parse("eds-1").unwrap(),
+        time("2024-03-04T00:00:00Z"),
+        time("2024-03-06T00:00:00Z"),
+        5,
+    );
+    let page = export.join("cloudtrail-lake/usage-0002.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&page).unwrap()).unwrap();
+    let row = doc["QueryResultRows"][3].as_array_mut().unwrap();
+    let calls = row.iter_mut().find(|c| c.get("calls").is_some()).unwrap();
+    *calls = serde_json::json!({"calls": "\u{1b}[31mmany"});
+    std::fs::write(&page, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let output = run(Command::new(env!("CARGO_BIN_EXE_credaudit"))
+        .arg("scan")
+        .arg("--from")
+        .arg(&export)
+        .args(["--as-of", "2024-03-06T00:00:00Z", "--db"])
+        .arg(tmp.path().join("scan.db")));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("usage-0002.json"), "{stderr}");
+    assert!(stderr.contains("QueryResultRows[3]"), "{stderr}");
+    assert!(stderr.contains("calls: expected an integer"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "terminal escapes pass through: {stderr}"
+    );
+}
