@@ -12,10 +12,11 @@ use std::time::Duration;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use serde_json::{Value, json};
 
+use super::AwsOptions;
 use super::context::{Ctx, RegionName, describe, write_json};
 use super::session::Account;
 use crate::collect::lake::{self, EventDataStore, QueryEntry, QueryFile};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Timestamp;
 
 /// The longest a query is waited for before it counts as failed.
@@ -27,6 +28,28 @@ const MAX_POLL: Duration = Duration::from_secs(10);
 
 /// The coverage API name of a failed query.
 const API: &str = "cloudtrail:lake-query";
+
+/// The event data store of `--cloudtrail-lake`, checked, and a window to read (a Lake query
+/// over 0 days would read nothing: refused rather than silently empty).
+pub fn store(options: &AwsOptions) -> Result<Option<crate::collect::lake::EventDataStore>> {
+    let Some(given) = &options.cloudtrail_lake else {
+        if options.cloudtrail_window_days > 90 {
+            return Err(Error::Usage(
+                "--cloudtrail-window over 90 days needs --cloudtrail-lake (LookupEvents keeps 90 days)"
+                    .to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let store = crate::collect::lake::EventDataStore::parse(given)
+        .map_err(|e| Error::Usage(format!("--cloudtrail-lake {given:?}: {e}")))?;
+    if options.cloudtrail_window_days == 0 {
+        return Err(Error::Usage(
+            "--cloudtrail-lake needs a --cloudtrail-window of at least 1 day".to_string(),
+        ));
+    }
+    Ok(Some(store))
+}
 
 /// Runs both queries on `store` (through `account` in `region`) and writes what they return.
 pub async fn collect(

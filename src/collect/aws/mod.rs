@@ -114,35 +114,13 @@ fn check_options(options: &AwsOptions) -> Result<()> {
             )));
         }
     }
-    lake_store(options)?;
+    lake::store(options)?;
     if options.external_id.is_some() && options.assume_roles.is_empty() {
         return Err(Error::Usage(
             "--external-id needs at least one --assume-role".to_string(),
         ));
     }
     Ok(())
-}
-
-/// The event data store of `--cloudtrail-lake`, checked, and a window to read (a Lake query
-/// over 0 days would read nothing: refused rather than silently empty).
-fn lake_store(options: &AwsOptions) -> Result<Option<crate::collect::lake::EventDataStore>> {
-    let Some(given) = &options.cloudtrail_lake else {
-        if options.cloudtrail_window_days > 90 {
-            return Err(Error::Usage(
-                "--cloudtrail-window over 90 days needs --cloudtrail-lake (LookupEvents keeps 90 days)"
-                    .to_string(),
-            ));
-        }
-        return Ok(None);
-    };
-    let store = crate::collect::lake::EventDataStore::parse(given)
-        .map_err(|e| Error::Usage(format!("--cloudtrail-lake {given:?}: {e}")))?;
-    if options.cloudtrail_window_days == 0 {
-        return Err(Error::Usage(
-            "--cloudtrail-lake needs a --cloudtrail-window of at least 1 day".to_string(),
-        ));
-    }
-    Ok(Some(store))
 }
 
 /// The top-level entries of `dir` that an earlier collection wrote, as its [`MARKER`] lists
@@ -289,7 +267,7 @@ async fn collect_accounts(
             }
         }
     }
-    if let Some(store) = lake_store(options)? {
+    if let Some(store) = lake::store(options)? {
         // An organisation's event data store is read once, through the base account, in its
         // own region (else the first region).
         let region = match &store.region {
