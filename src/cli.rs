@@ -269,10 +269,15 @@ pub struct AwsArgs {
     /// Most AWS requests in flight at once.
     #[arg(long, value_name = "N", default_value_t = 8, requires = "aws")]
     pub concurrency: usize,
-    /// Days of CloudTrail LookupEvents to read (0 = none; LookupEvents keeps 90 days).
+    /// Days of CloudTrail to read before --as-of (0 = none; LookupEvents keeps 90 days, so
+    /// more needs --cloudtrail-lake, which needs at least 1).
     #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "aws",
-          value_parser = clap::value_parser!(u32).range(0..=90))]
+          value_parser = clap::value_parser!(u32).range(0..=3660))]
     pub cloudtrail_window: u32,
+    /// Aggregate CloudTrail usage in this CloudTrail Lake event data store (ARN or id) instead
+    /// of LookupEvents: StartQuery, DescribeQuery, GetQueryResults (see docs/live-scan.md).
+    #[arg(long, value_name = "EVENT_DATA_STORE", requires = "aws")]
+    pub cloudtrail_lake: Option<String>,
     /// Keep the raw responses here, in the export-directory layout (replay with --from).
     #[arg(long, value_name = "DIR", requires = "aws")]
     pub export: Option<PathBuf>,

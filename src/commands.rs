@@ -168,6 +168,7 @@ fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
         endpoint_url: args.endpoint_url.clone(),
         concurrency: args.concurrency.max(1),
         cloudtrail_window_days: args.cloudtrail_window,
+        cloudtrail_lake: args.cloudtrail_lake.clone(),
         progress: !quiet && std::io::stderr().is_terminal(),
         precise_last_used: args.precise_last_used,
         org: args.org.then(|| aws::OrgOptions {

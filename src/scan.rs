@@ -231,9 +231,21 @@ fn gather(options: &ScanOptions, inputs: &Inputs) -> Result<Gathered> {
         waivers: declared.waivers,
         ..Facts::default()
     };
-    let trail = read_cloudtrail(options, from)?;
+    let mut trail = read_cloudtrail(options, from)?;
     if let Some(trail) = &trail {
         trail_evidence(from, trail, &options.limits, &mut raw, &mut scrubbed)?;
+    }
+    if let Some(lake) = collect::lake::read_export(from, &options.limits)? {
+        // What CloudTrail Lake returned (the store, window, query ids and result pages) is
+        // the run's raw evidence of that usage.
+        for (name, bytes) in &lake.files {
+            let (kept, removed) = collect::raw::scrub_json(bytes);
+            if removed > 0 {
+                scrubbed.push((name.clone(), removed));
+            }
+            raw.add(name.clone(), &kept).map_err(spool_err)?;
+        }
+        trail = Some(collect::lake::with_files(trail, lake.trail));
     }
     raw.sort();
     if !options.quiet {

@@ -36,11 +36,14 @@ fn iam_policy_is_read_only_and_denies_secret_values() {
         "secretsmanager:ListSecrets",
         "secretsmanager:DescribeSecret",
         "cloudtrail:LookupEvents",
+        "cloudtrail:StartQuery",
+        "cloudtrail:DescribeQuery",
+        "cloudtrail:GetQueryResults",
         "sts:GetCallerIdentity",
     ] {
         assert!(actions.contains(&needed), "{needed}");
     }
-    assert_eq!(actions.len(), 9, "nothing more: {actions:?}");
+    assert_eq!(actions.len(), 12, "nothing more: {actions:?}");
     let deny = &policy["Statement"][1];
     assert_eq!(deny["Effect"], "Deny");
     let denied = deny["Action"].to_string();

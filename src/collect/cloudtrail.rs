@@ -1139,22 +1139,7 @@ impl Aggregator {
             .aws_region
             .get()
             .filter(|r| crate::model::is_region_name(r));
-        match (account, region) {
-            (Some(account), Some(region)) => {
-                // Looked up by `&str`: a key is allocated only the first time it is seen.
-                let regions = match self.covered.get_mut(account) {
-                    Some(regions) => regions,
-                    None => self.covered.entry(account.to_string()).or_default(),
-                };
-                match regions.get_mut(region) {
-                    Some(n) => *n += 1,
-                    None => {
-                        regions.insert(region.to_string(), 1);
-                    }
-                }
-            }
-            _ => self.unattributed += 1,
-        }
+        self.cover(account, region, 1);
         let source = record.event_source.get().unwrap_or("unknown");
         let name = record.event_name.get().unwrap_or("unknown");
         self.operation.clear();
@@ -1170,28 +1155,16 @@ impl Aggregator {
             error_code: record.error_code.get(),
         };
         if let Some(key) = identity.access_key_id.get() {
-            self.count(key, &call);
+            self.count(key, &call, 1);
         }
-        let request = record.request_parameters.0.as_ref();
-        if source == "secretsmanager.amazonaws.com" {
-            match name {
-                "GetSecretValue" => {
-                    if let Some(secret) = request.and_then(|r| r.secret_id.get()) {
-                        self.count(secret, &call);
-                    }
-                }
-                "BatchGetSecretValue" => {
-                    for secret in request
-                        .map(|r| r.secret_id_list.0.as_slice())
-                        .unwrap_or(&[])
-                    {
-                        if !secret.is_empty() {
-                            self.count(secret, &call);
-                        }
-                    }
-                }
-                _ => {}
-            }
+        if let Some(request) = record.request_parameters.0.as_ref() {
+            for_each_secret_read(
+                source,
+                name,
+                request.secret_id.get(),
+                &request.secret_id_list.0,
+                |secret| self.count(secret, &call, 1),
+            );
         }
         if call.error_code.is_none() {
             self.lifecycle(&record, identity, source, name, time);
@@ -1199,26 +1172,27 @@ impl Aggregator {
         self.operation = operation;
     }
 
-    fn count(&mut self, credential: &str, call: &Call) {
+    /// Counts `n` calls alike (`call`) for `credential`: its hour and its 5-minute window.
+    fn count(&mut self, credential: &str, call: &Call, n: u64) {
         let index = self.intern(credential);
         let auth = call.error_code.is_some_and(is_auth_error);
         let hour = self
             .hours
             .entry((index, call.seconds.div_euclid(HOUR_SECONDS) * HOUR_SECONDS))
             .or_default();
-        hour.calls += 1;
-        hour.operations.add(call.operation, 1);
+        hour.calls += n;
+        hour.operations.add(call.operation, n);
         if let Some(region) = call.region {
-            hour.regions.add(region, 1);
+            hour.regions.add(region, n);
         }
         if let Some(ip) = call.source_ip {
-            hour.source_ips.add(ip, 1);
+            hour.source_ips.add(ip, n);
         }
         if let Some(code) = call.error_code {
-            hour.errors += 1;
-            hour.error_codes.add(code, 1);
+            hour.errors += n;
+            hour.error_codes.add(code, n);
             if auth {
-                hour.auth_errors += 1;
+                hour.auth_errors += n;
             }
         }
         let window = self
@@ -1228,8 +1202,33 @@ impl Aggregator {
                 call.seconds.div_euclid(AUTH_WINDOW_SECONDS) * AUTH_WINDOW_SECONDS,
             ))
             .or_default();
-        window.0 += 1;
-        window.1 += u64::from(auth);
+        window.0 += n;
+        if auth {
+            window.1 += n;
+        }
+    }
+
+    /// Counts `n` records logged for `account` and `region` (either dropped unless it is an
+    /// account id or a region name): what the logs cover.
+    fn cover(&mut self, account: Option<&str>, region: Option<&str>, n: u64) {
+        let account = account.filter(|a| crate::model::is_account_id(a));
+        let region = region.filter(|r| crate::model::is_region_name(r));
+        match (account, region) {
+            (Some(account), Some(region)) => {
+                // Looked up by `&str`: a key is allocated only the first time it is seen.
+                let regions = match self.covered.get_mut(account) {
+                    Some(regions) => regions,
+                    None => self.covered.entry(account.to_string()).or_default(),
+                };
+                match regions.get_mut(region) {
+                    Some(count) => *count += n,
+                    None => {
+                        regions.insert(region.to_string(), n);
+                    }
+                }
+            }
+            _ => self.unattributed += n,
+        }
     }
 
     /// Records a successful lifecycle call (see the mapping in the module docs).
@@ -1421,6 +1420,193 @@ fn lifecycle_event<'a>(
         _ => return None,
     };
     Some(mapped)
+}
+
+/// Calls `f` with each secret whose value a call read, as the caller named it: the
+/// `secretId` of a `GetSecretValue`, each non-empty id of a `BatchGetSecretValue`'s
+/// `secretIdList`; none for any other call.
+fn for_each_secret_read(
+    source: &str,
+    name: &str,
+    secret_id: Option<&str>,
+    secret_id_list: &[Cow<'_, str>],
+    mut f: impl FnMut(&str),
+) {
+    if source != "secretsmanager.amazonaws.com" {
+        return;
+    }
+    match name {
+        "GetSecretValue" => {
+            if let Some(secret) = secret_id.filter(|s| !s.is_empty()) {
+                f(secret);
+            }
+        }
+        "BatchGetSecretValue" => {
+            for secret in secret_id_list {
+                if !secret.is_empty() {
+                    f(secret);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Calls alike, already counted elsewhere (a row of a CloudTrail Lake aggregation): `n`
+/// records of `event_source:event_name` in the 5-minute window starting at `seconds`, from one
+/// source IP and region, with one error code (or none), logged for `account`.
+#[derive(Debug, Clone, Copy)]
+pub struct Calls<'r> {
+    /// The start of the records' 5-minute window (or any second inside it), epoch seconds.
+    pub seconds: i64,
+    pub event_source: &'r str,
+    pub event_name: &'r str,
+    pub region: Option<&'r str>,
+    pub source_ip: Option<&'r str>,
+    pub error_code: Option<&'r str>,
+    /// `recipientAccountId`, else the caller's account.
+    pub account: Option<&'r str>,
+    /// `userIdentity.accessKeyId`.
+    pub access_key_id: Option<&'r str>,
+    /// `requestParameters.secretId` (read for `GetSecretValue` only).
+    pub secret_id: Option<&'r str>,
+    /// `requestParameters.secretIdList` (read for `BatchGetSecretValue` only).
+    pub secret_id_list: &'r [Cow<'r, str>],
+    pub n: u64,
+}
+
+/// Usage and lifecycle evidence folded from what was aggregated elsewhere (CloudTrail Lake),
+/// by the same code that folds records read from files: the same credentials counted (key,
+/// secrets read), the same authentication-error classification, hours, 5-minute windows,
+/// coverage and lifecycle mapping, so both roads give the same [`CloudTrailData`].
+#[derive(Default)]
+pub struct Fold(Aggregator);
+
+impl Fold {
+    /// Counts `calls.n` records alike.
+    pub fn add_calls(&mut self, calls: &Calls) {
+        let aggregator = &mut self.0;
+        aggregator.records += calls.n;
+        aggregator.cover(calls.account, calls.region, calls.n);
+        let operation = format!("{}:{}", calls.event_source, calls.event_name);
+        let call = Call {
+            seconds: calls.seconds,
+            operation: &operation,
+            region: calls.region.filter(|s| !s.is_empty()),
+            source_ip: calls.source_ip.filter(|s| !s.is_empty()),
+            error_code: calls.error_code.filter(|s| !s.is_empty()),
+        };
+        if let Some(key) = calls.access_key_id.filter(|s| !s.is_empty()) {
+            aggregator.count(key, &call, calls.n);
+        }
+        for_each_secret_read(
+            calls.event_source,
+            calls.event_name,
+            calls.secret_id,
+            calls.secret_id_list,
+            |secret| aggregator.count(secret, &call, calls.n),
+        );
+    }
+
+    /// Adds the lifecycle event of one CloudTrail record (JSON text, with at least the fields
+    /// the lifecycle mapping reads), if it records one. Records nothing else: its usage is
+    /// counted by [`Fold::add_calls`].
+    pub fn add_lifecycle_record(&mut self, record: &str) -> std::result::Result<(), String> {
+        let record: RawRecord =
+            serde_json::from_str(record).map_err(|e| format!("not a CloudTrail record: {e}"))?;
+        let Some(identity) = &record.user_identity.0 else {
+            return Err("no userIdentity".to_string());
+        };
+        let time = record
+            .event_time
+            .get()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .ok_or("no RFC 3339 eventTime")?
+            .with_timezone(&Utc);
+        if record.error_code.get().is_none() {
+            let source = record.event_source.get().unwrap_or("unknown");
+            let name = record.event_name.get().unwrap_or("unknown");
+            self.0.lifecycle(&record, identity, source, name, time);
+        }
+        Ok(())
+    }
+
+    /// The folded evidence, sorted as [`read_paths`] sorts it (no files).
+    pub fn finish(self) -> CloudTrailData {
+        self.0.finish(Vec::new())
+    }
+}
+
+/// `extra` added to `data`: usage of the same (credential, hour) and windows of the same
+/// (credential, start) summed, events merged (identical ones kept once), records, skips,
+/// files and coverage added. For two sources of different records (CloudTrail Lake and files
+/// of other accounts); the same records from both would count twice.
+pub fn combine(data: &mut CloudTrailData, extra: CloudTrailData) {
+    let mut usage: BTreeMap<(String, Timestamp), UsageBucket> = BTreeMap::new();
+    for bucket in std::mem::take(&mut data.usage)
+        .into_iter()
+        .chain(extra.usage)
+    {
+        match usage.entry((bucket.credential_id.clone(), bucket.hour)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(bucket);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let mine = slot.get_mut();
+                mine.calls += bucket.calls;
+                mine.errors += bucket.errors;
+                mine.auth_errors += bucket.auth_errors;
+                mine.source_ips.absorb(bucket.source_ips);
+                mine.regions.absorb(bucket.regions);
+                mine.operations.absorb(bucket.operations);
+                mine.error_codes.absorb(bucket.error_codes);
+            }
+        }
+    }
+    data.usage = usage.into_values().collect();
+    let mut windows: BTreeMap<(String, Timestamp), AuthWindow> = BTreeMap::new();
+    for window in std::mem::take(&mut data.auth_windows)
+        .into_iter()
+        .chain(extra.auth_windows)
+    {
+        match windows.entry((window.credential_id.clone(), window.start)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(window);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().calls += window.calls;
+                slot.get_mut().auth_errors += window.auth_errors;
+            }
+        }
+    }
+    data.auth_windows = windows.into_values().collect();
+    data.events.extend(extra.events);
+    data.events.sort_by(|a, b| {
+        (a.time, &a.credential_id, a.event_type, &a.details).cmp(&(
+            b.time,
+            &b.credential_id,
+            b.event_type,
+            &b.details,
+        ))
+    });
+    data.events.dedup();
+    data.records += extra.records;
+    data.skipped += extra.skipped;
+    add_counts(&mut data.skip_reasons, extra.skip_reasons);
+    data.files.extend(extra.files);
+    data.sources.extend(extra.sources);
+    let mut covered: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (account, region, n) in std::mem::take(&mut data.covered)
+        .into_iter()
+        .chain(extra.covered)
+    {
+        *covered.entry((account, region)).or_default() += n;
+    }
+    data.covered = covered
+        .into_iter()
+        .map(|((account, region), n)| (account, region, n))
+        .collect();
+    data.unattributed += extra.unattributed;
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod cloudtrail;
 pub mod credential_report;
 pub mod export;
 pub mod input;
+pub mod lake;
 pub mod raw;
 pub mod schedule;
 

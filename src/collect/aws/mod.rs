@@ -16,6 +16,7 @@
 mod cloudtrail;
 mod context;
 mod iam;
+mod lake;
 mod org;
 mod policy;
 mod secrets;
@@ -46,6 +47,9 @@ pub struct AwsOptions {
     pub concurrency: usize,
     /// Days of CloudTrail LookupEvents to read (0 = none).
     pub cloudtrail_window_days: u32,
+    /// CloudTrail Lake event data store (ARN or id) to aggregate usage from instead of
+    /// LookupEvents, over the same window.
+    pub cloudtrail_lake: Option<String>,
     /// Show a progress bar (only on a terminal).
     pub progress: bool,
     /// Ask GetAccessKeyLastUsed of every key instead of taking last use from the credential
@@ -81,7 +85,7 @@ pub struct CollectSummary {
 }
 
 /// What the collection writes at the top of the export; everything else there is left alone.
-const OWNED: [&str; 3] = ["aws", "cloudtrail", "coverage.json"];
+const OWNED: [&str; 4] = ["aws", "cloudtrail", "cloudtrail-lake", "coverage.json"];
 
 /// Prefix of the hidden staging folder (the export reader skips names starting with a dot).
 const STAGING: &str = ".credaudit-collect-";
@@ -138,6 +142,7 @@ fn check_options(options: &AwsOptions) -> Result<()> {
             )));
         }
     }
+    lake::store(options)?;
     if options.external_id.is_some() && options.assume_roles.is_empty() && options.org.is_none() {
         return Err(Error::Usage(
             "--external-id needs --assume-role or --org".to_string(),
@@ -260,6 +265,9 @@ async fn collect_accounts(
     let base_config = session::load_base(options).await;
     let regions = session::regions(options, &base_config)?;
     let base = Account::base(ctx, options, &base_config).await?;
+    // An organisation's event data store is read through the base credentials, whichever
+    // accounts are scanned.
+    let lake_account = base.clone();
 
     let accounts: Vec<Account> = match &options.org {
         Some(org) => org_accounts(ctx, options, org, &base_config, base).await?,
@@ -293,7 +301,8 @@ async fn collect_accounts(
         let ctx = ctx.clone();
         let account = account.clone();
         let regions = regions.clone();
-        let lookup = (options.cloudtrail_window_days > 0).then(|| (as_of - window, as_of));
+        let lookup = (options.cloudtrail_window_days > 0 && options.cloudtrail_lake.is_none())
+            .then(|| (as_of - window, as_of));
         tasks.spawn(async move {
             let mut parts = JoinSet::new();
             parts.spawn(iam::collect(ctx.clone(), account.clone(), iam_options));
@@ -317,6 +326,24 @@ async fn collect_accounts(
             ctx.account_done();
             result
         });
+    }
+    if let Some(store) = lake::store(options)? {
+        // An organisation's event data store is read once, through the base account, in its
+        // own region (else the first region).
+        let region = match &store.region {
+            Some(name) => {
+                context::RegionName::parse(name).expect("checked in EventDataStore::parse")
+            }
+            None => regions[0].clone(),
+        };
+        tasks.spawn(lake::collect(
+            ctx.clone(),
+            lake_account,
+            region,
+            store,
+            as_of - window,
+            as_of,
+        ));
     }
     first_error(&mut tasks).await?;
     let mut ids: Vec<String> = accounts.iter().map(|a| a.id.to_string()).collect();

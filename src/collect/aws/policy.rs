@@ -5,8 +5,12 @@
 use serde_json::json;
 
 /// Every action the collector calls, sorted.
-pub const ACTIONS: [&str; 9] = [
+pub const ACTIONS: [&str; 12] = [
+    // The three query calls serve `--cloudtrail-lake` only; without it they may be left out.
+    "cloudtrail:DescribeQuery",
+    "cloudtrail:GetQueryResults",
     "cloudtrail:LookupEvents",
+    "cloudtrail:StartQuery",
     "iam:GenerateCredentialReport",
     "iam:GetAccessKeyLastUsed",
     "iam:GetAccountAuthorizationDetails",
@@ -136,10 +140,12 @@ mod tests {
         for action in &actions {
             assert!(!action.contains('*'), "no wildcards: {action}");
             let verb = action.split(':').nth(1).unwrap();
+            // StartQuery runs a SELECT in CloudTrail Lake (Lake allows no other statement).
             assert!(
                 ["List", "Get", "Describe", "Lookup", "Generate"]
                     .iter()
-                    .any(|p| verb.starts_with(p)),
+                    .any(|p| verb.starts_with(p))
+                    || *action == "cloudtrail:StartQuery",
                 "{action} reads"
             );
             assert!(!action.ends_with("SecretValue"), "{action}");
