@@ -125,6 +125,15 @@ struct Shard {
     facts: Facts,
     /// Accounts it read or tried to read (coverage other than CloudTrail logs, and observed).
     accounts: BTreeSet<String>,
+    /// Its run's raw evidence files.
+    raw: Vec<RawEntry>,
+}
+
+impl Shard {
+    /// Whether its run was given the declared file `name` (kept as raw evidence).
+    fn declares(&self, name: &str) -> bool {
+        self.raw.iter().any(|e| e.path == name)
+    }
 }
 
 impl Shard {
@@ -279,12 +288,14 @@ fn open_shards(options: &MergeOptions) -> std::result::Result<Vec<Shard>, Refusa
             .map(|c| c.account.clone())
             .collect();
         accounts.extend(facts.observed.iter().map(|c| c.account.clone()));
+        let raw = snapshot.raw_files(run.id)?;
         shards.push(Shard {
             path: path.clone(),
             snapshot,
             run,
             facts,
             accounts,
+            raw,
         });
     }
     Ok(shards)
@@ -344,27 +355,28 @@ fn declared_inputs(shards: &[Shard]) -> Result<Declared> {
     let inventory = agreed(
         shards,
         "inventory (inventory.toml, with its policy)",
-        |f| (f.inventory != Inventory::default()).then(|| f.inventory.clone()),
-        |a, b| inventory_difference(a, b),
+        "inventory.toml",
+        |f| f.inventory.clone(),
+        inventory_difference,
     )?;
     let history = agreed(
         shards,
         "rotation history (history.jsonl)",
+        "history.jsonl",
         |f| {
-            let events: Vec<RotationEvent> = f
-                .events
+            f.events
                 .iter()
                 .filter(|e| is_declared_event(e))
                 .cloned()
-                .collect();
-            (!events.is_empty()).then_some(events)
+                .collect::<Vec<_>>()
         },
         |a, b| format!("{} against {} events", a.len(), b.len()),
     )?;
     let waivers = agreed(
         shards,
         "waivers (waivers.toml)",
-        |f| (!f.waivers.is_empty()).then(|| f.waivers.clone()),
+        "waivers.toml",
+        |f| f.waivers.clone(),
         |a, b| format!("{} against {} waivers", a.len(), b.len()),
     )?;
     Ok(Declared {
@@ -374,19 +386,19 @@ fn declared_inputs(shards: &[Shard]) -> Result<Declared> {
     })
 }
 
-/// The one value of a declared input among the shards that declare it; an error naming the
-/// first two shards that disagree, and how (`differ`).
+/// The one value of a declared input among the shards whose run was given its file (`file`,
+/// kept as raw evidence); an error naming the first two shards that disagree, and how
+/// (`differ`).
 fn agreed<T: PartialEq>(
     shards: &[Shard],
     what: &str,
-    of: impl Fn(&Facts) -> Option<T>,
+    file: &str,
+    of: impl Fn(&Facts) -> T,
     differ: impl Fn(&T, &T) -> String,
 ) -> Result<Option<T>> {
     let mut first: Option<(&Shard, T)> = None;
-    for shard in shards {
-        let Some(value) = of(&shard.facts) else {
-            continue;
-        };
+    for shard in shards.iter().filter(|s| s.declares(file)) {
+        let value = of(&shard.facts);
         match &first {
             None => first = Some((shard, value)),
             Some((by, agreed)) if *agreed != value => {
@@ -475,12 +487,8 @@ fn note_as_of(shards: &[Shard], as_of: Timestamp, given: bool) {
 /// under `shards/N/`.
 fn merged_raw(shards: &[Shard], provenance: &[ShardSource]) -> Result<RawSpool> {
     let mut by_path: BTreeMap<&str, Vec<(usize, &RawEntry)>> = BTreeMap::new();
-    let lists: Vec<Vec<RawEntry>> = shards
-        .iter()
-        .map(|s| s.snapshot.raw_files(s.run.id))
-        .collect::<Result<_>>()?;
-    for (index, list) in lists.iter().enumerate() {
-        for entry in list {
+    for (index, shard) in shards.iter().enumerate() {
+        for entry in &shard.raw {
             by_path.entry(&entry.path).or_default().push((index, entry));
         }
     }
