@@ -326,7 +326,7 @@ fn check_accounts(shards: &[Shard]) -> Result<()> {
                 return Err(Error::Usage(format!(
                     "account {} is in both shard {} (run {}) and shard {} (run {}): shards must \
                      cover disjoint accounts",
-                    term::escape(account),
+                    account,
                     first.name(),
                     first.run.id,
                     shard.name(),
@@ -407,7 +407,7 @@ fn agreed<T: PartialEq>(
                      scanned with the same declared files",
                     by.name(),
                     shard.name(),
-                    term::escape(&differ(agreed, &value))
+                    differ(agreed, &value)
                 )));
             }
             Some(_) => {}
