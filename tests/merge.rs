@@ -494,11 +494,19 @@ fn refusals_leave_the_shards_untouched() {
 #[test]
 fn a_coverage_gap_in_a_shard_makes_the_merged_run_incomplete() {
     let fleet = Fleet::new();
+    // Each shard reads its own account's CloudTrail logs only (a trail per account).
+    let own_logs = |dir: &Path, other: &str| {
+        let logs = dir.join("cloudtrail/AWSLogs").join(other);
+        assert!(logs.is_dir(), "{}", logs.display());
+        std::fs::remove_dir_all(logs).unwrap();
+    };
     let a = fleet.path("a.db");
     let dir_a = fleet.shard_dir("shard-a", &[&fleet.accounts[0]]);
+    own_logs(&dir_a, &fleet.accounts[1]);
     assert_eq!(fleet.scan(&dir_a, &a, None, AS_OF), 0);
     let b = fleet.path("b.db");
     let dir_b = fleet.shard_dir("shard-b", &[&fleet.accounts[1]]);
+    own_logs(&dir_b, &fleet.accounts[0]);
     let gap = serde_json::json!([{
         "account": fleet.accounts[1],
         "region": "ap-south-1",
@@ -545,4 +553,22 @@ fn a_coverage_gap_in_a_shard_makes_the_merged_run_incomplete() {
     let summary = read(&out.join("summary.md"));
     assert!(summary.contains("Partial scan"), "{summary}");
     assert!(summary.contains("b.db"), "{summary}");
+
+    // Raw evidence: what the shards agree on once (the declared files), what differs per shard
+    // (the CloudTrail files each read), the gap's coverage.json from the shard that had it.
+    let raw = out.join("raw");
+    for kept in [
+        "inventory.toml",
+        "history.jsonl",
+        "coverage.json",
+        "merge-shards.json",
+    ] {
+        assert!(raw.join(kept).is_file(), "raw/{kept}");
+    }
+    assert!(!raw.join("cloudtrail-files.json").exists());
+    let listed = |n: usize| read(&raw.join(format!("shards/{n}/cloudtrail-files.json")));
+    assert!(listed(1).contains(&fleet.accounts[0]) && !listed(1).contains(&fleet.accounts[1]));
+    assert!(listed(2).contains(&fleet.accounts[1]) && !listed(2).contains(&fleet.accounts[0]));
+    let (code, stdout, _) = run(&[os("verify"), out.as_os_str()]);
+    assert_eq!(code, 0, "{stdout}");
 }
