@@ -301,11 +301,13 @@ fn open_shards(options: &MergeOptions) -> std::result::Result<Vec<Shard>, Refusa
     Ok(shards)
 }
 
-/// What tells two paths are the same file: the canonical path, or for a file not made yet its
-/// canonical folder and name.
+/// What tells two paths are the same file: its device and inode (so a symlink, a hard link or
+/// another spelling of the path is the same file), or for a file not made yet its canonical
+/// folder and name.
 fn identity(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        return PathBuf::from(format!("inode:{}:{}", meta.dev(), meta.ino()));
     }
     let parent = path
         .parent()

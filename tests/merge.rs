@@ -418,6 +418,9 @@ fn refusals_leave_the_shards_untouched() {
     refused(&[&a, &b, &a], 2, &["given twice", "a.db"]);
     let dotted = fleet.root.join(".").join("a.db");
     refused(&[&a, &dotted], 2, &["given twice"]);
+    let linked = fleet.path("linked.db");
+    std::fs::hard_link(&a, &linked).unwrap();
+    refused(&[&linked, &b, &a], 2, &["given twice", "linked.db"]);
 
     // The organisation snapshot among the shards.
     let (code, _, err) = merge(&fleet.root, &[&a, &b], &a, &[]);
