@@ -319,6 +319,7 @@ fn view(findings_n: usize, credentials: usize, events_n: usize) -> ReportView<'s
                 .collect(),
             credentials_observed: credentials,
             credentials_declared: credentials,
+            shards: Vec::new(),
         },
         summary,
         frameworks: frameworks(&findings, &rules),

@@ -32,6 +32,9 @@ pub enum Command {
     Controls(ControlsArgs),
     /// Re-render the evidence bundle of a stored run.
     Report(ReportArgs),
+    /// Combine the latest runs of sharded snapshots (one per account or OU) into one
+    /// organisation run, evaluate it as a scan does, and write findings.
+    Merge(MergeArgs),
     /// Read AWS live and write the raw responses as an export directory.
     Collect(CollectArgs),
     /// Print the least-privilege read-only IAM policy a live scan needs.
@@ -332,6 +335,32 @@ pub struct ScanArgs {
     /// each file's path, size and SHA-256 in raw/cloudtrail-files.json).
     #[arg(long)]
     pub keep_cloudtrail: bool,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard snapshots (`scan --db SHARD.db`), opened read-only; their latest runs are
+    /// merged. Their accounts must not overlap.
+    #[arg(value_name = "SHARD.db", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// SQLite snapshot to append the organisation run to (not one of the shards).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub db: PathBuf,
+    /// Evaluate as of this time (RFC 3339) [default: the latest as-of of the shards' runs].
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    /// Exit 1 when an unwaived finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+    /// Exit 1 when an unwaived finding at or above this severity is new since the previous
+    /// run of --db.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on_new: Option<SeverityArg>,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,

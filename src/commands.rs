@@ -12,8 +12,8 @@ use clap::CommandFactory;
 use crate::assess::{self, Assessment};
 use crate::cli::{
     AwsArgs, BundleArgs, Cli, CollectArgs, ControlsArgs, DiffArgs, Format, GenerateArgs,
-    IamPolicyArgs, Query, QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RulesFormat, RunSelect,
-    ScanArgs, SeverityArg, SimulateArgs, VerifyArgs,
+    IamPolicyArgs, MergeArgs, Query, QueryArgs, QueryFormatArg, ReportArgs, RulesArgs, RulesFormat,
+    RunSelect, ScanArgs, SeverityArg, SimulateArgs, VerifyArgs,
 };
 use crate::collect::aws::{self, AwsOptions};
 use crate::diff;
@@ -67,6 +67,24 @@ fn scan_options(args: &ScanArgs) -> Result<ScanOptions> {
         limits: args.limits.limits(),
         allow_mislabelled: args.allow_mislabelled,
         keep_cloudtrail: args.keep_cloudtrail,
+        quiet: args.quiet,
+    })
+}
+
+/// `credaudit merge`: the arguments as [`crate::merge::MergeOptions`], then the merge.
+pub fn merge(args: &MergeArgs) -> Result<Outcome> {
+    crate::merge::run(&crate::merge::MergeOptions {
+        shards: args.shards.clone(),
+        db: args.db.clone(),
+        as_of: args
+            .as_of
+            .as_deref()
+            .map(|t| parse_time_arg("--as-of", t))
+            .transpose()?,
+        clock: Utc::now,
+        bundle: bundle_options(&args.bundle),
+        fail_on: args.fail_on.map(severity),
+        fail_on_new: args.fail_on_new.map(severity),
         quiet: args.quiet,
     })
 }

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod history;
 pub mod inventory;
 pub mod join;
+pub mod merge;
 pub mod model;
 pub mod outcome;
 pub mod output;

@@ -15,6 +15,7 @@ fn main() {
         Command::Generate(args) => commands::generate(args),
         Command::Controls(args) => commands::controls_list(args, &mut stdout),
         Command::Report(args) => commands::report(args),
+        Command::Merge(args) => commands::merge(args),
         Command::Collect(args) => commands::collect(args),
         Command::IamPolicy(args) => commands::iam_policy(args, &mut stdout),
         Command::Verify(args) => commands::verify(args, &mut stdout),

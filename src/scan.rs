@@ -98,9 +98,9 @@ pub fn run(options: &ScanOptions) -> Result<Outcome> {
         render(out, options.bundle.archive, &recorded, &snapshot)?;
     }
     if !options.quiet {
-        tell(options, &recorded);
+        tell(options.as_of, options.bundle.out.as_deref(), &recorded);
     }
-    Ok(gate(options, &recorded))
+    Ok(gate(options.fail_on, options.fail_on_new, &recorded))
 }
 
 /// The inputs of a scan, resolved: the export directory (collected first on a live scan), the
@@ -457,31 +457,65 @@ fn record(
     source: &str,
     gathered: Gathered,
 ) -> Result<RecordedRun> {
-    let Gathered {
-        mut facts,
-        raw,
-        trail,
-    } = gathered;
+    let Gathered { facts, raw, trail } = gathered;
+    let usage = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
+    let run = NewRun {
+        db: &options.db,
+        source,
+        recorded_at: (options.clock)(),
+        as_of: options.as_of,
+        controls_dir: options.bundle.controls_dir.as_deref(),
+    };
+    record_facts(snapshot, &run, facts, usage, &raw)
+}
+
+/// What a new run is recorded as, apart from its facts.
+pub(crate) struct NewRun<'a> {
+    /// The snapshot's path, for messages.
+    pub db: &'a Path,
+    /// The run's source label (`export:DIR`, `aws:live`, `merge:A.db,B.db`).
+    pub source: &'a str,
+    pub recorded_at: Timestamp,
+    pub as_of: Timestamp,
+    pub controls_dir: Option<&'a Path>,
+}
+
+/// Appends `facts` as a run (stage 3 of a scan, and of `merge`): the usage of the snapshot's
+/// latest run carried over, `usage` (new CloudTrail aggregates and authentication windows)
+/// merged on top, evaluated in the recording transaction by the one evaluation stage.
+pub(crate) fn record_facts(
+    snapshot: &mut Snapshot,
+    new_run: &NewRun,
+    mut facts: Facts,
+    usage: (
+        Vec<crate::model::UsageBucket>,
+        Vec<crate::model::AuthWindow>,
+    ),
+    raw: &RawSpool,
+) -> Result<RecordedRun> {
     let (old_usage, old_windows) = match snapshot.latest_run()? {
         Some(run) => snapshot.usage(run.id)?,
         None => Default::default(),
     };
-    let (new_usage, new_windows) = trail.map(|t| (t.usage, t.auth_windows)).unwrap_or_default();
+    let (new_usage, new_windows) = usage;
     facts.usage = cloudtrail::merge_usage(old_usage, new_usage);
     facts.auth_windows = cloudtrail::merge_auth_windows(old_windows, new_windows);
 
-    let as_of = options.as_of;
-    let frameworks = controls::load(options.bundle.controls_dir.as_deref())?;
-    let recorded_at = (options.clock)();
-    let (run, facts, _) = snapshot.record_run(source, recorded_at, as_of, facts, &raw, |f| {
-        evaluate(f, as_of, &frameworks)
-    })?;
-    drop(raw);
+    let as_of = new_run.as_of;
+    let frameworks = controls::load(new_run.controls_dir)?;
+    let (run, facts, _) = snapshot.record_run(
+        new_run.source,
+        new_run.recorded_at,
+        as_of,
+        facts,
+        raw,
+        |f| evaluate(f, as_of, &frameworks),
+    )?;
     let raw = snapshot.raw_files(run.id)?;
     let assessment = snapshot
         .assessment(run.id, &facts)?
         .ok_or_else(|| Error::SnapshotFormat {
-            path: options.db.clone(),
+            path: new_run.db.to_path_buf(),
             message: format!("run {} was recorded without its assessment", run.id),
         })?;
     let diff = previous_diff(snapshot, &run, &assessment.findings)?;
@@ -521,12 +555,13 @@ pub fn render(
     recorded: &RecordedRun,
     snapshot: &Snapshot,
 ) -> Result<()> {
-    let view = bundle::build_view(
+    let mut view = bundle::build_view(
         &recorded.run,
         &recorded.facts,
         &recorded.assessment,
         recorded.diff.as_ref(),
     );
+    view.run.shards = crate::merge::shards_of(snapshot, &recorded.raw)?;
     let manifest = bundle::write_bundle(out, &view, &(snapshot, recorded.raw.as_slice()))?;
     if archive {
         bundle::write_archive(out, &manifest)?;
@@ -536,7 +571,7 @@ pub fn render(
 
 /// The terminal summary of a recorded run, on stderr: counts, the diff, unmatched waivers,
 /// sources that could not be read, and where the bundle went.
-fn tell(options: &ScanOptions, recorded: &RecordedRun) {
+pub(crate) fn tell(as_of: Timestamp, out: Option<&Path>, recorded: &RecordedRun) {
     let RecordedRun {
         run,
         facts,
@@ -550,7 +585,7 @@ fn tell(options: &ScanOptions, recorded: &RecordedRun) {
     eprintln!(
         "run {} as of {}: {} credentials observed in {} account(s), {} declared; {} findings ({}){}",
         run.id,
-        report::ReportHeader::new(options.as_of).as_of,
+        report::ReportHeader::new(as_of).as_of,
         facts.observed.len(),
         facts.scanned_accounts().len(),
         facts.inventory.credentials.len(),
@@ -589,7 +624,7 @@ fn tell(options: &ScanOptions, recorded: &RecordedRun) {
             term::escape(c.error.as_deref().unwrap_or("failed"))
         );
     }
-    if let Some(out) = &options.bundle.out {
+    if let Some(out) = out {
         eprintln!("wrote {}", out.display());
     }
 }
@@ -597,7 +632,11 @@ fn tell(options: &ScanOptions, recorded: &RecordedRun) {
 /// Stage 6: the exit. Incomplete when a source could not be read; findings at threshold when an
 /// open finding reaches `fail_on`, or a new one reaches `fail_on_new` (every finding is new on
 /// a snapshot's first run).
-fn gate(options: &ScanOptions, recorded: &RecordedRun) -> Outcome {
+pub(crate) fn gate(
+    fail_on: Option<Severity>,
+    fail_on_new: Option<Severity>,
+    recorded: &RecordedRun,
+) -> Outcome {
     if recorded.facts.coverage.iter().any(|c| !c.ok) {
         return Outcome::Incomplete;
     }
@@ -610,7 +649,7 @@ fn gate(options: &ScanOptions, recorded: &RecordedRun) -> Outcome {
         .as_ref()
         .map(|d| d.new.as_slice())
         .unwrap_or(findings);
-    if reaches(findings, options.fail_on) || reaches(new_findings, options.fail_on_new) {
+    if reaches(findings, fail_on) || reaches(new_findings, fail_on_new) {
         Outcome::FindingsAtThreshold
     } else {
         Outcome::Ok

@@ -62,6 +62,7 @@ pub fn build_view<'a>(
                 .collect(),
             credentials_observed: facts.observed.len(),
             credentials_declared: facts.inventory.credentials.len(),
+            shards: Vec::new(),
         },
         summary: Summary::of(findings),
         findings: findings
@@ -395,6 +396,10 @@ pub struct Manifest {
     pub status: String,
     pub scope: Scope,
     pub coverage: Vec<crate::model::CoverageEntry>,
+    /// A merged run's shards: each one's file, run id, chain head, as-of, accounts and
+    /// coverage (absent for a scan's run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::merge::ShardSource>,
     pub files: Vec<ManifestFile>,
 }
 
@@ -602,6 +607,7 @@ fn fill_bundle(dir: &Path, view: &ReportView, raw: &dyn RawEvidence) -> Result<M
             apis: apis.into_iter().collect(),
         },
         coverage: view.coverage.clone(),
+        shards: view.run.shards.clone(),
         files: entries,
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).expect("plain data");

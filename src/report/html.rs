@@ -1122,6 +1122,7 @@ mod tests {
                 accounts: vec!["111111111111".into()],
                 credentials_observed: 3,
                 credentials_declared: 1,
+                shards: Vec::new(),
             },
             summary: Summary {
                 total: findings.len(),

@@ -40,6 +40,7 @@ pub fn summary_markdown(view: &ReportView) -> Vec<u8> {
     let incomplete = partial || !failed.is_empty();
 
     run_table(&mut md, view, incomplete);
+    shards_section(&mut md, view);
     if incomplete {
         partial_scan_warning(&mut md, &failed, view.coverage.len());
     }
@@ -79,6 +80,33 @@ fn run_table(md: &mut String, view: &ReportView, incomplete: bool) {
     // The snapshot's hash chain ends at this run: `credaudit verify --db DB --head HASH`
     // right after the scan proves no run was removed since.
     let _ = writeln!(md, "| Chain head | {} |", code(&view.run.content_hash));
+    md.push('\n');
+}
+
+/// A merged run's shards: file, run, chain head, as-of, accounts and failed coverage.
+fn shards_section(md: &mut String, view: &ReportView) {
+    if view.run.shards.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### Shards\n\nMerged from {} shard snapshot(s), the latest run of each:\n",
+        view.run.shards.len()
+    );
+    md.push_str("| Shard | Run | Chain head | As of | Accounts | Coverage gaps |\n");
+    md.push_str("|---|---:|---|---|---|---:|\n");
+    for s in &view.run.shards {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            code(&s.file),
+            s.run_id,
+            code(&s.chain_head),
+            escape(&s.as_of),
+            escape(&s.accounts.join(", ")),
+            s.coverage.iter().filter(|c| !c.ok).count()
+        );
+    }
     md.push('\n');
 }
 

@@ -73,6 +73,9 @@ pub struct RunView {
     pub accounts: Vec<String>,
     pub credentials_observed: usize,
     pub credentials_declared: usize,
+    /// The shards of a run made by `credaudit merge` (empty for a scan's run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::merge::ShardSource>,
 }
 
 #[derive(Debug, Clone, Serialize)]

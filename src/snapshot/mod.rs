@@ -13,7 +13,8 @@
 //!
 //! The file is untrusted when opened: its schema must be exactly the one the migrations
 //! produce (a planted trigger or view would run hidden SQL), checked under a bound on SQLite's
-//! work. Only `scan` opens it read-write and migrates; every other command opens it read-only.
+//! work. Only `scan` and `merge` (its `--db`) open it read-write and migrate; every other
+//! command (and `merge`, its shards) opens it read-only.
 
 mod canonical;
 #[cfg(test)]
@@ -160,7 +161,7 @@ use sections::ts;
 
 impl Snapshot {
     /// Opens (creating if needed, owner-only) a snapshot read-write, checks its schema, brings
-    /// it up to date and checks it again. Only `scan` does this.
+    /// it up to date and checks it again. Only `scan` and `merge` (its `--db`) do this.
     pub fn open(path: &Path) -> Result<Self> {
         create_owner_only(path)?;
         let conn = Connection::open_with_flags(
@@ -222,7 +223,7 @@ impl Snapshot {
 
     /// A snapshot written by an older credaudit, opened read-only: its pages are copied into
     /// memory and the copy is migrated, so every command can read old snapshots (and verify
-    /// their chains) while the file itself is never written. Only `scan` upgrades the file.
+    /// their chains) while the file itself is never written. Only `scan` and `merge` (its `--db`) upgrade a file.
     fn upgrade_in_memory(&mut self, version: usize) -> Result<()> {
         let mut memory = Connection::open_in_memory().map_err(|e| self.err(e))?;
         {
