@@ -1160,3 +1160,89 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
     );
     assert_eq!(from_report, scan("precise"));
 }
+
+/// An organisation scanned in two shards (one per account, as a CI matrix runs them) and merged
+/// finds exactly what one scan of both accounts finds.
+#[test]
+fn two_org_shards_merged_equal_one_scan_of_both_accounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(tmp.path());
+    let inventory = tmp.path().join("inventory.toml");
+    emulator.write_inventory(&inventory);
+    let org = &emulator.manifest["organization"];
+    let refusing = org["refusing"].as_str().unwrap();
+    let p = |name: &str| tmp.path().join(name);
+    let scan = |extra: &[&str], name: &str| {
+        let out = run(credaudit()
+            .arg("scan")
+            .args(org_args(&emulator, extra))
+            .arg("--inventory")
+            .arg(&inventory)
+            .args(["--as-of", AS_OF, "--db"])
+            .arg(p(&format!("{name}.db")))
+            .arg("--out")
+            .arg(p(name)));
+        assert_eq!(out.status.code(), Some(0), "{name}");
+    };
+    // Shard 1: the management account alone; shard 2: the OU (the second account).
+    scan(
+        &[
+            "--exclude-account",
+            SECOND_ACCOUNT,
+            "--exclude-account",
+            refusing,
+        ],
+        "shard-1",
+    );
+    scan(&["--include-ou", org["ou"].as_str().unwrap()], "shard-2");
+    // The reference: one scan of both accounts.
+    scan(&["--exclude-account", refusing], "whole");
+
+    let merged = run(credaudit()
+        .arg("merge")
+        .arg(p("shard-1.db"))
+        .arg(p("shard-2.db"))
+        .arg("--db")
+        .arg(p("org.db"))
+        .arg("--out")
+        .arg(p("org")));
+    assert_eq!(merged.status.code(), Some(0));
+    let whole = findings(&p("whole"));
+    assert!(whole.len() >= 9, "{whole:#?}");
+    assert_eq!(findings(&p("org")), whole);
+    for file in ["findings.csv", "controls.csv", "remediation-plan.csv"] {
+        assert_eq!(
+            std::fs::read(p(&format!("org/{file}"))).unwrap(),
+            std::fs::read(p(&format!("whole/{file}"))).unwrap(),
+            "{file}"
+        );
+    }
+    // Both shards are named in the provenance, and the merged snapshot verifies.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(p("org/manifest.json")).unwrap()).unwrap();
+    let shards = manifest["shards"]
+        .as_array()
+        .expect("shards in the manifest");
+    assert_eq!(shards.len(), 2, "{manifest:#}");
+    let accounts: BTreeSet<String> = shards
+        .iter()
+        .flat_map(|s| s["accounts"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        accounts,
+        BTreeSet::from([BASE_ACCOUNT.to_string(), SECOND_ACCOUNT.to_string()])
+    );
+    let verify = run(credaudit().arg("verify").arg("--db").arg(p("org.db")));
+    assert_eq!(verify.status.code(), Some(0));
+
+    // Two shards that read the same account are refused.
+    let overlap = run(credaudit()
+        .arg("merge")
+        .arg(p("shard-1.db"))
+        .arg(p("whole.db"))
+        .arg("--db")
+        .arg(p("overlap.db")));
+    assert_eq!(overlap.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&overlap.stderr).contains(BASE_ACCOUNT));
+}
