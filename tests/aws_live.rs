@@ -6,97 +6,20 @@
 //! A test never passes because the emulator is missing: it fails and says how to install it.
 
 mod common;
+#[path = "support/moto.rs"]
+mod moto;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use common::{AS_OF, repo};
+use common::AS_OF;
+use moto::{Server, read_jsonl};
 
 const BASE_ACCOUNT: &str = "123456789012";
 const SECOND_ACCOUNT: &str = "222222222222";
-
-/// The Python that has moto: `CREDAUDIT_MOTO_PYTHON`, else the venv scripts/test.sh makes.
-fn python() -> PathBuf {
-    let path = std::env::var_os("CREDAUDIT_MOTO_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo("tests/moto/.venv/bin/python"));
-    assert!(
-        path.exists(),
-        "the AWS emulator is not installed ({} is missing): run `bash scripts/test.sh`, which \
-         creates tests/moto/.venv with moto[server]==5.2.5 from tests/moto/requirements.txt",
-        path.display()
-    );
-    path
-}
-
-/// A Python helper server from tests/moto/, stopped (stdin closed, then killed) when dropped.
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-}
-
-impl Server {
-    fn start(script: &str, args: &[&str], stderr_to: &Path) -> Server {
-        let stderr = std::fs::File::create(stderr_to).unwrap();
-        let mut child = Command::new(python())
-            .arg(repo(&format!("tests/moto/{script}")))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = send.send(line);
-        });
-        let line = receive
-            .recv_timeout(Duration::from_secs(300))
-            .unwrap_or_default();
-        let Some(port) = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{script} did not start (said {line:?}); its stderr:\n{}",
-                std::fs::read_to_string(stderr_to).unwrap_or_default()
-            );
-        };
-        Server { child, stdin, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// moto with the test fleet, its manifest (key ids, secret ARNs, planted values) and its
 /// request log.
@@ -196,15 +119,6 @@ impl Emulator {
         toml += &entry("team2/token", "secret", "B", true);
         std::fs::write(path, toml).unwrap();
     }
-}
-
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The credaudit binary with a clean AWS environment: fixed test keys, no profile files, no
@@ -1073,20 +987,16 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
         ],
         &tmp.path().join("moto.stderr"),
     );
-    let output = run(credaudit()
-        .args([
-            "collect",
-            "--aws",
-            "--endpoint-url",
-            &server.url(),
-            "--region",
-            "us-east-1",
-            "--cloudtrail-window",
-            "0",
-            "--export",
-        ])
-        .arg(tmp.path().join("export")));
-    assert_eq!(output.status.code(), Some(0));
+    let collect = |export: &str, extra: &[&str]| {
+        let out = run(credaudit()
+            .args(["collect", "--aws", "--endpoint-url", &server.url()])
+            .args(["--region", "us-east-1", "--cloudtrail-window", "0"])
+            .args(extra)
+            .arg("--export")
+            .arg(tmp.path().join(export)));
+        assert_eq!(out.status.code(), Some(0), "collect into {export}");
+    };
+    collect("export", &[]);
     let log = read_jsonl(&requests);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &log {
@@ -1119,21 +1029,7 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
     // Asking every key's last use (--precise-last-used) finds exactly the same: the report
     // spoke for every key. It costs one request per key more.
     std::fs::write(&requests, "").unwrap();
-    let precise = run(credaudit()
-        .args([
-            "collect",
-            "--aws",
-            "--endpoint-url",
-            &server.url(),
-            "--region",
-            "us-east-1",
-            "--cloudtrail-window",
-            "0",
-            "--precise-last-used",
-            "--export",
-        ])
-        .arg(tmp.path().join("precise")));
-    assert_eq!(precise.status.code(), Some(0));
+    collect("precise", &["--precise-last-used"]);
     let asked = read_jsonl(&requests)
         .iter()
         .filter(|r| r["operation"] == "GetAccessKeyLastUsed")

@@ -8,13 +8,12 @@
 //! DuckDB comes from tests/moto/.venv (pinned in tests/moto/requirements.txt).
 
 mod common;
+#[path = "support/moto.rs"]
+mod moto;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
 use credaudit::collect::cloudtrail::{self, CloudTrailData};
@@ -23,20 +22,7 @@ use credaudit::collect::lake::{self, EventDataStore, QueryEntry, QueryFile};
 use serde_json::Value;
 
 use common::repo;
-
-/// The Python that has moto and DuckDB: `CREDAUDIT_MOTO_PYTHON`, else tests/moto/.venv.
-fn python() -> PathBuf {
-    let path = std::env::var_os("CREDAUDIT_MOTO_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo("tests/moto/.venv/bin/python"));
-    assert!(
-        path.exists(),
-        "the test tools are not installed ({} is missing): run `bash scripts/test.sh`, which \
-         creates tests/moto/.venv from tests/moto/requirements.txt",
-        path.display()
-    );
-    path
-}
+use moto::{Server, python, read_jsonl};
 
 fn time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -222,69 +208,6 @@ fn the_window_is_half_open_and_leaves_out_what_is_outside_it() {
     assert_eq!(lake.records, 8);
     assert!(lake.events.is_empty());
 }
-/// A Python helper server from tests/moto/, stopped (stdin closed, then killed) when dropped.
-struct Server {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    port: u16,
-}
-
-impl Server {
-    fn start(script: &str, args: &[&str], stderr_to: &Path) -> Server {
-        let stderr = std::fs::File::create(stderr_to).unwrap();
-        let mut child = Command::new(python())
-            .arg(repo(&format!("tests/moto/{script}")))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = send.send(line);
-        });
-        let line = receive
-            .recv_timeout(Duration::from_secs(300))
-            .unwrap_or_default();
-        let Some(port) = line
-            .strip_prefix("PORT ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{script} did not start (said {line:?}); its stderr:\n{}",
-                std::fs::read_to_string(stderr_to).unwrap_or_default()
-            );
-        };
-        Server { child, stdin, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const BASE_ACCOUNT: &str = "123456789012";
 const STORE_ID: &str = "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE";
 
@@ -456,15 +379,6 @@ fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
                 f["credential"].as_str().unwrap().to_string(),
             )
         })
-        .collect()
-}
-
-fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
