@@ -232,32 +232,8 @@ pub async fn collect(ctx: Arc<Ctx>, account: Account, options: IamOptions) -> Re
     let precise = options.precise_last_used || rows.is_none();
     let rows = rows.unwrap_or_default();
 
-    // Whose keys to list: every user's without a report (or when asked to be precise), else
-    // only those of users the report shows holding a key.
-    let mut names: BTreeSet<String> = BTreeSet::new();
-    if precise {
-        names.extend(
-            users
-                .iter()
-                .filter_map(|u| u.user_name().map(str::to_string)),
-        );
-        names.extend(
-            rows.iter()
-                .filter(|row| !row.is_root())
-                .map(|row| row.user.clone()),
-        );
-    } else {
-        names.extend(
-            rows.iter()
-                .filter(|row| !row.is_root())
-                .filter(|row| {
-                    row.keys
-                        .iter()
-                        .any(|k| k.last_rotated.is_some() || k.active)
-                })
-                .map(|row| row.user.clone()),
-        );
-    }
+    let listed: Vec<&str> = users.iter().filter_map(|u| u.user_name()).collect();
+    let names = users_to_list(&rows, &listed, precise);
     let keys = list_all_keys(&ctx, &client, id, names).await;
     write_json(
         &ctx.iam_file(id, "list-access-keys.json"),
@@ -293,6 +269,37 @@ pub async fn collect(ctx: Arc<Ctx>, account: Account, options: IamOptions) -> Re
         &ctx.iam_file(id, "get-access-key-last-used.json"),
         &Value::Array(records),
     )
+}
+
+/// Whose keys to list: with `precise` (or no report), every user's; else those the report shows
+/// holding a key, and those it does not know (made since it was generated: GetAccountAuthorization
+/// Details lists them). A user the report shows without a key who made one since is not listed
+/// (the report's age, at most 4 hours, is said in the bundle's sources).
+fn users_to_list(rows: &[ReportRow], listed: &[&str], precise: bool) -> BTreeSet<String> {
+    let in_report: BTreeSet<&str> = rows
+        .iter()
+        .filter(|row| !row.is_root())
+        .map(|row| row.user.as_str())
+        .collect();
+    let mut names: BTreeSet<String> = rows
+        .iter()
+        .filter(|row| !row.is_root())
+        .filter(|row| {
+            precise
+                || row
+                    .keys
+                    .iter()
+                    .any(|k| k.last_rotated.is_some() || k.active)
+        })
+        .map(|row| row.user.clone())
+        .collect();
+    names.extend(
+        listed
+            .iter()
+            .filter(|name| precise || !in_report.contains(*name))
+            .map(|name| name.to_string()),
+    );
+    names
 }
 
 /// Whether the credential report tells `key`'s last use: its user is in it and exactly one
@@ -509,6 +516,75 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    fn row(user: &str, rotated: [Option<i64>; 2]) -> ReportRow {
+        let key = |at: Option<i64>| credential_report::ReportKey {
+            active: at.is_some(),
+            last_rotated: at.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            ..Default::default()
+        };
+        ReportRow {
+            line: 2,
+            user: user.to_string(),
+            arn: format!("arn:aws:iam::111111111111:user/{user}"),
+            created_at: None,
+            password_enabled: false,
+            password_last_used: None,
+            password_last_changed: None,
+            keys: [key(rotated[0]), key(rotated[1])],
+        }
+    }
+
+    #[test]
+    fn keys_are_listed_for_report_users_with_keys_and_users_newer_than_the_report() {
+        let rows = vec![
+            row(credential_report::ROOT_USER, [Some(1), None]),
+            row("with-key", [Some(1_700_000_000), None]),
+            row("second-slot", [None, Some(1_700_000_000)]),
+            row("no-key", [None, None]),
+        ];
+        let listed = ["with-key", "second-slot", "no-key", "made-since"];
+        let names: Vec<String> = users_to_list(&rows, &listed, false).into_iter().collect();
+        assert_eq!(names, ["made-since", "second-slot", "with-key"]);
+        let all: Vec<String> = users_to_list(&rows, &listed, true).into_iter().collect();
+        assert_eq!(all, ["made-since", "no-key", "second-slot", "with-key"]);
+        // Without GetAccountAuthorizationDetails, the report alone decides.
+        let names: Vec<String> = users_to_list(&rows, &[], false).into_iter().collect();
+        assert_eq!(names, ["second-slot", "with-key"]);
+    }
+
+    #[test]
+    fn a_key_is_matched_to_its_slot_only_when_the_report_can_tell() {
+        let at = 1_700_000_000;
+        let rows = [
+            row("one", [Some(at), Some(at + 60)]),
+            row("twins", [Some(at), Some(at)]),
+        ];
+        let by_user: BTreeMap<&str, &ReportRow> =
+            rows.iter().map(|r| (r.user.as_str(), r)).collect();
+        let key = |user: &str, secs: i64| {
+            AccessKeyMetadata::builder()
+                .user_name(user)
+                .create_date(aws_sdk_iam::primitives::DateTime::from_secs(secs))
+                .build()
+        };
+        assert!(report_speaks_for(&by_user, &key("one", at)));
+        assert!(report_speaks_for(&by_user, &key("one", at + 60)));
+        assert!(
+            !report_speaks_for(&by_user, &key("one", at + 1)),
+            "no slot then"
+        );
+        assert!(
+            !report_speaks_for(&by_user, &key("absent", at)),
+            "user newer than the report"
+        );
+        // Two keys of one second whose slots agree (both unused here) are told apart enough.
+        assert!(report_speaks_for(&by_user, &key("twins", at)));
+        let mut differ = rows[1].clone();
+        differ.keys[0].last_used_at = chrono::DateTime::from_timestamp(at + 5, 0);
+        let by_user: BTreeMap<&str, &ReportRow> = [("twins", &differ)].into_iter().collect();
+        assert!(!report_speaks_for(&by_user, &key("twins", at)));
     }
 
     #[test]
