@@ -188,6 +188,8 @@ fn aws_options(args: &AwsArgs, quiet: bool) -> AwsOptions {
         cloudtrail_window_days: args.cloudtrail_window,
         cloudtrail_lake: args.cloudtrail_lake.clone(),
         progress: !quiet && std::io::stderr().is_terminal(),
+        progress_lines: (!quiet && !std::io::stderr().is_terminal())
+            .then_some(std::time::Duration::from_secs(30)),
         precise_last_used: args.precise_last_used,
         org: args.org.then(|| aws::OrgOptions {
             role: args.org_role.clone(),

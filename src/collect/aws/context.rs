@@ -214,6 +214,22 @@ impl Ctx {
         ));
     }
 
+    /// One line of progress for a log without a terminal: accounts done, requests, throttled.
+    pub fn progress_line(&self) -> String {
+        let throttled = self.attempts.throttled();
+        format!(
+            "collecting: accounts {}/{} done, {} requests{}",
+            self.accounts_done.load(Ordering::Relaxed),
+            self.accounts.load(Ordering::Relaxed),
+            self.requests(),
+            if throttled > 0 {
+                format!(", {throttled} throttled and retried")
+            } else {
+                String::new()
+            }
+        )
+    }
+
     /// Shows what is being read next to the bar.
     pub fn status(&self, message: String) {
         self.progress.set_message(message);
@@ -649,6 +665,24 @@ mod tests {
         assert_eq!(
             iso(&DateTime::from_fractional_secs(1_525_747_253, 0.5)),
             "2018-05-08T02:40:53.500Z"
+        );
+    }
+
+    #[test]
+    fn the_progress_line_counts_accounts_requests_and_throttling() {
+        let ctx = Ctx::new(PathBuf::from("/nonexistent"), 2, false);
+        ctx.set_accounts(3);
+        ctx.account_done();
+        ctx.count("iam:ListAccessKeys");
+        ctx.count("iam:ListAccessKeys");
+        assert_eq!(
+            ctx.progress_line(),
+            "collecting: accounts 1/3 done, 2 requests"
+        );
+        ctx.attempts.throttled_total.fetch_add(4, Ordering::Relaxed);
+        assert_eq!(
+            ctx.progress_line(),
+            "collecting: accounts 1/3 done, 2 requests, 4 throttled and retried"
         );
     }
 

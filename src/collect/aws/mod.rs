@@ -52,6 +52,8 @@ pub struct AwsOptions {
     pub cloudtrail_lake: Option<String>,
     /// Show a progress bar (only on a terminal).
     pub progress: bool,
+    /// Without a terminal (a CI log), print a progress line this often instead; `None`: never.
+    pub progress_lines: Option<std::time::Duration>,
     /// Ask GetAccessKeyLastUsed of every key instead of taking last use from the credential
     /// report (at most 4 hours old).
     pub precise_last_used: bool,
@@ -239,7 +241,20 @@ async fn collect(
     as_of: crate::model::Timestamp,
 ) -> Result<CollectSummary> {
     let ctx = Arc::new(Ctx::new(root, options.concurrency, options.progress));
+    let lines = options.progress_lines.map(|every| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                eprintln!("{}", ctx.progress_line());
+            }
+        })
+    });
     let result = collect_accounts(&ctx, options, as_of).await;
+    if let Some(lines) = lines {
+        lines.abort();
+    }
     ctx.finish_progress();
     let accounts = result?;
     write_json(&ctx.coverage_file(), &ctx.coverage())?;
