@@ -23,7 +23,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The snapshot database refused an operation.
-    #[error("snapshot {}: {source}", path.display())]
+    #[error("snapshot {}: {}", path.display(), describe_sqlite(source))]
     Snapshot {
         path: PathBuf,
         #[source]
@@ -35,6 +35,19 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SQLite's message, with what to do when the snapshot stayed locked by another process (a
+/// concurrent scan recording) for longer than the busy timeout.
+fn describe_sqlite(source: &rusqlite::Error) -> String {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => format!(
+            "{source}: another credaudit process kept it locked for more than {} s; \
+             run again once it has finished (a scan that stops here records nothing)",
+            crate::snapshot::BUSY_TIMEOUT.as_secs()
+        ),
+        _ => source.to_string(),
+    }
+}
 
 impl Error {
     /// An input error at a location (line, record) in a file.
