@@ -76,6 +76,29 @@ impl Error {
     }
 }
 
+/// The error of an input file that is not UTF-8: names the line and column (in bytes) of the
+/// first byte that is not, and the byte.
+pub fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> Error {
+    let at = error.valid_up_to();
+    let before = &bytes[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = at
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    let found = bytes
+        .get(at)
+        .map(|b| format!(", found the byte 0x{b:02x}"))
+        .unwrap_or_default();
+    Error::input(
+        path,
+        format!("line {line}, column {column}"),
+        format!("expected UTF-8 text{found}"),
+    )
+}
+
 /// Reads a whole input file, naming it when that fails.
 pub fn read_to_string(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| match e.kind() {
