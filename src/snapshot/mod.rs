@@ -14,7 +14,9 @@
 //! The file is untrusted when opened: its schema must be exactly the one the migrations
 //! produce (a planted trigger or view would run hidden SQL), checked under a bound on SQLite's
 //! work. Only `scan` and `merge` (its `--db`) open it read-write and migrate; every other
-//! command (and `merge`, its shards) opens it read-only.
+//! command (and `merge`, its shards) opens it read-only, after rolling back what a scan killed
+//! while recording left in SQLite's journal. Concurrent scans take turns: each records its run
+//! in one `BEGIN IMMEDIATE` transaction, waiting up to [`BUSY_TIMEOUT`] for the one before.
 
 mod canonical;
 #[cfg(test)]
