@@ -23,7 +23,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The snapshot database refused an operation.
-    #[error("snapshot {}: {source}", path.display())]
+    #[error("snapshot {}: {}", path.display(), describe_sqlite(source))]
     Snapshot {
         path: PathBuf,
         #[source]
@@ -35,6 +35,19 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SQLite's message, with what to do when the snapshot stayed locked by another process (a
+/// concurrent scan recording) for longer than the busy timeout.
+fn describe_sqlite(source: &rusqlite::Error) -> String {
+    match source.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => format!(
+            "{source}: another credaudit process kept it locked for more than {} s; \
+             run again once it has finished (a scan that stops here records nothing)",
+            crate::snapshot::BUSY_TIMEOUT.as_secs()
+        ),
+        _ => source.to_string(),
+    }
+}
 
 impl Error {
     /// An input error at a location (line, record) in a file.
@@ -61,6 +74,29 @@ impl Error {
             source,
         }
     }
+}
+
+/// The error of an input file that is not UTF-8: names the line and column (in bytes) of the
+/// first byte that is not, and the byte.
+pub fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> Error {
+    let at = error.valid_up_to();
+    let before = &bytes[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = at
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |p| p + 1)
+        + 1;
+    let found = bytes
+        .get(at)
+        .map(|b| format!(", found the byte 0x{b:02x}"))
+        .unwrap_or_default();
+    Error::input(
+        path,
+        format!("line {line}, column {column}"),
+        format!("expected UTF-8 text{found}"),
+    )
 }
 
 /// Reads a whole input file, naming it when that fails.

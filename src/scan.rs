@@ -328,7 +328,7 @@ fn read_declared(
 /// The text of a declared file, borrowed from its bytes (kept as evidence, so not copied),
 /// refused unless it is UTF-8.
 fn utf8<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str> {
-    std::str::from_utf8(bytes).map_err(|_| Error::input_file(path, "expected UTF-8 text"))
+    std::str::from_utf8(bytes).map_err(|e| crate::error::not_utf8(path, bytes, e))
 }
 
 /// Adds a declared file to the raw evidence, JSON Lines members named like a secret value

@@ -160,8 +160,13 @@ fn secret_values_never_reach_the_evidence_the_archive_or_the_snapshot() {
         "--archive".into(),
         "--keep-cloudtrail".into(),
     ]);
-    let (code, _, stderr) = run(&args);
+    let (code, stdout, stderr) = run(&args);
     assert_eq!(code, 0, "{stderr}");
+    // Not in what the scan printed either (its logs).
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("list-secrets.json: left out 2 member(s) named like a secret value"),
         "{stderr}"

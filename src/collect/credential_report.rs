@@ -244,11 +244,24 @@ fn parse_csv(file: &Path, prefix: &str, text: &str) -> Result<Vec<ReportRow>> {
         header_len: header.len(),
     };
 
-    let mut rows = Vec::new();
+    let mut rows: Vec<ReportRow> = Vec::new();
+    // A user's first line: AWS writes one row per user, and two rows that disagree would leave
+    // the evidence ambiguous.
+    let mut first_line: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(file, prefix, &e))?;
         let line = record.position().map_or(0, |p| p.line());
-        rows.push(parse_row(file, prefix, &columns, &record, line)?);
+        let row = parse_row(file, prefix, &columns, &record, line)?;
+        if let Some(first) = first_line.insert(row.user.clone(), line) {
+            return Err(Error::input(
+                file,
+                format!("{prefix}line {line} (user {})", quote(&row.user)),
+                format!(
+                    "the user is listed twice (also at line {first}); expected one row per user"
+                ),
+            ));
+        }
+        rows.push(row);
     }
     Ok(rows)
 }

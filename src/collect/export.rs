@@ -220,8 +220,8 @@ impl Collected {
             Ok(_) => {}
         }
         let bytes = input::read_bytes(path, Some(&self.root), &self.limits)?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| Error::input_file(path, "expected UTF-8 text"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| crate::error::not_utf8(path, e.as_bytes(), e.utf8_error()))?;
         if path.strip_prefix(&self.dir).is_err() {
             return Err(Error::input_file(path, "is outside the export directory"));
         }

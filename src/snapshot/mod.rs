@@ -14,7 +14,9 @@
 //! The file is untrusted when opened: its schema must be exactly the one the migrations
 //! produce (a planted trigger or view would run hidden SQL), checked under a bound on SQLite's
 //! work. Only `scan` and `merge` (its `--db`) open it read-write and migrate; every other
-//! command (and `merge`, its shards) opens it read-only.
+//! command (and `merge`, its shards) opens it read-only, after rolling back what a scan killed
+//! while recording left in SQLite's journal. Concurrent scans take turns: each records its run
+//! in one `BEGIN IMMEDIATE` transaction, waiting up to [`BUSY_TIMEOUT`] for the one before.
 
 mod canonical;
 #[cfg(test)]
@@ -31,7 +33,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params, params_from_iter};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+    params_from_iter,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -110,6 +115,11 @@ enum Access {
     /// Every other command: no write of any kind.
     ReadOnly,
 }
+
+/// How long a statement waits for another process's lock on the snapshot before it gives up
+/// with [`Error::Snapshot`] naming the wait. Concurrent scans into one snapshot take turns: each
+/// records its run in one `BEGIN IMMEDIATE` transaction, which waits here for the one before.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// SQLite virtual-machine instructions between two calls of the progress handler.
 const PROGRESS_STEP: i32 = 1_000;
@@ -199,6 +209,7 @@ impl Snapshot {
                 path.display()
             )));
         }
+        Self::roll_back_interrupted(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -219,6 +230,44 @@ impl Snapshot {
         }
         snapshot.unbound();
         Ok(snapshot)
+    }
+
+    /// Rolls back the rollback journal a scan killed while recording left beside the snapshot
+    /// (`<path>-journal`), as the next scan would: SQLite refuses a read-only connection to a
+    /// file with such a "hot" journal, and the journal's pages are what the file held at the
+    /// last commit, so rolling back changes nothing any command could read. A journal that a
+    /// scan still recording holds is not hot, and SQLite leaves it alone.
+    fn roll_back_interrupted(path: &Path) -> Result<()> {
+        let mut journal = path.as_os_str().to_owned();
+        journal.push("-journal");
+        let journal = PathBuf::from(journal);
+        if !std::fs::symlink_metadata(&journal).is_ok_and(|m| m.is_file() && m.len() > 0) {
+            return Ok(());
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::SnapshotFormat {
+            path: path.to_path_buf(),
+            message: format!(
+                "a scan was interrupted while recording and left {} to roll back, which needs \
+                 write access to the snapshot ({source}); run credaudit as the snapshot's owner",
+                journal.display()
+            ),
+        })?;
+        let mut snapshot = Snapshot {
+            conn,
+            path: path.to_path_buf(),
+            missing_guards: Vec::new(),
+        };
+        snapshot.harden()?;
+        // The first read takes a shared lock, and SQLite rolls a hot journal back then.
+        snapshot
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| snapshot.bounded_err(e))?;
+        Ok(())
     }
 
     /// A snapshot written by an older credaudit, opened read-only: its pages are copied into
@@ -279,7 +328,7 @@ impl Snapshot {
     /// has been checked.
     fn harden(&mut self) -> Result<()> {
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| self.err(e))?;
         self.conn
             .pragma_update(None, "trusted_schema", "OFF")
@@ -382,7 +431,18 @@ impl Snapshot {
             source,
         };
         for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction().map_err(wrap)?;
+            // Immediate: the write lock is taken before the version is read, so two scans
+            // creating one snapshot at once apply each migration once, one after the other.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(wrap)?;
+            let applied: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(wrap)?;
+            if applied > index as i64 {
+                continue;
+            }
             migration.apply(&tx).map_err(wrap)?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(wrap)?;
@@ -409,7 +469,12 @@ impl Snapshot {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(wrap)?;
+        // Immediate: the write lock is taken before the chain head is read, so a concurrent
+        // scan waits (up to BUSY_TIMEOUT) instead of failing to upgrade a read lock.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(wrap)?;
         let (run_id, prev_hash): (i64, String) = tx
             .query_row(
                 "SELECT COALESCE(MAX(id), 0) + 1,

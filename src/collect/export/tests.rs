@@ -654,9 +654,20 @@ fn duplicates_are_refused() {
 }
 
 #[test]
+fn a_user_listed_twice_in_the_credential_report_is_refused() {
+    let csv = format!("{HEADER}\n{ROOT_ROW}\n{ROOT_ROW}\n");
+    let err = error_for(&[("aws/111111111111/iam/credential-report.csv", &csv)]);
+    assert_eq!(
+        err,
+        "DIR/aws/111111111111/iam/credential-report.csv: line 3 (user \"<root_account>\"): the user is listed twice (also at line 2); expected one row per user"
+    );
+}
+
+#[test]
 fn csv_row_with_missing_fields_names_the_line() {
     let short = ROOT_ROW.rsplit_once(',').unwrap().0;
-    let csv = format!("{HEADER}\n{ROOT_ROW}\n{ROOT_ROW}\n{short}\n");
+    let user = "bob,arn:aws:iam::111111111111:user/bob,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A";
+    let csv = format!("{HEADER}\n{ROOT_ROW}\n{user}\n{short}\n");
     let err = error_for(&[("aws/111111111111/iam/credential-report.csv", &csv)]);
     assert_eq!(
         err,
