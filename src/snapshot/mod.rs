@@ -363,8 +363,14 @@ impl Snapshot {
     /// a missing append-only trigger is one for a read-write open and is remembered for
     /// `verify` on a read-only one.
     fn check_schema(&mut self, access: Access) -> Result<usize> {
-        let version: i64 = self
+        // One read transaction for the version and the objects: another scan creating or
+        // migrating the same file commits between two statements otherwise, and the version
+        // read would not be the version of the objects read.
+        let read = self
             .conn
+            .unchecked_transaction()
+            .map_err(|e| self.bounded_err(e))?;
+        let version: i64 = read
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.bounded_err(e))?;
         let known = schema::MIGRATIONS.len();
@@ -376,7 +382,8 @@ impl Snapshot {
                 )));
             }
         };
-        let actual = schema::objects(&self.conn).map_err(|e| self.bounded_err(e))?;
+        let actual = schema::objects(&read).map_err(|e| self.bounded_err(e))?;
+        drop(read);
         let expected = schema::expected(version).map_err(|e| self.err(e))?;
         let (tolerated, fatal): (Vec<_>, Vec<_>) = schema::compare(&actual, &expected)
             .into_iter()
