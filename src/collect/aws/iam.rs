@@ -1,7 +1,9 @@
-//! IAM of one account: the credential report (generated, then polled with exponential backoff
-//! under an overall timeout), ListUsers, and per user ListAccessKeys and ListUserTags, and per
-//! key GetAccessKeyLastUsed — every list followed through all its pages. Written as the AWS CLI
-//! prints these outputs, into `aws/<account>/iam/`.
+//! IAM of one account at the fewest requests: the credential report (generated, then polled with
+//! exponential backoff under an overall timeout), the users with their tags from
+//! GetAccountAuthorizationDetails, ListAccessKeys for the users that may hold keys, and
+//! GetAccessKeyLastUsed only for keys the report cannot speak for (see [`collect`]) — every list
+//! followed through all its pages. Written as the AWS CLI prints these outputs, into
+//! `aws/<account>/iam/`.
 //!
 //! A call that fails is recorded (coverage) and its record left out; nothing is written that
 //! would claim more than AWS said. In particular a key whose GetAccessKeyLastUsed failed gets no
@@ -196,8 +198,8 @@ pub struct IamOptions {
 
 /// Reads the IAM of `account` into the export, at the fewest requests: the credential report;
 /// the users with their tags from GetAccountAuthorizationDetails (pages of 1,000); ListAccessKeys
-/// only for users the report shows with a key; GetAccessKeyLastUsed only for a key whose slot in
-/// the report cannot be told (recorded in coverage). Without a report, or with
+/// only for users the report shows with a key or does not know yet; GetAccessKeyLastUsed only for
+/// a key whose slot in the report cannot be told (recorded in coverage). Without a report, or with
 /// `precise_last_used`, every user's keys are listed and every key's last use asked for.
 pub async fn collect(ctx: Arc<Ctx>, account: Account, options: IamOptions) -> Result<()> {
     let client = account.iam();

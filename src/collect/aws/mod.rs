@@ -2,10 +2,13 @@
 //! so a live scan and a replay of its export are read by the same code.
 //!
 //! - [`session`]: credentials (standard chain, `--profile`, `--assume-role`), regions, clients.
-//! - [`iam`]: credential report, users, access keys, their last use, user tags.
+//! - [`org`]: the accounts of an AWS Organization (`--org`, `--include-ou`, `--exclude-account`).
+//! - [`iam`]: credential report, users and their tags, access keys, their last use.
 //! - [`secrets`]: Secrets Manager ListSecrets (and DescribeSecret where needed) per region.
 //! - [`cloudtrail`]: LookupEvents per region, rate-limited.
-//! - [`context`]: the request bound, counts, failures (→ `coverage.json`), atomic writes.
+//! - [`lake`]: CloudTrail Lake queries (`--cloudtrail-lake`): aggregates only.
+//! - [`context`]: the request bound, counts, failures and notes (→ `coverage.json`), throttling
+//!   (counted, and backed off collection-wide), progress, atomic writes.
 //! - [`policy`]: the least-privilege IAM policy all of this needs.
 //!
 //! Everything is collected into a hidden staging folder inside the export directory and moved
