@@ -118,11 +118,22 @@ pub fn export_json(data: &[u8]) -> bool {
 /// The path the CloudTrail targets give their input, for messages.
 const TRAIL: &str = "cloudtrail/123456789012_CloudTrail_us-east-1_20261001T0000Z_x.json";
 
+/// [`cloudtrail::read_file_bytes`] with the fast road's window kept from call to call, as the
+/// reader keeps it from file to file (a new 4 MiB window each time would slow fuzzing down).
+fn read_trail(path: &Path, bytes: &[u8]) -> bool {
+    thread_local! {
+        static WINDOW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    WINDOW.with_borrow_mut(|window| {
+        cloudtrail::read_file_bytes(path, bytes, &Limits::default(), window)
+            .is_ok_and(|trail| trail.records > 0)
+    })
+}
+
 /// A CloudTrail log file (`{"Records":[…]}`, a bare array, lookup-events output) from memory.
 /// Accepted: read, with at least one record.
 pub fn cloudtrail_json(data: &[u8]) -> bool {
-    cloudtrail::read_file_bytes(Path::new(TRAIL), data, &Limits::default())
-        .is_ok_and(|trail| trail.records > 0)
+    read_trail(Path::new(TRAIL), data)
 }
 
 /// A CloudTrail `.json.gz` file from memory: the input as is when it starts with the gzip magic
@@ -138,7 +149,7 @@ pub fn cloudtrail_gz(data: &[u8]) -> bool {
         encoder.write_all(data).expect("gzip into memory");
         std::borrow::Cow::Owned(encoder.finish().expect("gzip into memory"))
     };
-    cloudtrail::read_file_bytes(&path, &gz, &Limits::default()).is_ok_and(|trail| trail.records > 0)
+    read_trail(&path, &gz)
 }
 
 /// A CloudTrail Lake result page: the first byte's low bit picks the query it belongs to
