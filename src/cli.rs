@@ -376,7 +376,7 @@ pub struct LimitArgs {
     /// Largest decompressed stream of one .gz CloudTrail file.
     #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_size)]
     pub max_decompressed_size: u64,
-    /// Largest single CloudTrail record.
+    /// Largest single record: a CloudTrail record, a credential report row, a history.jsonl line.
     #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
     pub max_record_size: u64,
 }

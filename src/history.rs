@@ -5,6 +5,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::collect::input::{LimitExceeded, Limits, MAX_RECORD_FLAG};
 use crate::error::{Error, Result};
 use crate::model::{EventType, RotationEvent, Trigger};
 
@@ -27,11 +28,31 @@ pub fn load(path: &Path) -> Result<Vec<RotationEvent>> {
     parse(&bytes, path)
 }
 
-/// Parses the bytes of a history file (see [`load`]); `path` names it in errors.
+/// Parses the bytes of a history file (see [`load`]) with the default [`Limits`]; `path` names
+/// it in errors.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<RotationEvent>> {
+    parse_with(bytes, path, &Limits::default())
+}
+
+/// Parses the bytes of a history file (see [`load`]); `path` names it in errors. A line longer
+/// than `limits.max_record_bytes` is refused naming it and `--max-record-size`, before it is
+/// parsed (a JSON document takes many times its text's size in memory).
+pub fn parse_with(bytes: &[u8], path: &Path, limits: &Limits) -> Result<Vec<RotationEvent>> {
     let mut events = Vec::new();
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = index + 1;
+        if line.len() as u64 > limits.max_record_bytes {
+            let exceeded = LimitExceeded {
+                what: "one line",
+                limit: limits.max_record_bytes,
+                flag: MAX_RECORD_FLAG,
+            };
+            return Err(Error::input(
+                path,
+                format!("line {line_no}"),
+                exceeded.to_string(),
+            ));
+        }
         let line = std::str::from_utf8(line)
             .map_err(|_| Error::input(path, format!("line {line_no}"), "expected UTF-8 text"))?;
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -105,6 +126,35 @@ mod tests {
 
     fn p(line: &str) -> Result<RotationEvent> {
         parse_line(line, Path::new("history.jsonl"), 3)
+    }
+
+    #[test]
+    fn a_line_over_the_record_limit_is_refused_before_it_is_parsed() {
+        let event = r#"{"time":"2026-10-01T02:00:00Z","type":"rotation.completed","credential_id":"AKIA1"}"#;
+        let limits = Limits {
+            max_record_bytes: event.len() as u64,
+            ..Limits::default()
+        };
+        let path = Path::new("history.jsonl");
+        // A line of exactly the limit is read; one byte more (even a malformed one) is not.
+        assert_eq!(
+            parse_with(event.as_bytes(), path, &limits).unwrap().len(),
+            1
+        );
+        let text = format!("{event}\n\n{event} \n");
+        let err = parse_with(text.as_bytes(), path, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("history.jsonl: line 3: one line over the 83 B limit"),
+            "{err}"
+        );
+        assert!(err.contains("--max-record-size"), "{err}");
+        let text = format!("{event}\n{{{}", "[".repeat(200));
+        let err = parse_with(text.as_bytes(), path, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: one line over"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod commands;
 pub mod controls;
 pub mod diff;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod history;
 pub mod inventory;

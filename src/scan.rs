@@ -303,7 +303,7 @@ fn read_declared(
     let events = match inputs.history.as_deref() {
         Some(path) => {
             let bytes = read(path, options.history.is_some())?;
-            let events = history::parse(&bytes, path)?;
+            let events = history::parse_with(&bytes, path, &options.limits)?;
             keep_declared("history.jsonl", bytes, raw, scrubbed)?;
             events
         }

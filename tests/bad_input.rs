@@ -10,6 +10,11 @@ use common::*;
 /// A scan that works, then `mutate` breaks one input; the broken scan must exit 2 with a
 /// message containing every `expected` fragment, and add no run.
 fn assert_rejected(mutate: impl FnOnce(&Path), expected: &[&str]) {
+    assert_rejected_with(mutate, &[], expected);
+}
+
+/// [`assert_rejected`] with `extra` arguments for the broken scan.
+fn assert_rejected_with(mutate: impl FnOnce(&Path), extra: &[&str], expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet");
     copy_dir(&repo("fixtures/demo-fleet"), &fleet);
@@ -19,7 +24,7 @@ fn assert_rejected(mutate: impl FnOnce(&Path), expected: &[&str]) {
     let before = std::fs::read(&db).unwrap();
 
     mutate(&fleet);
-    let (code, stdout, stderr) = scan(&fleet, &db, None, &[]);
+    let (code, stdout, stderr) = scan(&fleet, &db, None, extra);
     assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
     for fragment in expected {
         assert!(stderr.contains(fragment), "{fragment:?} not in: {stderr}");
@@ -63,6 +68,52 @@ fn malformed_csv_row() {
             )
         },
         &["credential-report.csv", "line 4", "expected 22 fields"],
+    );
+}
+
+/// A credential report row longer than --max-record-size stops at the cap, naming its line.
+#[test]
+fn csv_row_over_the_record_limit() {
+    let report = repo("fixtures/demo-fleet/aws/111122223333/iam/credential-report.csv");
+    let line = std::fs::read_to_string(report).unwrap().lines().count() + 1;
+    assert_rejected_with(
+        |fleet| {
+            edit(
+                &first_account(fleet).join("iam/credential-report.csv"),
+                |t| format!("{t}{}\n", "x,".repeat(100_000)),
+            )
+        },
+        &["--max-record-size", "64K"],
+        &[
+            "credential-report.csv",
+            &format!("line {line}:"),
+            "one record over the 64 KiB limit",
+            "--max-record-size",
+        ],
+    );
+}
+
+/// A history line longer than --max-record-size is refused before it is parsed.
+#[test]
+fn history_line_over_the_record_limit() {
+    let fleet = repo("fixtures/demo-fleet/history.jsonl");
+    let line = std::fs::read_to_string(fleet).unwrap().lines().count() + 1;
+    assert_rejected_with(
+        |fleet| {
+            edit(&fleet.join("history.jsonl"), |t| {
+                format!(
+                    "{t}{{\"time\":\"2026-02-03T00:00:00Z\",\"type\":\"rotation.completed\",\"credential_id\":\"x\",\"details\":\"{}\"}}\n",
+                    "y".repeat(70_000)
+                )
+            })
+        },
+        &["--max-record-size", "64K"],
+        &[
+            "history.jsonl",
+            &format!("line {line}:"),
+            "one line over the 64 KiB limit",
+            "--max-record-size",
+        ],
     );
 }
 

@@ -400,6 +400,27 @@ fn read_file(
     ))
 }
 
+/// The bytes of one CloudTrail file, read as [`read_paths`] reads a file named `path` (the fast
+/// road, else the streaming parser, within `limits`) without opening anything: `path` only
+/// names the file in errors. `buffer` is the fast road's window, kept from file to file as
+/// [`read_paths`] keeps it. For the fuzz targets and their replay (`crate::fuzzing`).
+pub fn read_file_bytes(
+    path: &Path,
+    bytes: &[u8],
+    limits: &Limits,
+    buffer: &mut Vec<u8>,
+) -> Result<CloudTrailData> {
+    let size = bytes.len() as u64;
+    if size > limits.max_file_bytes {
+        return Err(input::too_large(path, size, limits.max_file_bytes));
+    }
+    let (aggregator, _) = match read_fast(bytes, size, limits, buffer) {
+        Some(done) => done,
+        None => read_streaming(path, bytes, size, limits)?,
+    };
+    Ok(aggregator.finish(vec![path.to_path_buf()]))
+}
+
 /// The fast road: the file's aggregates and SHA-256, or `None` when the file must be read by
 /// the streaming parser (see [`split`]).
 fn read_fast<R: Read>(

@@ -2,12 +2,14 @@
 //! inside `aws iam get-credential-report` output (`Content`, base64 or plain text).
 
 use std::path::Path;
+use std::rc::Rc;
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::awsjson::{self, Site, quote};
+use super::input::{Budgeted, LimitExceeded, Limits, RecordBudget};
 use crate::error::{Error, Result};
 use crate::model::Timestamp;
 
@@ -111,9 +113,16 @@ fn same_last_use(a: &ReportKey, b: &ReportKey) -> bool {
         && a.last_used_service == b.last_used_service
 }
 
-/// Reads `credential-report.csv`.
+/// Reads `credential-report.csv` with the default [`Limits`].
 pub fn parse_csv_file(file: &Path, text: &str) -> Result<Vec<ReportRow>> {
-    parse_csv(file, "", text)
+    parse_csv_file_with(file, text, &Limits::default())
+}
+
+/// Reads `credential-report.csv`; a row (the header included) longer than
+/// `limits.max_record_bytes` is refused naming the line and `--max-record-size`, before it is
+/// held whole.
+pub fn parse_csv_file_with(file: &Path, text: &str, limits: &Limits) -> Result<Vec<ReportRow>> {
+    parse_csv(file, "", text, limits)
 }
 
 /// `aws iam get-credential-report` output. Other members (and any unknown ones) are ignored.
@@ -127,9 +136,14 @@ struct GetCredentialReportOutput {
     report_format: Option<Value>,
 }
 
-/// Reads `get-credential-report.json`: `Content` holds the CSV, base64-encoded as the API returns
-/// it or already decoded.
+/// Reads `get-credential-report.json` with the default [`Limits`].
 pub fn parse_json_file(file: &Path, text: &str) -> Result<Vec<ReportRow>> {
+    parse_json_file_with(file, text, &Limits::default())
+}
+
+/// Reads `get-credential-report.json`: `Content` holds the CSV, base64-encoded as the API returns
+/// it or already decoded; its rows are capped as in [`parse_csv_file_with`].
+pub fn parse_json_file_with(file: &Path, text: &str, limits: &Limits) -> Result<Vec<ReportRow>> {
     let output: GetCredentialReportOutput = awsjson::from_file_text(file, text)?;
     let site = Site::new(file, "");
     site.optional_date("GeneratedTime", output.generated_time)?;
@@ -148,7 +162,7 @@ pub fn parse_json_file(file: &Path, text: &str) -> Result<Vec<ReportRow>> {
             "expected the credential report CSV, plain or base64-encoded",
         )
     })?;
-    parse_csv(file, "Content, ", &csv_text)
+    parse_csv(file, "Content, ", &csv_text, limits)
 }
 
 /// The CSV text from `Content`: as is when it already starts with the header, else base64.
@@ -188,12 +202,18 @@ struct KeyColumns {
     last_used_service: usize,
 }
 
-fn parse_csv(file: &Path, prefix: &str, text: &str) -> Result<Vec<ReportRow>> {
+fn parse_csv(file: &Path, prefix: &str, text: &str, limits: &Limits) -> Result<Vec<ReportRow>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Each row's bytes count against the record limit as the reader takes them (give or take
+    // the reader's buffer), so a row of a million columns stops at the limit.
+    let budget = RecordBudget::new(limits.max_record_bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(Budgeted {
+            inner: text.as_bytes(),
+            budget: Rc::clone(&budget),
+        });
     let header = reader
         .headers()
         .map_err(|e| csv_error(file, prefix, &e))?
@@ -248,8 +268,18 @@ fn parse_csv(file: &Path, prefix: &str, text: &str) -> Result<Vec<ReportRow>> {
     // A user's first line: AWS writes one row per user, and two rows that disagree would leave
     // the evidence ambiguous.
     let mut first_line: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| csv_error(file, prefix, &e))?;
+    let mut record = csv::StringRecord::new();
+    loop {
+        budget.start();
+        let next_line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) if csv_limit(&e).is_some() => {
+                return Err(csv_error_at(file, prefix, &e, next_line));
+            }
+            Err(e) => return Err(csv_error(file, prefix, &e)),
+        }
         let line = record.position().map_or(0, |p| p.line());
         let row = parse_row(file, prefix, &columns, &record, line)?;
         if let Some(first) = first_line.insert(row.user.clone(), line) {
@@ -391,16 +421,40 @@ impl Cell<'_> {
     }
 }
 
+/// The limit a CSV read error reports, if it is one.
+fn csv_limit(error: &csv::Error) -> Option<LimitExceeded> {
+    match error.kind() {
+        csv::ErrorKind::Io(io) => LimitExceeded::of(io),
+        _ => None,
+    }
+}
+
+/// [`csv_error`] for an error that knows no position, placed at `line`.
+fn csv_error_at(file: &Path, prefix: &str, error: &csv::Error, line: u64) -> Error {
+    match error.position() {
+        Some(_) => csv_error(file, prefix, error),
+        None => Error::input(file, format!("{prefix}line {line}"), csv_message(error)),
+    }
+}
+
 fn csv_error(file: &Path, prefix: &str, error: &csv::Error) -> Error {
     let location = match error.position() {
         Some(position) => format!("{prefix}line {}", position.line()),
+        // The header is the only record read without a position of its own.
+        None if csv_limit(error).is_some() => format!("{prefix}line 1"),
         None => format!("{prefix}line ?"),
     };
-    let message = match error.kind() {
+    Error::input(file, location, csv_message(error))
+}
+
+fn csv_message(error: &csv::Error) -> String {
+    if let Some(exceeded) = csv_limit(error) {
+        return exceeded.to_string();
+    }
+    match error.kind() {
         csv::ErrorKind::Utf8 { .. } => "expected UTF-8 text".to_string(),
         _ => format!("unreadable CSV: {error}"),
-    };
-    Error::input(file, location, message)
+    }
 }
 
 #[cfg(test)]
@@ -472,6 +526,44 @@ mod tests {
         let bad = BOB.replacen(",true,", ",yes,", 1);
         let err = parse_csv_file(file(), &format!("{HEADER}\n{bad}\n")).unwrap_err();
         assert!(err.to_string().contains("line 2, password_enabled (user \"bob\"): expected true, false or N/A, found \"yes\""), "{err}");
+    }
+
+    #[test]
+    fn a_row_over_the_record_limit_stops_at_the_limit_naming_its_line() {
+        let limits = Limits {
+            max_record_bytes: 64 << 10,
+            ..Limits::default()
+        };
+        // A million columns: refused long before the row is held whole.
+        let wide = format!("{HEADER}\n{BOB}\n{}\n", ",".repeat(1_000_000));
+        let err = parse_csv_file_with(file(), &wide, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("credential-report.csv: line 3: one record over the 64 KiB limit"),
+            "{err}"
+        );
+        assert!(err.contains("--max-record-size"), "{err}");
+        // A quoted field spanning many short lines is one record too.
+        let tall = format!("{HEADER}\n\"{}\n", "x\n".repeat(40_000));
+        let err = parse_csv_file_with(file(), &tall, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: one record over"), "{err}");
+        // So is a header of a million columns.
+        let header = format!("{HEADER}{}\n{BOB}\n", ",c".repeat(1_000_000));
+        let err = parse_csv_file_with(file(), &header, &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 1: one record over"), "{err}");
+        // Rows within the limit read as before, and the default limit is the library's.
+        let rows = parse_csv_file_with(file(), &format!("{HEADER}\n{BOB}\n"), &limits).unwrap();
+        assert_eq!(rows.len(), 1);
+        let json = serde_json::json!({ "Content": wide });
+        let err = parse_json_file_with(Path::new("g.json"), &json.to_string(), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Content, line 3: one record over"), "{err}");
     }
 
     #[test]

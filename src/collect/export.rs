@@ -529,12 +529,12 @@ fn read_credential_report(
     let json_path = dir.join("get-credential-report.json");
     let mut report: Option<(PathBuf, Vec<ReportRow>)> = None;
     if let Some(text) = export.read_optional(&csv_path)? {
-        let rows = credential_report::parse_csv_file(&csv_path, &text)?;
+        let rows = credential_report::parse_csv_file_with(&csv_path, &text, &export.limits)?;
         export.cover(account, GLOBAL, "iam:credential-report", rows.len());
         report = Some((csv_path.clone(), rows));
     }
     if let Some(text) = export.read_optional(&json_path)? {
-        let rows = credential_report::parse_json_file(&json_path, &text)?;
+        let rows = credential_report::parse_json_file_with(&json_path, &text, &export.limits)?;
         export.cover(account, GLOBAL, "iam:get-credential-report", rows.len());
         match &report {
             Some((_, csv_rows)) if *csv_rows != rows => {

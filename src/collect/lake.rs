@@ -43,6 +43,14 @@ pub const QUERIES: [(&str, &str); 2] = [("usage", USAGE_SQL), ("lifecycle", LIFE
 /// The folder of the export holding what CloudTrail Lake returned.
 pub const FOLDER: &str = "cloudtrail-lake";
 
+/// Latest `windowStart` taken: the last second of year 9999, as for dates in AWS JSON.
+const MAX_WINDOW_START: i64 = 253_402_300_799;
+
+/// Most calls the usage rows of one export may add up to (2^53, far beyond any real account):
+/// every count folded from them then fits the snapshot's 64-bit integers, with room to add
+/// what log files give.
+pub const MAX_LAKE_CALLS: u64 = 1 << 53;
+
 /// An event data store as `--cloudtrail-lake` names it: its ARN or its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDataStore {
@@ -159,6 +167,7 @@ pub fn read_export(dir: &Path, limits: &Limits) -> Result<Option<LakeData>> {
         .map_err(|e| Error::input_file(&query_path, format!("expected the query file: {e}")))?;
     let mut files = vec![(format!("{FOLDER}/query.json"), bytes)];
     let mut fold = Fold::default();
+    let mut calls = 0u64;
     for entry in &query.queries {
         let Some(kind) = QUERIES.iter().position(|(name, _)| *name == entry.name) else {
             return Err(Error::input_file(
@@ -181,7 +190,7 @@ pub fn read_export(dir: &Path, limits: &Limits) -> Result<Option<LakeData>> {
             for (index, row) in rows.iter().enumerate() {
                 let at = || format!("QueryResultRows[{index}]");
                 let result = if kind == 0 {
-                    fold_usage(&mut fold, row)
+                    fold_usage(&mut fold, row, &mut calls)
                 } else {
                     fold_lifecycle(&mut fold, row)
                 };
@@ -265,8 +274,9 @@ fn list(value: Option<&str>) -> Vec<Cow<'static, str>> {
         .collect()
 }
 
-/// A usage row folded: `windowStart` (epoch seconds), `calls` and the grouped columns.
-fn fold_usage(fold: &mut Fold, row: &Row) -> std::result::Result<(), String> {
+/// A usage row folded: `windowStart` (epoch seconds), `calls` and the grouped columns. `total`
+/// is the calls of the rows folded before, at most [`MAX_LAKE_CALLS`].
+fn fold_usage(fold: &mut Fold, row: &Row, total: &mut u64) -> std::result::Result<(), String> {
     let number = |column: &str| -> std::result::Result<i64, String> {
         let value = text(row, column).ok_or(format!("no {column}"))?;
         value
@@ -278,6 +288,17 @@ fn fold_usage(fold: &mut Fold, row: &Row) -> std::result::Result<(), String> {
     if n < 0 {
         return Err(format!("calls: expected a count, found {n}"));
     }
+    if !(0..=MAX_WINDOW_START).contains(&seconds) {
+        return Err(format!(
+            "windowStart: expected epoch seconds from 1970 to 9999, found {seconds}"
+        ));
+    }
+    *total = total
+        .checked_add(n as u64)
+        .filter(|total| *total <= MAX_LAKE_CALLS)
+        .ok_or_else(|| {
+            format!("calls: the usage rows add up to more than {MAX_LAKE_CALLS} calls; expected counts of real calls")
+        })?;
     let secret_id_list = list(text(row, "secretIdList"));
     fold.add_calls(&Calls {
         seconds,
@@ -355,6 +376,49 @@ pub fn with_files(files: Option<CloudTrailData>, lake: CloudTrailData) -> CloudT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn usage_row(window_start: &str, calls: &str) -> Row {
+        [
+            ("accessKeyId", "AKIAEXAMPLE"),
+            ("windowStart", window_start),
+            ("calls", calls),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect()
+    }
+
+    #[test]
+    fn usage_rows_out_of_range_are_refused_not_overflowed() {
+        let mut fold = Fold::default();
+        let mut total = 0;
+        for bad in ["-9223372036854775808", "-1", "253402300800"] {
+            let err = fold_usage(&mut fold, &usage_row(bad, "1"), &mut total).unwrap_err();
+            assert!(
+                err.starts_with("windowStart: expected epoch seconds"),
+                "{err}"
+            );
+        }
+        fold_usage(&mut fold, &usage_row("253402300799", "1"), &mut total).unwrap();
+        let big = (MAX_LAKE_CALLS - 1).to_string();
+        fold_usage(&mut fold, &usage_row("0", &big), &mut total).unwrap();
+        assert_eq!(total, MAX_LAKE_CALLS);
+        let err = fold_usage(&mut fold, &usage_row("0", "1"), &mut total).unwrap_err();
+        assert!(err.contains("add up to more than"), "{err}");
+        let err = fold_usage(
+            &mut fold,
+            &usage_row("0", &i64::MAX.to_string()),
+            &mut total,
+        )
+        .unwrap_err();
+        assert!(err.contains("add up to more than"), "{err}");
+        let data = fold.finish();
+        assert_eq!(data.records, MAX_LAKE_CALLS);
+        assert_eq!(
+            data.usage.iter().map(|u| u.calls).sum::<u64>(),
+            MAX_LAKE_CALLS
+        );
+    }
 
     #[test]
     fn event_data_store_names_are_checked_strictly() {

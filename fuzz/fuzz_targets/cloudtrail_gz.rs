@@ -1,0 +1,7 @@
+#![no_main]
+// Runs credaudit::fuzzing::cloudtrail_gz (see src/fuzzing.rs) on each input.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    credaudit::fuzzing::cloudtrail_gz(data);
+});
