@@ -43,6 +43,9 @@ const BUILTIN: [(&str, &str); 5] = [
 /// `Framework::source` of a catalogue compiled into the binary.
 pub const BUILTIN_SOURCE: &str = "built-in";
 
+/// Largest control catalogue file read from `--controls-dir` (the built-in ones are ~10 KiB).
+pub const MAX_CATALOGUE_BYTES: u64 = 4 << 20;
+
 /// One compliance framework's catalogue of controls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Framework {
@@ -264,7 +267,7 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Framework>> {
     files.sort();
     let mut from_user: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in files {
-        let text = crate::error::read_to_string(&path)?;
+        let text = crate::error::read_to_string_capped(&path, MAX_CATALOGUE_BYTES)?;
         let framework = parse(&text, &path, &known_rules())?;
         if let Some(earlier) = from_user.insert(framework.id.clone(), path.clone()) {
             return Err(Error::input(
@@ -1553,6 +1556,21 @@ kinds = ["iam-access-key"]
         assert!(acme.source.ends_with("acme.toml"));
 
         assert_eq!(load(None).unwrap(), builtin().unwrap());
+    }
+
+    #[test]
+    fn a_catalogue_over_the_cap_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.toml");
+        let line = "# padding padding padding padding padding padding padding padding\n";
+        let size = MAX_CATALOGUE_BYTES as usize + line.len();
+        std::fs::write(&path, line.repeat(size / line.len() + 1)).unwrap();
+        let error = load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("huge.toml"), "{error}");
+        assert!(
+            error.contains(&format!("{MAX_CATALOGUE_BYTES}-byte limit")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -101,9 +101,30 @@ pub fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> Error 
 
 /// Reads a whole input file, naming it when that fails.
 pub fn read_to_string(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => Error::input_file(path, "expected UTF-8 text"),
-        _ => Error::io(path, e),
+    read_to_string_capped(
+        path,
+        crate::collect::input::Limits::default().max_file_bytes,
+    )
+}
+
+/// [`read_to_string`] of a file of at most `cap` bytes: a larger one is bad input naming the
+/// cap, and is never read whole.
+pub fn read_to_string_capped(path: &Path, cap: u64) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::input_file(
+            path,
+            format!("larger than the {cap}-byte limit on this file; expected a smaller file"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let error = e.utf8_error();
+        not_utf8(path, e.as_bytes(), error)
     })
 }
 
