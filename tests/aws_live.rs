@@ -11,12 +11,12 @@ mod moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 use common::AS_OF;
-use moto::{Server, read_jsonl};
+use moto::{Server, credaudit, read_jsonl, run};
 
 const BASE_ACCOUNT: &str = "123456789012";
 const SECOND_ACCOUNT: &str = "222222222222";
@@ -119,33 +119,6 @@ impl Emulator {
         toml += &entry("team2/token", "secret", "B", true);
         std::fs::write(path, toml).unwrap();
     }
-}
-
-/// The credaudit binary with a clean AWS environment: fixed test keys, no profile files, no
-/// instance metadata (nothing may leave loopback).
-fn credaudit() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credaudit"));
-    cmd.env_clear()
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/credaudit-test/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/credaudit-test/credentials",
-        )
-        .env("TMPDIR", std::env::temp_dir());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let output = cmd.output().expect("credaudit runs");
-    eprintln!(
-        "credaudit exited {:?}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// `--aws` arguments for the emulator: both accounts, both regions, no CloudTrail.
@@ -735,6 +708,22 @@ fn unreachable_aws_is_a_clear_error_not_an_empty_scan() {
     assert!(!tmp.path().join("export/coverage.json").exists());
 }
 
+/// `credaudit scan ARGS` of the test inventory as of `AS_OF`, keeping everything under `dir` by
+/// `name`: the export in `NAME-export`, the snapshot `NAME.db`, the bundle in `NAME`.
+fn scan_named(dir: &Path, args: Vec<String>, inventory: &Path, name: &str) -> Output {
+    run(credaudit()
+        .arg("scan")
+        .args(args)
+        .arg("--export")
+        .arg(dir.join(format!("{name}-export")))
+        .arg("--inventory")
+        .arg(inventory)
+        .args(["--as-of", AS_OF, "--db"])
+        .arg(dir.join(format!("{name}.db")))
+        .arg("--out")
+        .arg(dir.join(name)))
+}
+
 /// `--aws --org` arguments for the emulator's organisation: both regions, no CloudTrail.
 fn org_args(emulator: &Emulator, extra: &[&str]) -> Vec<String> {
     [
@@ -770,19 +759,7 @@ fn org_scan_reads_every_member_account_and_a_refusing_one_is_a_coverage_gap() {
         serde_json::json!([BASE_ACCOUNT, SECOND_ACCOUNT, refusing])
     );
     let p = |name: &str| tmp.path().join(name);
-    let scan = |args: Vec<String>, name: &str| {
-        run(credaudit()
-            .arg("scan")
-            .args(args)
-            .arg("--export")
-            .arg(p(&format!("{name}-export")))
-            .arg("--inventory")
-            .arg(&inventory)
-            .args(["--as-of", AS_OF, "--db"])
-            .arg(p(&format!("{name}.db")))
-            .arg("--out")
-            .arg(p(name)))
-    };
+    let scan = |args: Vec<String>, name: &str| scan_named(tmp.path(), args, &inventory, name);
 
     // The whole organisation: two accounts read, the third a gap (exit 3), never skipped.
     let whole = scan(org_args(&emulator, &[]), "org");
@@ -889,17 +866,7 @@ fn throttled_requests_are_retried_with_backoff_and_reported() {
                 }
             })
             .collect();
-        run(credaudit()
-            .arg("scan")
-            .args(args)
-            .arg("--export")
-            .arg(p(&format!("{name}-export")))
-            .arg("--inventory")
-            .arg(&inventory)
-            .args(["--as-of", AS_OF, "--db"])
-            .arg(p(&format!("{name}.db")))
-            .arg("--out")
-            .arg(p(name)))
+        scan_named(tmp.path(), args, &inventory, name)
     };
     let direct = scan(&emulator.server.url(), "direct");
     assert_eq!(direct.status.code(), Some(0));
@@ -1069,15 +1036,7 @@ fn two_org_shards_merged_equal_one_scan_of_both_accounts() {
     let refusing = org["refusing"].as_str().unwrap();
     let p = |name: &str| tmp.path().join(name);
     let scan = |extra: &[&str], name: &str| {
-        let out = run(credaudit()
-            .arg("scan")
-            .args(org_args(&emulator, extra))
-            .arg("--inventory")
-            .arg(&inventory)
-            .args(["--as-of", AS_OF, "--db"])
-            .arg(p(&format!("{name}.db")))
-            .arg("--out")
-            .arg(p(name)));
+        let out = scan_named(tmp.path(), org_args(&emulator, extra), &inventory, name);
         assert_eq!(out.status.code(), Some(0), "{name}");
     };
     // Shard 1: the management account alone; shard 2: the OU (the second account).

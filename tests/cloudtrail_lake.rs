@@ -13,7 +13,7 @@ mod moto;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use credaudit::collect::cloudtrail::{self, CloudTrailData};
@@ -22,7 +22,7 @@ use credaudit::collect::lake::{self, EventDataStore, QueryEntry, QueryFile};
 use serde_json::Value;
 
 use common::repo;
-use moto::{Server, python, read_jsonl};
+use moto::{Server, credaudit, python, read_jsonl, run};
 
 fn time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -337,31 +337,6 @@ fn fleet_records(manifest: &Value, path: &Path) {
         serde_json::to_vec_pretty(&serde_json::json!({"Records": records})).unwrap(),
     )
     .unwrap();
-}
-
-fn credaudit() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credaudit"));
-    cmd.env_clear()
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/credaudit-test/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/credaudit-test/credentials",
-        )
-        .env("TMPDIR", std::env::temp_dir());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let output = cmd.output().expect("credaudit runs");
-    eprintln!(
-        "credaudit exited {:?}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// (rule, credential id) of every finding in a bundle's findings.json.

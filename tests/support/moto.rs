@@ -1,10 +1,10 @@
 //! The Python test tools of tests/moto/ (moto's AWS emulator, the CloudTrail responders, the
 //! throttling proxy): the venv's Python, a server started from a script that prints
-//! `PORT <n>`, and its JSON Lines logs. Shared by tests/aws_live.rs and tests/cloudtrail_lake.rs.
+//! `PORT <n>`, its JSON Lines logs, and the credaudit binary with a clean AWS environment. Shared by tests/aws_live.rs and tests/cloudtrail_lake.rs.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -100,4 +100,32 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The credaudit binary with a clean AWS environment: fixed test keys, no profile files, no
+/// instance metadata (nothing may leave loopback).
+pub fn credaudit() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_credaudit"));
+    cmd.env_clear()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/credaudit-test/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/credaudit-test/credentials",
+        )
+        .env("TMPDIR", std::env::temp_dir());
+    cmd
+}
+
+/// Runs `cmd`, showing its exit code and stderr in the test's output.
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("credaudit runs");
+    eprintln!(
+        "credaudit exited {:?}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
