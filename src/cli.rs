@@ -319,12 +319,8 @@ pub struct ScanArgs {
     pub as_of: Option<String>,
     #[command(flatten)]
     pub bundle: BundleArgs,
-    /// Exit 1 when an unwaived finding at or above this severity exists.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<SeverityArg>,
-    /// Exit 1 when an unwaived finding at or above this severity is new since the previous run.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on_new: Option<SeverityArg>,
+    #[command(flatten)]
+    pub gate: GateArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// Accept export records whose ARN names another account or region than the folder that
@@ -338,6 +334,18 @@ pub struct ScanArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// When a run that recorded its findings exits 1 (`scan`, `merge`).
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Exit 1 when an unwaived finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+    /// Exit 1 when an unwaived finding at or above this severity is new since the previous run
+    /// of the snapshot (--db).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on_new: Option<SeverityArg>,
 }
 
 #[derive(Debug, Args)]
@@ -354,13 +362,8 @@ pub struct MergeArgs {
     pub as_of: Option<String>,
     #[command(flatten)]
     pub bundle: BundleArgs,
-    /// Exit 1 when an unwaived finding at or above this severity exists.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<SeverityArg>,
-    /// Exit 1 when an unwaived finding at or above this severity is new since the previous
-    /// run of --db.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on_new: Option<SeverityArg>,
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,

@@ -62,8 +62,8 @@ fn scan_options(args: &ScanArgs) -> Result<ScanOptions> {
         db: args.db.clone(),
         clock: Utc::now,
         bundle: bundle_options(&args.bundle),
-        fail_on: args.fail_on.map(severity),
-        fail_on_new: args.fail_on_new.map(severity),
+        fail_on: args.gate.fail_on.map(severity),
+        fail_on_new: args.gate.fail_on_new.map(severity),
         limits: args.limits.limits(),
         allow_mislabelled: args.allow_mislabelled,
         keep_cloudtrail: args.keep_cloudtrail,
@@ -83,8 +83,8 @@ pub fn merge(args: &MergeArgs) -> Result<Outcome> {
             .transpose()?,
         clock: Utc::now,
         bundle: bundle_options(&args.bundle),
-        fail_on: args.fail_on.map(severity),
-        fail_on_new: args.fail_on_new.map(severity),
+        fail_on: args.gate.fail_on.map(severity),
+        fail_on_new: args.gate.fail_on_new.map(severity),
         quiet: args.quiet,
     })
 }

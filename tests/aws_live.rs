@@ -15,7 +15,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use common::AS_OF;
+use common::{AS_OF, findings};
 use moto::{Server, credaudit, read_jsonl, run};
 
 const BASE_ACCOUNT: &str = "123456789012";
@@ -31,20 +31,23 @@ struct Emulator {
 
 impl Emulator {
     fn start(dir: &Path) -> Emulator {
+        Emulator::start_with(dir, &[])
+    }
+
+    /// moto with the fleet `fleet_args` ask of tests/moto/fleet_server.py (`--fleet bench …`).
+    fn start_with(dir: &Path, fleet_args: &[&str]) -> Emulator {
         let manifest = dir.join("fleet.json");
         let requests = dir.join("moto-requests.jsonl");
-        let server = Server::start(
-            "fleet_server.py",
-            &[
-                "--as-of",
-                AS_OF,
-                "--manifest",
-                manifest.to_str().unwrap(),
-                "--request-log",
-                requests.to_str().unwrap(),
-            ],
-            &dir.join("moto.stderr"),
-        );
+        let mut args = vec![
+            "--as-of",
+            AS_OF,
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--request-log",
+            requests.to_str().unwrap(),
+        ];
+        args.extend(fleet_args);
+        let server = Server::start("fleet_server.py", &args, &dir.join("moto.stderr"));
         let manifest = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
         Emulator {
             server,
@@ -141,24 +144,6 @@ fn live_args(emulator: &Emulator) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// (rule, credential id) of every finding in a bundle's findings.json.
-fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("findings.json")).unwrap())
-            .unwrap();
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["credential"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -932,17 +917,9 @@ fn throttled_requests_are_retried_with_backoff_and_reported() {
 #[test]
 fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = tmp.path().join("fleet.json");
-    let requests = tmp.path().join("moto-requests.jsonl");
-    let server = Server::start(
-        "fleet_server.py",
+    let emulator = Emulator::start_with(
+        tmp.path(),
         &[
-            "--as-of",
-            AS_OF,
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--request-log",
-            requests.to_str().unwrap(),
             "--fleet",
             "bench",
             "--users",
@@ -952,8 +929,8 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
             "--regions",
             "1",
         ],
-        &tmp.path().join("moto.stderr"),
     );
+    let (server, requests) = (&emulator.server, &emulator.requests);
     let collect = |export: &str, extra: &[&str]| {
         let out = run(credaudit()
             .args(["collect", "--aws", "--endpoint-url", &server.url()])
@@ -964,7 +941,7 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
         assert_eq!(out.status.code(), Some(0), "collect into {export}");
     };
     collect("export", &[]);
-    let log = read_jsonl(&requests);
+    let log = read_jsonl(requests);
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in &log {
         *counts
@@ -995,9 +972,9 @@ fn a_thousand_users_and_secrets_take_at_most_1100_requests() {
     assert_eq!(listed, 2_000);
     // Asking every key's last use (--precise-last-used) finds exactly the same: the report
     // spoke for every key. It costs one request per key more.
-    std::fs::write(&requests, "").unwrap();
+    std::fs::write(requests, "").unwrap();
     collect("precise", &["--precise-last-used"]);
-    let asked = read_jsonl(&requests)
+    let asked = read_jsonl(requests)
         .iter()
         .filter(|r| r["operation"] == "GetAccessKeyLastUsed")
         .count();

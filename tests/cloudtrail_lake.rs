@@ -21,7 +21,7 @@ use credaudit::collect::input::Limits;
 use credaudit::collect::lake::{self, EventDataStore, QueryEntry, QueryFile};
 use serde_json::Value;
 
-use common::repo;
+use common::{findings, repo};
 use moto::{Server, credaudit, python, read_jsonl, run};
 
 fn time(text: &str) -> DateTime<Utc> {
@@ -337,24 +337,6 @@ fn fleet_records(manifest: &Value, path: &Path) {
         serde_json::to_vec_pretty(&serde_json::json!({"Records": records})).unwrap(),
     )
     .unwrap();
-}
-
-/// (rule, credential id) of every finding in a bundle's findings.json.
-fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("findings.json")).unwrap())
-            .unwrap();
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["credential"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn lake_responder(dir: &Path, records: &Path, fail: Option<&str>) -> (Server, PathBuf) {

@@ -11,20 +11,6 @@ fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn rule_credential_pairs(findings: &Value) -> BTreeSet<(String, String)> {
-    findings["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["credential"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn scan_finds_exactly_the_planted_problems() {
     let dir = tempfile::tempdir().unwrap();

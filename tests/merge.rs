@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{AS_OF, copy_dir, credaudit};
+use common::{AS_OF, copy_dir, credaudit, findings};
 use sha2::{Digest, Sha256};
 
 /// (exit code, stdout, stderr) of `credaudit ARGS`.
@@ -150,23 +149,6 @@ fn head_of(db: &Path) -> String {
     let head = stdout.trim().rsplit_once("head ").unwrap().1.to_string();
     assert_eq!(head.len(), 64, "{stdout}");
     head
-}
-
-/// (rule, credential) of every finding of a bundle.
-fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("findings.json")).unwrap()).unwrap();
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["credential"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn read(path: &Path) -> String {

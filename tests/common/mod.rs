@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: run the real binary, copy fixtures.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -61,4 +62,26 @@ pub fn run_count(db: &Path) -> usize {
         .runs()
         .unwrap()
         .len()
+}
+
+/// (rule, credential id) of every finding of a findings.json document.
+pub fn rule_credential_pairs(findings: &serde_json::Value) -> BTreeSet<(String, String)> {
+    findings["findings"]
+        .as_array()
+        .expect("findings.json has a findings array")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["credential"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// (rule, credential id) of every finding in the findings.json of the bundle at `bundle`.
+pub fn findings(bundle: &Path) -> BTreeSet<(String, String)> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("findings.json")).unwrap()).unwrap();
+    rule_credential_pairs(&doc)
 }
